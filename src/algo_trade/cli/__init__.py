@@ -1,0 +1,1 @@
+"""The `algo-trade` command line (Typer)."""

@@ -1,0 +1,114 @@
+"""Options and helpers shared by every command: store selection, JSON output, profiling."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from algo_trade.profiling import Stages
+from algo_trade.store.base import Store, open_store
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+Home = Annotated[
+    Path,
+    typer.Option(
+        "--home",
+        envvar="ALGO_TRADE_HOME",
+        help="Data home of the embedded lake store (env ALGO_TRADE_HOME).",
+        show_default=True,
+    ),
+]
+Db = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="ALGO_TRADE_DB",
+        help="postgresql://user@host/db to use PostgreSQL instead of the lake (env ALGO_TRADE_DB).",
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
+Profile = Annotated[
+    Path | None,
+    typer.Option("--profile", help="Write a pyinstrument HTML profile of the run to this file."),
+]
+ProfileMemory = Annotated[
+    bool,
+    typer.Option("--profile-memory", help="Print peak memory and the top allocation sites."),
+]
+DEFAULT_HOME = Path("algo-trade-data")
+
+
+def store_from(home: Path, db: str | None) -> Store:
+    """The store the user chose: --db if given, else the lake in --home."""
+    return open_store(db if db else home)
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, default=str, indent=2) + "\n")
+
+
+def rich_table(title: str, rows: list[dict[str, Any]], columns: list[str] | None = None) -> Table:
+    table = Table(title=title)
+    columns = columns or (list(rows[0]) if rows else [])
+    for c in columns:
+        table.add_column(c, justify="right" if rows and isinstance(rows[0].get(c), (int, float)) else "left")
+    for r in rows:
+        table.add_row(*[_fmt(r.get(c)) for c in columns])
+    return table
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.6g}" if abs(v) < 1e6 else f"{v:,.0f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return "" if v is None else str(v)
+
+
+@contextmanager
+def run_context(profile: Path | None = None, profile_memory: bool = False, json_mode: bool = False) -> Iterator[Stages]:
+    """Wraps a command: optional CPU profile, optional memory profile, per-stage timings."""
+    stages = Stages()
+    profiler = None
+    if profile is not None:
+        from pyinstrument import Profiler
+
+        profiler = Profiler()
+        profiler.start()
+    if profile_memory:
+        tracemalloc.start(10)
+    try:
+        yield stages
+    finally:
+        out = err_console if json_mode else console
+        if profiler is not None:
+            profiler.stop()
+            profile.parent.mkdir(parents=True, exist_ok=True)
+            profile.write_text(profiler.output_html())
+            out.print(f"profile written to {profile}")
+        if profile is not None or profile_memory:
+            if stages.records:
+                out.print(rich_table("stages", stages.as_dicts()))
+        if profile_memory:
+            snapshot = tracemalloc.take_snapshot()
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            out.print(f"peak traced Python memory: {peak / 2**20:.1f} MB")
+            top = snapshot.statistics("lineno")[:10]
+            out.print(
+                rich_table(
+                    "top allocation sites",
+                    [{"site": str(s.traceback[0]), "MB": round(s.size / 2**20, 2), "blocks": s.count} for s in top],
+                )
+            )

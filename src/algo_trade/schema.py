@@ -1,0 +1,253 @@
+"""Record kinds: one normalized Arrow schema each, validation at the boundary, the symbol rule.
+
+Every table that enters a store passes `validate`, which casts columns to the kind's
+schema and rejects bad rows with a count per reason (never stored silently).
+
+Symbol rule: ``BASE-QUOTE-PERP`` for perpetual swaps (``BTC-USDT-PERP`` is linear,
+margined in USDT; ``BTC-USD-PERP`` is inverse), ``BASE-QUOTE`` for spot, and
+``BASE-QUOTE-YYMMDD`` for dated futures. Upper-case letters and digits only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from algo_trade.errors import DataError
+
+KINDS = ("book", "funding", "liquidation", "trade", "bar")
+DEFAULT_DEPTH = 20
+LABEL = pa.dictionary(pa.int32(), pa.string())  # exchange and symbol: few distinct values
+
+_COMMON = [
+    pa.field("ts", pa.int64()),  # ns since epoch, UTC
+    pa.field("exchange", LABEL),
+    pa.field("symbol", LABEL),
+]
+
+FUNDING = pa.schema(
+    _COMMON
+    + [
+        pa.field("rate", pa.float64()),  # fraction per interval: 0.0001 = 1 bp
+        pa.field("interval_h", pa.float64()),
+        pa.field("mark_px", pa.float64()),
+        pa.field("index_px", pa.float64()),
+        pa.field("next_ts", pa.int64()),  # next settlement time, ns
+        pa.field("settled", pa.bool_()),  # True: a settlement at ts; False: predicted rate
+    ]
+)
+LIQUIDATION = pa.schema(
+    _COMMON
+    + [
+        pa.field("side", pa.int8()),  # side of the forced order: -1 sell (a long liquidated), 1 buy
+        pa.field("price", pa.float64()),
+        pa.field("qty", pa.float64()),
+    ]
+)
+TRADE = pa.schema(
+    _COMMON
+    + [
+        pa.field("side", pa.int8()),  # taker side: 1 buy, -1 sell
+        pa.field("price", pa.float64()),
+        pa.field("qty", pa.float64()),
+        pa.field("trade_id", pa.string()),
+    ]
+)
+BAR = pa.schema(
+    _COMMON
+    + [
+        pa.field(name, pa.float64())
+        for name in ("open", "high", "low", "close", "volume")
+    ]
+)
+
+# Columns that identify a record within one (kind, exchange, symbol); duplicates by key are dropped.
+KEYS: dict[str, tuple[str, ...]] = {
+    "book": ("ts",),
+    "funding": ("ts", "settled"),
+    "bar": ("ts",),
+    "trade": ("trade_id",),
+    "liquidation": ("ts", "side", "price", "qty"),
+}
+
+SYMBOL_RE = re.compile(r"^[A-Z0-9]+-[A-Z0-9]+(-PERP|-\d{6})?$")
+
+
+def book_columns(depth: int = DEFAULT_DEPTH) -> list[str]:
+    """Level columns of a book, best level first: bid_px_0.., bid_sz_0.., ask_px_0.., ask_sz_0.."""
+    return [f"{side}_{what}_{i}" for side in ("bid", "ask") for what in ("px", "sz") for i in range(depth)]
+
+
+def book_schema(depth: int = DEFAULT_DEPTH) -> pa.Schema:
+    """Schema of a `book` table with `depth` levels per side (NaN-padded)."""
+    if depth < 1:
+        raise DataError(f"book depth must be at least 1, got {depth}")
+    return pa.schema(_COMMON + [pa.field(c, pa.float64()) for c in book_columns(depth)])
+
+
+def book_depth(schema: pa.Schema) -> int:
+    """Number of levels per side in a book schema."""
+    return sum(1 for n in schema.names if n.startswith("bid_px_"))
+
+
+def schema_for(kind: str, depth: int = DEFAULT_DEPTH) -> pa.Schema:
+    """The Arrow schema of a record kind."""
+    check_kind(kind)
+    if kind == "book":
+        return book_schema(depth)
+    return {"funding": FUNDING, "liquidation": LIQUIDATION, "trade": TRADE, "bar": BAR}[kind]
+
+
+def check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise DataError(f"unknown kind {kind!r}: choose one of {', '.join(KINDS)}")
+    return kind
+
+
+def make_symbol(base: str, quote: str, kind: str = "PERP") -> str:
+    """Our symbol for an instrument: make_symbol('btc', 'usdt') == 'BTC-USDT-PERP'."""
+    sym = f"{base}-{quote}".upper() + (f"-{kind.upper()}" if kind else "")
+    check_symbol(sym)
+    return sym
+
+
+def check_symbol(symbol: str) -> str:
+    if not SYMBOL_RE.match(symbol):
+        raise DataError(
+            f"symbol {symbol!r} does not follow the rule BASE-QUOTE-PERP (e.g. BTC-USDT-PERP)"
+        )
+    return symbol
+
+
+@dataclass
+class Validated:
+    """A table cast to its kind's schema, with the rows that failed a rule removed."""
+
+    table: pa.Table
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_rejected(self) -> int:
+        return sum(self.rejected.values())
+
+
+def label_array(value: str, n: int) -> pa.DictionaryArray:
+    """A column of n copies of one string, cheap (dictionary-encoded)."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value]))
+
+
+def _cast_column(name: str, col: pa.ChunkedArray, typ: pa.DataType) -> pa.ChunkedArray:
+    if col.type == typ:
+        return col
+    try:
+        if pa.types.is_dictionary(typ):
+            if pa.types.is_dictionary(col.type):
+                return col.cast(typ)
+            return pc.dictionary_encode(col.cast(pa.string())).cast(typ)
+        if name in ("ts", "next_ts") and pa.types.is_floating(col.type):
+            # NaN timestamps become nulls, rejected below as "missing ts".
+            col = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
+            return pc.cast(col, typ, safe=False)
+        if pa.types.is_timestamp(col.type) and name in ("ts", "next_ts"):
+            return pc.cast(pc.cast(col, pa.timestamp("ns", tz=col.type.tz)), pa.int64())
+        if typ == pa.string():
+            return col.cast(pa.string())
+        return col.cast(typ)  # safe cast: lossy conversions raise
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise DataError(f"column {name!r} has type {col.type}, expected {typ}: {exc}") from None
+
+
+def _np(table: pa.Table, name: str) -> np.ndarray:
+    col = table.column(name)
+    if pa.types.is_floating(col.type):
+        return col.to_numpy()  # nulls become NaN
+    return col.to_numpy(zero_copy_only=False)
+
+
+def validate(kind: str, table: pa.Table, depth: int | None = None) -> Validated:
+    """Cast `table` to the schema of `kind` and drop rows that break a rule.
+
+    Raises DataError for missing columns or types that cannot be cast. Row rules
+    (missing ts, crossed book, negative price or size, ...) remove rows and count them.
+    """
+    check_kind(kind)
+    if kind == "book":
+        depth = depth or book_depth(table.schema) or DEFAULT_DEPTH
+    schema = schema_for(kind, depth or DEFAULT_DEPTH)
+    missing = [n for n in schema.names if n not in table.column_names]
+    if missing:
+        raise DataError(
+            f"{kind} table is missing columns {', '.join(missing[:5])}"
+            + (" ..." if len(missing) > 5 else "")
+        )
+    cols = [_cast_column(f.name, table.column(f.name), f.type) for f in schema]
+    table = pa.Table.from_arrays(cols, schema=schema)
+    n = table.num_rows
+    rejected: dict[str, int] = {}
+    bad = np.zeros(n, dtype=bool)
+
+    def rule(reason: str, mask: np.ndarray) -> None:
+        nonlocal bad
+        new = mask & ~bad
+        count = int(new.sum())
+        if count:
+            rejected[reason] = rejected.get(reason, 0) + count
+            bad |= new
+
+    if n == 0:
+        return Validated(table, rejected)
+    rule("missing ts", table.column("ts").is_null().to_numpy(zero_copy_only=False))
+    rule(
+        "missing exchange or symbol",
+        pc.or_(table.column("exchange").is_null(), table.column("symbol").is_null()).to_numpy(
+            zero_copy_only=False
+        ),
+    )
+    syms = table.column("symbol").combine_chunks()
+    if isinstance(syms, pa.DictionaryArray) and len(syms.dictionary):
+        ok_dict = np.array([bool(SYMBOL_RE.match(s or "")) for s in syms.dictionary.to_pylist()])
+        idx = syms.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        rule("symbol not normalized (BASE-QUOTE-PERP)", ~ok_dict[idx])
+
+    if kind == "book":
+        with np.errstate(invalid="ignore"):
+            bid0, ask0 = _np(table, "bid_px_0"), _np(table, "ask_px_0")
+            rule("missing best bid or ask", np.isnan(bid0) | np.isnan(ask0))
+            rule("crossed book (best bid >= best ask)", bid0 >= ask0)
+            neg = np.zeros(n, dtype=bool)
+            unsized = np.zeros(n, dtype=bool)
+            for side in ("bid", "ask"):
+                for i in range(depth or DEFAULT_DEPTH):
+                    px, sz = _np(table, f"{side}_px_{i}"), _np(table, f"{side}_sz_{i}")
+                    neg |= (px <= 0) | (sz < 0)
+                    unsized |= np.isnan(px) != np.isnan(sz)
+            rule("negative or zero price, or negative size", neg)
+            rule("level with a price but no size (or the reverse)", unsized)
+    elif kind in ("trade", "liquidation"):
+        with np.errstate(invalid="ignore"):
+            price, qty = _np(table, "price"), _np(table, "qty")
+            rule("missing price or qty", np.isnan(price) | np.isnan(qty))
+            rule("negative or zero price or qty", (price <= 0) | (qty <= 0))
+        side = table.column("side").to_numpy(zero_copy_only=False)
+        rule("side must be 1 (buy) or -1 (sell)", ~np.isin(side, (1, -1)))
+        if kind == "trade":
+            rule("missing trade_id", table.column("trade_id").is_null().to_numpy(zero_copy_only=False))
+    elif kind == "bar":
+        with np.errstate(invalid="ignore"):
+            o, h, lo, c, v = (_np(table, x) for x in ("open", "high", "low", "close", "volume"))
+            rule("missing price", np.isnan(o) | np.isnan(h) | np.isnan(lo) | np.isnan(c))
+            rule("negative or zero price, or negative volume", (o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0) | (v < 0))
+            rule("inconsistent OHLC (high below open/close or low above)", (h < np.maximum(o, c)) | (lo > np.minimum(o, c)))
+    elif kind == "funding":
+        with np.errstate(invalid="ignore"):
+            rate = _np(table, "rate")
+            rule("missing rate", np.isnan(rate))
+            rule("negative price", (_np(table, "mark_px") < 0) | (_np(table, "index_px") < 0))
+            rule("interval_h must be positive", _np(table, "interval_h") <= 0)
+    if bad.any():
+        table = table.filter(pa.array(~bad))
+    return Validated(table, rejected)
