@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 from algo_trade.errors import DataError
 
@@ -161,6 +162,17 @@ def _cast_column(name: str, col: pa.ChunkedArray, typ: pa.DataType) -> pa.Chunke
         raise DataError(f"column {name!r} has type {col.type}, expected {typ}: {exc}") from None
 
 
+@njit(cache=True, nogil=True)
+def _level_flags_nb(px, sz, neg, unsized):  # pragma: no cover - compiled
+    """px, sz: float64[n] one book level; sets neg[i] (price <= 0 or size < 0) and
+    unsized[i] (exactly one of price/size is NaN). One pass instead of six NumPy ops."""
+    for i in range(px.shape[0]):
+        p = px[i]
+        q = sz[i]
+        neg[i] |= (p <= 0.0) or (q < 0.0)
+        unsized[i] |= (p != p) != (q != q)
+
+
 def _np(table: pa.Table, name: str) -> np.ndarray:
     col = table.column(name)
     if pa.types.is_floating(col.type):
@@ -223,8 +235,7 @@ def validate(kind: str, table: pa.Table, depth: int | None = None) -> Validated:
             for side in ("bid", "ask"):
                 for i in range(depth or DEFAULT_DEPTH):
                     px, sz = _np(table, f"{side}_px_{i}"), _np(table, f"{side}_sz_{i}")
-                    neg |= (px <= 0) | (sz < 0)
-                    unsized |= np.isnan(px) != np.isnan(sz)
+                    _level_flags_nb(px, sz, neg, unsized)
             rule("negative or zero price, or negative size", neg)
             rule("level with a price but no size (or the reverse)", unsized)
     elif kind in ("trade", "liquidation"):

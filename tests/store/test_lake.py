@@ -126,5 +126,5 @@ def test_killed_writer_leaves_no_visible_partial_file(tmp_path):
     assert t.num_rows == 3_000  # only the completed batches are visible
     assert saw_tmp
     report = store.compact()
-    assert report["temp_removed"] == 1
+    assert report["temp_removed"] >= 1  # one per file being written in parallel
     assert not any(n.startswith(".tmp-") for n in os.listdir(day_dir))

@@ -23,6 +23,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -49,6 +50,19 @@ from algo_trade.timeutil import NS_PER_DAY, day_of_ns, parse_range_ns
 
 ROW_GROUP_ROWS = 8192  # small groups: a bounded query decodes little; scans lose nothing measurable
 BATCH_ROWS = 65_536  # rows per batch yielded by merged (overlapping-file) reads
+SCAN_ROW_GROUPS = 16  # row groups decoded per batch of a scan
+PARALLEL_DECODE_ROWS = 32_768  # decode columns on all cores above this many rows
+PARALLEL_MIN_ROWS = 100_000  # below this, one file: threads would cost more than they save
+_WRITE_THREADS = max(1, min(8, os.cpu_count() or 1))
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(_WRITE_THREADS, thread_name_prefix="lake-write")
+    return _POOL
+
 _META_KEY = b"algo_trade"
 _NAME_RE = re.compile(r"^(\d+)-(\d+)-[0-9a-f]+\.parquet$")
 _EXCHANGE_RE = re.compile(r"^[a-z0-9_]+$")
@@ -77,6 +91,10 @@ class _FileInfo:
     rows: int
     scales: dict[str, int]
     columns: tuple[str, ...]
+    metadata: pq.FileMetaData  # cached footer: opening a file skips re-parsing it
+
+    def open(self) -> pq.ParquetFile:
+        return pq.ParquetFile(self.path, metadata=self.metadata)
 
 
 @lru_cache(maxsize=4096)
@@ -101,6 +119,7 @@ def _file_info(path: str) -> _FileInfo:
         md.num_rows,
         meta.get("scales", {}),
         tuple(md.schema.names),
+        md,
     )
 
 
@@ -177,9 +196,10 @@ class LakeStore:
         return out
 
     @contextmanager
-    def _locked(self, ds: Path) -> Iterator[None]:
-        ds.mkdir(parents=True, exist_ok=True)
-        with open(ds / ".lock", "a") as fh:
+    def _locked(self, day_dir: Path) -> Iterator[None]:
+        """Exclusive lock on one day partition (writers and compaction; readers never lock)."""
+        day_dir.mkdir(parents=True, exist_ok=True)
+        with open(day_dir / ".lock", "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
@@ -211,17 +231,24 @@ class LakeStore:
         bounds = np.concatenate(([0], cut, [len(ts)]))
         ex_names = ex.dictionary.to_pylist()
         sym_names = sym.dictionary.to_pylist()
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            part = t.slice(int(a), int(b - a))
-            exchange, symbol = ex_names[ex_idx[a]], sym_names[sym_idx[a]]
-            result.add(self._write_day(kind, exchange, symbol, part))
+        groups = [
+            (ex_names[ex_idx[a]], sym_names[sym_idx[a]], t.slice(int(a), int(b - a)))
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+        if len(groups) > 1 and t.num_rows >= PARALLEL_MIN_ROWS:
+            # One partition per task: each encodes and writes its own file on its own core.
+            done = _pool().map(lambda g: self._write_day(kind, g[0], g[1], g[2], parallel=False), groups)
+        else:
+            done = (self._write_day(kind, ex_name, sym_name, part) for ex_name, sym_name, part in groups)
+        for r in done:
+            result.add(r)
         return result
 
-    def _write_day(self, kind: str, exchange: str, symbol: str, part: pa.Table) -> WriteResult:
+    def _write_day(self, kind: str, exchange: str, symbol: str, part: pa.Table, parallel: bool = True) -> WriteResult:
         ds = self._dataset_dir(kind, exchange, symbol)
         ts = part.column("ts").to_numpy()
         day_dir = ds / day_of_ns(int(ts[0]))
-        with self._locked(ds):
+        with self._locked(day_dir):
             self._check_dataset_meta(ds, kind, part.schema)
             n0 = part.num_rows
             old = [
@@ -232,8 +259,10 @@ class LakeStore:
             if dup.any():
                 part = part.filter(pa.array(~dup))
             if part.num_rows:
-                day_dir.mkdir(parents=True, exist_ok=True)
-                self._write_file(kind, day_dir, part)
+                if parallel:
+                    self._write_files(kind, day_dir, part)
+                else:
+                    self._write_file(kind, day_dir, part)
         return WriteResult(written=part.num_rows, duplicates=n0 - part.num_rows)
 
     def _check_dataset_meta(self, ds: Path, kind: str, schema: pa.Schema) -> None:
@@ -249,9 +278,22 @@ class LakeStore:
                     "write it under another exchange name or resample it to the same depth"
                 )
             return
-        tmp = ds / f".dataset.json.{os.getpid()}.tmp"
+        tmp = ds / f".dataset.json.{uuid.uuid4().hex}.tmp"
         tmp.write_text(json.dumps({"kind": kind, "depth": depth}))
         os.replace(tmp, meta_path)
+
+    def _write_files(self, kind: str, day_dir: Path, part: pa.Table) -> None:
+        """Large batches are cut into one file per core, encoded and written in parallel
+        (the encoder and Parquet writer release the GIL)."""
+        n = part.num_rows
+        k = min(_WRITE_THREADS, n // PARALLEL_MIN_ROWS)
+        if k < 2:
+            self._write_file(kind, day_dir, part)
+            return
+        step = -(-n // k)
+        step = -(-step // ROW_GROUP_ROWS) * ROW_GROUP_ROWS
+        chunks = [part.slice(a, step) for a in range(0, n, step)]
+        list(_pool().map(lambda c: self._write_file(kind, day_dir, c), chunks))
 
     def _write_file(self, kind: str, day_dir: Path, part: pa.Table) -> str:
         ts = part.column("ts")
@@ -369,7 +411,7 @@ class LakeStore:
         for day in days:
             files = [f for f in self._files(ds / day) if f[0] < e and f[1] >= s]
             for cluster in _clusters(files, descending):
-                for batch in _read_cluster(cluster, cols, s, e, kind, exchange, symbol, descending):
+                for batch in _read_cluster(cluster, cols, s, e, kind, exchange, symbol, descending, remaining):
                     if remaining is not None:
                         if batch.num_rows >= remaining:
                             yield batch.slice(0, remaining)
@@ -441,8 +483,8 @@ class LakeStore:
         for kind, exchange, symbol in self.symbols():
             ds = self._dataset_dir(kind, exchange, symbol)
             report["datasets"] += 1
-            with self._locked(ds):
-                for day in self._days(ds):
+            for day in self._days(ds):
+                with self._locked(ds / day):
                     report["temp_removed"] += _remove_stale_temps(ds / day)
                     files = self._files(ds / day)
                     if len(files) < 2:
@@ -508,17 +550,20 @@ def _clusters(files: list[tuple[int, int, str]], descending: bool) -> list[list[
 
 def _decode(table: pa.Table, info: _FileInfo, cols: list[str], kind, exchange, symbol, labels=True):
     n = table.num_rows
+    scaled = [c for c in cols if c in info.scales]
+    if n >= PARALLEL_DECODE_ROWS and len(scaled) > 1:
+        decoded = dict(zip(scaled, _pool().map(lambda c: codec.decode_column(table.column(c), info.scales[c]), scaled), strict=True))
+    else:
+        decoded = {c: codec.decode_column(table.column(c), info.scales[c]) for c in scaled}
     arrays = []
     for c in cols:
         if c in ("exchange", "symbol"):
             if labels:
                 arrays.append(label_array(exchange if c == "exchange" else symbol, n))
-            continue
-        col = table.column(c)
-        if c in info.scales:
-            arrays.append(pa.array(codec.decode_column(col, info.scales[c])))
+        elif c in decoded:
+            arrays.append(pa.array(decoded[c]))
         else:
-            arrays.append(col.combine_chunks())
+            arrays.append(table.column(c).combine_chunks())
     names = [c for c in cols if labels or c not in ("exchange", "symbol")]
     return pa.Table.from_arrays(arrays, names=names)
 
@@ -531,16 +576,16 @@ def _read_file(path, cols, s, e, kind, exchange, symbol, labels=True) -> pa.Tabl
     if "ts" not in file_cols:
         file_cols = ["ts"] + file_cols
     if not rgs:
-        t = pq.ParquetFile(path).schema_arrow.empty_table().select(file_cols)
+        t = info.open().schema_arrow.empty_table().select(file_cols)
     else:
-        t = pq.ParquetFile(path).read_row_groups(rgs, columns=file_cols)
+        t = info.open().read_row_groups(rgs, columns=file_cols)
     ts = t.column("ts").to_numpy()
     lo, hi = np.searchsorted(ts, s), np.searchsorted(ts, e)
     t = t.slice(lo, hi - lo)
     return _decode(t, info, cols, kind, exchange, symbol, labels)
 
 
-def _read_cluster(cluster, cols, s, e, kind, exchange, symbol, descending) -> Iterator[pa.RecordBatch]:
+def _read_cluster(cluster, cols, s, e, kind, exchange, symbol, descending, limit=None) -> Iterator[pa.RecordBatch]:
     if len(cluster) == 1:
         path = cluster[0][2]
         info = _file_info(path)
@@ -549,9 +594,13 @@ def _read_cluster(cluster, cols, s, e, kind, exchange, symbol, descending) -> It
             rgs.reverse()
         file_cols = [c for c in cols if c in info.columns]
         need_ts = "ts" not in file_cols
-        pf = pq.ParquetFile(path)
-        for rg in rgs:
-            t = pf.read_row_group(rg, columns=(["ts"] + file_cols) if need_ts else file_cols)
+        pf = info.open()
+        # Small limits read one row group; scans read several at once so pyarrow
+        # decodes columns on all cores.
+        step = 1 if (limit is not None and limit <= ROW_GROUP_ROWS) else SCAN_ROW_GROUPS
+        for i in range(0, len(rgs), step):
+            group = sorted(rgs[i : i + step])
+            t = pf.read_row_groups(group, columns=(["ts"] + file_cols) if need_ts else file_cols)
             ts = t.column("ts").to_numpy()
             lo, hi = np.searchsorted(ts, s), np.searchsorted(ts, e)
             if hi <= lo:
