@@ -1,0 +1,258 @@
+"""Binance USD-M futures: symbol mapping, message decoding, the depth-book rules.
+
+Symbols: ``BTC-USDT-PERP`` <-> ``BTCUSDT`` (quote USDT, USDC or BUSD), dated futures
+``BTC-USDT-240927`` <-> ``BTCUSDT_240927``.
+
+Streams (combined ``{"stream","data"}`` frames or bare payloads both work):
+
+- ``<s>@depth@100ms`` (any ``depthUpdate``) plus the REST ``/fapi/v1/depth`` body build the
+  book with Binance's rules: buffer diffs until a snapshot; drop diffs with
+  ``u < lastUpdateId``; the first applied diff must have ``U <= lastUpdateId <= u``;
+  every later diff must have ``pu`` equal to the previous ``u``, else the book is
+  rebuilt from a new snapshot (a resync, counted, with a gap event).
+- ``<s>@markPrice@1s`` -> funding rows (predicted rate ``r``, mark ``p``, index ``i``,
+  next funding ``T``); when ``T`` rolls forward, a ``settled`` row is added at the old
+  ``T`` with the last rate published for that ``T`` (the stream keeps the old ``T``
+  for a moment after the hour, with the final rate).
+- ``<s>@forceOrder`` -> liquidations (side of the forced order, average price ``ap``
+  when filled, filled qty ``z``).
+- ``<s>@trade`` / ``<s>@aggTrade`` -> trades (``m`` true: the buyer was maker, so the
+  taker sold). aggTrade ids are prefixed ``a`` so they never collide with trade ids.
+- ``bookTicker`` and subscription replies are counted and ignored.
+"""
+
+from __future__ import annotations
+
+from algo_trade.errors import ConfigError, ExchangeError
+from algo_trade.exchanges.base import BaseNormalizer, ms_ns
+
+EXCHANGE = "binance"
+WS_URL = "wss://fstream.binance.com"
+REST_URL = "https://fapi.binance.com"
+QUOTES = ("USDT", "USDC", "BUSD")
+DEFAULT_FUNDING_H = 8.0
+MAX_BUFFERED_DIFFS = 10_000
+STREAM_SUFFIX = {
+    "book": "depth@100ms",
+    "funding": "markPrice@1s",
+    "liquidation": "forceOrder",
+    "trade": "trade",
+}
+
+
+def to_venue(symbol: str) -> str:
+    """BTC-USDT-PERP -> BTCUSDT; BTC-USDT-240927 -> BTCUSDT_240927."""
+    parts = symbol.split("-")
+    if len(parts) != 3:
+        raise ConfigError(f"{symbol}: Binance USD-M lists perpetuals and dated futures only")
+    base, quote, kind = parts
+    if quote not in QUOTES:
+        raise ConfigError(f"{symbol}: Binance USD-M has no {quote}-margined contracts")
+    return f"{base}{quote}" if kind == "PERP" else f"{base}{quote}_{kind}"
+
+
+def from_venue(name: str) -> str:
+    """BTCUSDT -> BTC-USDT-PERP; BTCUSDT_240927 -> BTC-USDT-240927."""
+    pair, _, expiry = name.upper().partition("_")
+    for q in QUOTES:
+        if pair.endswith(q) and len(pair) > len(q):
+            return f"{pair[: -len(q)]}-{q}-{expiry or 'PERP'}"
+    raise ExchangeError(
+        f"cannot map Binance symbol {name!r} (quote not one of {', '.join(QUOTES)})"
+    )
+
+
+def stream_names(symbols: list[str], streams: list[str]) -> list[str]:
+    """Combined-stream names for our symbols and streams (book, funding, liquidation, trade)."""
+    return [f"{to_venue(s).lower()}@{STREAM_SUFFIX[st]}" for s in symbols for st in streams]
+
+
+def ws_path(symbols: list[str], streams: list[str]) -> str:
+    return "/stream?streams=" + "/".join(stream_names(symbols, streams))
+
+
+def depth_path(symbol: str, limit: int = 1000) -> str:
+    return f"/fapi/v1/depth?symbol={to_venue(symbol)}&limit={limit}"
+
+
+INSTRUMENTS_PATH = "/fapi/v1/exchangeInfo"
+
+
+def parse_instruments(body: str | bytes) -> set[str]:
+    """Our symbols of the trading contracts in an /fapi/v1/exchangeInfo body."""
+    import orjson
+
+    out = set()
+    for s in orjson.loads(body)["symbols"]:
+        if s.get("status", "TRADING") != "TRADING":
+            continue
+        try:
+            out.add(from_venue(s["symbol"]))
+        except ExchangeError:
+            continue
+    return out
+
+
+class Normalizer(BaseNormalizer):
+    """Binance USD-M messages -> normalized records (see the module docstring)."""
+
+    exchange = EXCHANGE
+
+    def __init__(
+        self, symbols: list[str], depth: int = 20, book_interval_ns: int = 1_000_000_000
+    ) -> None:
+        super().__init__(symbols, depth, book_interval_ns)
+        self.funding_interval_h = dict.fromkeys(self.symbols, DEFAULT_FUNDING_H)
+        self._buf: dict[str, list[dict]] = {s: [] for s in self.symbols}
+        self._snap: dict[str, tuple[int, int]] = {}  # sym -> (lastUpdateId, ts_ns) not yet bridged
+        self._last_fund: dict[str, tuple[int, float]] = {}  # sym -> (next_ts, rate)
+
+    def venue_symbol(self, symbol: str) -> str:
+        return to_venue(symbol)
+
+    def pending_snapshots(self) -> list[str]:
+        return [
+            s
+            for s in self.symbols
+            if not self.books[s].synced and s not in self._snap and self._buf[s]
+        ]
+
+    def on_disconnect(self, ts_ns: int, reason: str) -> None:
+        super().on_disconnect(ts_ns, reason)
+        self._snap.clear()
+        for b in self._buf.values():
+            b.clear()
+
+    def _feed(self, recv_ts_ns: int, obj: object, symbol: str | None) -> None:
+        if self._open:
+            self.on_message_after_gap(recv_ts_ns)
+        if not isinstance(obj, dict):
+            raise TypeError("message is not a JSON object")
+        d = obj.get("data", obj)
+        e = d.get("e")
+        if e == "depthUpdate":
+            self._seen("book")
+            self._depth(d)
+        elif e == "trade":
+            self._seen("trade")
+            sym = self.ours.get(d["s"])
+            if sym is not None:
+                self._trade_row(
+                    ms_ns(d["T"]),
+                    sym,
+                    -1 if d["m"] else 1,
+                    float(d["p"]),
+                    float(d["q"]),
+                    str(d["t"]),
+                )
+        elif e == "aggTrade":
+            self._seen("trade")
+            sym = self.ours.get(d["s"])
+            if sym is not None:
+                self._trade_row(
+                    ms_ns(d["T"]),
+                    sym,
+                    -1 if d["m"] else 1,
+                    float(d["p"]),
+                    float(d["q"]),
+                    f"a{d['a']}",
+                )
+        elif e == "markPriceUpdate":
+            self._seen("funding")
+            self._mark(d)
+        elif e == "forceOrder":
+            self._seen("liquidation")
+            o = d["o"]
+            sym = self.ours.get(o["s"])
+            if sym is not None:
+                avg = float(o.get("ap") or 0)
+                filled = float(o.get("z") or 0)
+                self._liq_row(
+                    ms_ns(o["T"]),
+                    sym,
+                    1 if o["S"] == "BUY" else -1,
+                    avg if avg > 0 else float(o["p"]),
+                    filled if filled > 0 else float(o["q"]),
+                )
+        elif "lastUpdateId" in d:
+            self._seen("snapshot")
+            self._snapshot(d, symbol)
+        elif e == "bookTicker" or "result" in d or e is not None:
+            self._seen("ignored")
+        else:
+            raise ValueError("not a Binance market-data message")
+
+    # ------------------------------------------------------------ book rules
+    def _snapshot(self, d: dict, symbol: str | None) -> None:
+        if symbol is None:
+            if len(self.symbols) != 1:
+                raise ValueError("depth snapshot without a symbol (pass symbol=)")
+            sym = self.symbols[0]
+        else:
+            sym = self.ours.get(symbol) or self.canonical(symbol)
+            if sym not in self.books:
+                raise ValueError(f"depth snapshot for unknown symbol {symbol}")
+        book = self.books[sym]
+        book.synced = False
+        book.load(d["bids"], d["asks"])
+        ts = ms_ns(d.get("T") or d.get("E") or 0)
+        self._snap[sym] = (int(d["lastUpdateId"]), ts)
+        pending, self._buf[sym] = self._buf[sym], []
+        for diff in pending:
+            self._depth(diff)
+
+    def _depth(self, d: dict) -> None:
+        sym = self.ours.get(d["s"])
+        if sym is None:
+            return
+        book = self.books[sym]
+        u = int(d["u"])
+        ts = ms_ns(d["E"])
+        if book.synced:
+            if int(d["pu"]) != book.last_id:
+                self._lost(sym, ts, "sequence gap", f"pu {d['pu']} != previous u {book.last_id}")
+                self._buf[sym].append(d)
+                return
+            self._clock(sym, ts)
+            book.apply(d["b"], d["a"])
+            book.last_id = u
+            return
+        snap = self._snap.get(sym)
+        if snap is None:
+            buf = self._buf[sym]
+            buf.append(d)
+            if len(buf) > MAX_BUFFERED_DIFFS:  # no snapshot came: keep the newest
+                del buf[: len(buf) - MAX_BUFFERED_DIFFS]
+            return
+        last_id, snap_ts = snap
+        if u < last_id:
+            self.counters.stale_dropped += 1
+            return
+        if int(d["U"]) > last_id:
+            # The snapshot is older than the first diff we hold: it cannot be bridged.
+            del self._snap[sym]
+            self._lost(sym, ts, "snapshot too old", f"U {d['U']} > lastUpdateId {last_id}")
+            self._buf[sym].append(d)
+            return
+        del self._snap[sym]
+        self._synced(sym, snap_ts)
+        self._clock(sym, ts)
+        book.apply(d["b"], d["a"])
+        book.last_id = u
+
+    # ------------------------------------------------------------ funding
+    def _mark(self, d: dict) -> None:
+        sym = self.ours.get(d["s"])
+        if sym is None:
+            return
+        ts = ms_ns(d["E"])
+        rate = float(d["r"])
+        next_ts = ms_ns(d["T"])
+        ih = self.funding_interval_h[sym]
+        mark = float(d["p"])
+        index = float(d["i"])
+        prev = self._last_fund.get(sym)
+        if prev is not None and next_ts > prev[0] and ts >= prev[0]:
+            self._fund_row(prev[0], sym, prev[1], ih, mark, index, prev[0], True)
+        self._last_fund[sym] = (next_ts, rate)
+        self._fund_row(ts, sym, rate, ih, mark, index, next_ts, False)
