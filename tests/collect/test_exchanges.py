@@ -25,12 +25,6 @@ def _same(a, b) -> bool:
     return np.array_equal(np.asarray(a, dtype=float), np.asarray(b, dtype=float), equal_nan=True)
 
 
-def _reorder(ref_row, depth):
-    # ref and normalizer both give bid_px.., bid_sz.., ask_px.., ask_sz..; the table's
-    # columns are in book_columns order, which is the same.
-    return ref_row
-
-
 def test_binance_book_matches_direct_replay():
     lines = capture_lines(BIN, 1000)
     n = binance.Normalizer(["BTC-USDT-PERP"], depth=20, book_interval_ns=SEC)
@@ -211,27 +205,10 @@ def test_bybit_book_trades_funding_match_reference():
                             side.pop(float(p), None) if float(q) == 0 else side.__setitem__(
                                 float(p), float(q)
                             )
-        b = (
-            out["book"].filter(
-                out["book"].column("symbol").cast("string").to_numpy(zero_copy_only=False) == sym
-            )
-            if False
-            else None
-        )
         tab = out["book"].to_pandas()
         tab = tab[tab.symbol == sym]
-        got = (
-            {
-                int(r.ts): r.values[3:].astype(float)
-                for r in tab.itertuples(index=False)
-                for _ in [0]
-            }
-            if False
-            else {
-                int(ts): row
-                for ts, row in zip(tab.ts, tab.iloc[:, 3:].to_numpy(dtype=float), strict=True)
-            }
-        )
+        levels = tab.iloc[:, 3:].to_numpy(dtype=float)
+        got = {int(ts): row for ts, row in zip(tab.ts, levels, strict=True)}
         assert len(got) >= 20 and set(got) == set(ref)
         for k, row in got.items():
             assert _same(row, ref[k])
