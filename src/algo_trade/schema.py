@@ -130,6 +130,8 @@ class Validated:
 
     table: pa.Table
     rejected: dict[str, int] = field(default_factory=dict)
+    # reason -> positions (in the input table) of the rows it removed, for line-level reports
+    rows: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_rejected(self) -> int:
@@ -200,6 +202,7 @@ def validate(kind: str, table: pa.Table, depth: int | None = None) -> Validated:
     table = pa.Table.from_arrays(cols, schema=schema)
     n = table.num_rows
     rejected: dict[str, int] = {}
+    rows: dict[str, np.ndarray] = {}
     bad = np.zeros(n, dtype=bool)
 
     def rule(reason: str, mask: np.ndarray) -> None:
@@ -208,10 +211,11 @@ def validate(kind: str, table: pa.Table, depth: int | None = None) -> Validated:
         count = int(new.sum())
         if count:
             rejected[reason] = rejected.get(reason, 0) + count
+            rows[reason] = np.flatnonzero(new)
             bad |= new
 
     if n == 0:
-        return Validated(table, rejected)
+        return Validated(table, rejected, rows)
     rule("missing ts", table.column("ts").is_null().to_numpy(zero_copy_only=False))
     rule(
         "missing exchange or symbol",
@@ -261,4 +265,4 @@ def validate(kind: str, table: pa.Table, depth: int | None = None) -> Validated:
             rule("interval_h must be positive", _np(table, "interval_h") <= 0)
     if bad.any():
         table = table.filter(pa.array(~bad))
-    return Validated(table, rejected)
+    return Validated(table, rejected, rows)
