@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -57,7 +56,9 @@ def books(n: int, start_ns: int, symbol: str, seed: int, step_ns: int = SEC) -> 
 
 
 def bench_write(work: Path, n: int) -> list[dict]:
-    table = books(n, T0, "BTC-USDT-PERP", 1, step_ns=SEC // 10)  # 100 ms books: n rows span n/864k days
+    table = books(
+        n, T0, "BTC-USDT-PERP", 1, step_ns=SEC // 10
+    )  # 100 ms books: n rows span n/864k days
     store = LakeStore(work / "w1")
     store.write("book", books(1000, T0 - DAY, "BTC-USDT-PERP", 0))  # compile kernels first
     t0 = time.perf_counter()
@@ -92,7 +93,9 @@ def build_lake(work: Path, total: int) -> tuple[LakeStore, Path, int]:
             t = books(n, T0 + d * DAY, sym, seed=si * 10_000 + d)
             store.write("book", t)
             pq.write_table(
-                t.drop_columns(["exchange"]).set_column(1, "symbol", t.column("symbol").cast(pa.string())),
+                t.drop_columns(["exchange"]).set_column(
+                    1, "symbol", t.column("symbol").cast(pa.string())
+                ),
                 plain / f"{sym}-{d:04d}.parquet",
                 compression="zstd",
             )
@@ -107,7 +110,9 @@ def bench_query(store: LakeStore, plain: Path, days: int, runs: int, hours: int)
     lat = []
     for s in starts:
         t0 = time.perf_counter()
-        t = pa.Table.from_batches(list(store.scan("book", "sim", "BTC-USDT-PERP", s, s + 3_600 * SEC, limit=1000)))
+        t = pa.Table.from_batches(
+            list(store.scan("book", "sim", "BTC-USDT-PERP", s, s + 3_600 * SEC, limit=1000))
+        )
         lat.append(time.perf_counter() - t0)
         assert t.num_rows == 1000
     con = duckdb.connect()
@@ -193,7 +198,9 @@ print(json.dumps({{"rows": n, "peak_rss_mb": peak_rss_mb()}}))
 
 
 def bench_rss(store: LakeStore, days: int) -> list[dict]:
-    code = _RSS_CHILD.format(src=str(ROOT / "src"), home=str(store.home), start=T0, end=T0 + days * DAY)
+    code = _RSS_CHILD.format(
+        src=str(ROOT / "src"), home=str(store.home), start=T0, end=T0 + days * DAY
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     got = json.loads(out.stdout.strip().splitlines()[-1])
     decoded_mb = got["rows"] * (8 * (1 + 4 * DEPTH)) / 2**20

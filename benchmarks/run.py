@@ -44,7 +44,9 @@ def machine() -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip(),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+        ).stdout.strip(),
     }
 
 
@@ -69,10 +71,15 @@ def main() -> int:
             got = mod.run(args.quick)
         except Exception:
             traceback.print_exc()
-            got = [{"area": name, "name": "benchmark failed", "value": None, "unit": "", "ok": False}]
+            got = [
+                {"area": name, "name": "benchmark failed", "value": None, "unit": "", "ok": False}
+            ]
         for r in got:
             r.setdefault("area", name)
-            print(f"   {r['name']}: {r['value']} {r.get('unit', '')}  target {r.get('target', '-')}  ok={r.get('ok', '-')}", flush=True)
+            print(
+                f"   {r['name']}: {r['value']} {r.get('unit', '')}  target {r.get('target', '-')}  ok={r.get('ok', '-')}",
+                flush=True,
+            )
         rows.extend(got)
         print(f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
     out = {"machine": machine(), "quick": args.quick, "results": rows}

@@ -12,8 +12,15 @@ T0 = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z
 SEC = 1_000_000_000
 
 
-def make_books(n: int, start_ns: int = T0, step_ns: int = SEC, depth: int = 5, symbol: str = "BTC-USDT-PERP",
-               exchange: str = "sim", seed: int = 0) -> pa.Table:
+def make_books(
+    n: int,
+    start_ns: int = T0,
+    step_ns: int = SEC,
+    depth: int = 5,
+    symbol: str = "BTC-USDT-PERP",
+    exchange: str = "sim",
+    seed: int = 0,
+) -> pa.Table:
     """n valid book rows on a 0.1 tick grid, sizes on a 0.001 lot grid."""
     rng = np.random.default_rng(seed)
     mid_ticks = 600_000 + np.cumsum(rng.integers(-3, 4, n))
@@ -30,7 +37,9 @@ def make_books(n: int, start_ns: int = T0, step_ns: int = SEC, depth: int = 5, s
     return pa.table({c: cols[c] for c in ["ts", "exchange", "symbol", *book_columns(depth)]})
 
 
-def make_trades(n: int, start_ns: int = T0, step_ns: int = SEC, symbol: str = "BTC-USDT-PERP", id0: int = 1) -> pa.Table:
+def make_trades(
+    n: int, start_ns: int = T0, step_ns: int = SEC, symbol: str = "BTC-USDT-PERP", id0: int = 1
+) -> pa.Table:
     rng = np.random.default_rng(id0)
     return pa.table(
         {

@@ -71,6 +71,10 @@ class Stages:
 
     def as_dicts(self) -> list[dict[str, float | str]]:
         return [
-            {"stage": r.name, "seconds": round(r.seconds, 4), "peak_rss_mb": round(r.peak_rss_mb, 1)}
+            {
+                "stage": r.name,
+                "seconds": round(r.seconds, 4),
+                "peak_rss_mb": round(r.peak_rss_mb, 1),
+            }
             for r in self.records
         ]

@@ -59,11 +59,7 @@ TRADE = pa.schema(
     ]
 )
 BAR = pa.schema(
-    _COMMON
-    + [
-        pa.field(name, pa.float64())
-        for name in ("open", "high", "low", "close", "volume")
-    ]
+    _COMMON + [pa.field(name, pa.float64()) for name in ("open", "high", "low", "close", "volume")]
 )
 
 # Columns that identify a record within one (kind, exchange, symbol); duplicates by key are dropped.
@@ -80,7 +76,12 @@ SYMBOL_RE = re.compile(r"^[A-Z0-9]+-[A-Z0-9]+(-PERP|-\d{6})?$")
 
 def book_columns(depth: int = DEFAULT_DEPTH) -> list[str]:
     """Level columns of a book, best level first: bid_px_0.., bid_sz_0.., ask_px_0.., ask_sz_0.."""
-    return [f"{side}_{what}_{i}" for side in ("bid", "ask") for what in ("px", "sz") for i in range(depth)]
+    return [
+        f"{side}_{what}_{i}"
+        for side in ("bid", "ask")
+        for what in ("px", "sz")
+        for i in range(depth)
+    ]
 
 
 def book_schema(depth: int = DEFAULT_DEPTH) -> pa.Schema:
@@ -250,13 +251,22 @@ def validate(kind: str, table: pa.Table, depth: int | None = None) -> Validated:
         side = table.column("side").to_numpy(zero_copy_only=False)
         rule("side must be 1 (buy) or -1 (sell)", ~np.isin(side, (1, -1)))
         if kind == "trade":
-            rule("missing trade_id", table.column("trade_id").is_null().to_numpy(zero_copy_only=False))
+            rule(
+                "missing trade_id",
+                table.column("trade_id").is_null().to_numpy(zero_copy_only=False),
+            )
     elif kind == "bar":
         with np.errstate(invalid="ignore"):
             o, h, lo, c, v = (_np(table, x) for x in ("open", "high", "low", "close", "volume"))
             rule("missing price", np.isnan(o) | np.isnan(h) | np.isnan(lo) | np.isnan(c))
-            rule("negative or zero price, or negative volume", (o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0) | (v < 0))
-            rule("inconsistent OHLC (high below open/close or low above)", (h < np.maximum(o, c)) | (lo > np.minimum(o, c)))
+            rule(
+                "negative or zero price, or negative volume",
+                (o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0) | (v < 0),
+            )
+            rule(
+                "inconsistent OHLC (high below open/close or low above)",
+                (h < np.maximum(o, c)) | (lo > np.minimum(o, c)),
+            )
     elif kind == "funding":
         with np.errstate(invalid="ignore"):
             rate = _np(table, "rate")

@@ -35,7 +35,14 @@ from algo_trade.timeutil import NS_PER_DAY, NS_PER_S, parse_time_ns
 EXCHANGE = "sim"
 DEFAULT_START = "2024-01-01"
 FUNDING_INTERVAL_H = 8
-_BASE_PRICE = {"BTC": 42_000.0, "ETH": 2_300.0, "SOL": 100.0, "BNB": 300.0, "XRP": 0.6, "DOGE": 0.08}
+_BASE_PRICE = {
+    "BTC": 42_000.0,
+    "ETH": 2_300.0,
+    "SOL": 100.0,
+    "BNB": 300.0,
+    "XRP": 0.6,
+    "DOGE": 0.08,
+}
 _YEAR_S = 365 * 86_400
 
 
@@ -51,7 +58,9 @@ class SymbolSpec:
 def spec_for(symbol: str) -> SymbolSpec:
     check_symbol(symbol)
     base = symbol.split("-")[0]
-    price = _BASE_PRICE.get(base, 10.0 + int(hashlib.sha256(base.encode()).hexdigest()[:4], 16) % 90)
+    price = _BASE_PRICE.get(
+        base, 10.0 + int(hashlib.sha256(base.encode()).hexdigest()[:4], 16) % 90
+    )
     tick = 1 if price >= 10_000 else 2 if price >= 100 else 4 if price >= 1 else 5
     lot = 3 if price >= 1_000 else 1 if price >= 1 else 0
     vol = 0.6 if base == "BTC" else 0.75
@@ -104,7 +113,7 @@ def _price_path(spec: SymbolSpec, start_ns: int, n: int, step_ns: int, seed: int
     # Premium: AR(1) around +1 bp, pushed by the last minute's momentum.
     steps_min = max(1, int(60 / dt_s))
     mom = np.convolve(r, np.ones(steps_min), "full")[:n]
-    premium = _ar1(0.0001, 0.999 ** dt_s, 0.00002 * np.sqrt(dt_s), n, rng) + 0.05 * mom
+    premium = _ar1(0.0001, 0.999**dt_s, 0.00002 * np.sqrt(dt_s), n, rng) + 0.05 * mom
     premium = np.clip(premium, -0.02, 0.02)
     mid = index * (1 + premium)
     smooth = _ema(premium, max(1, int(60 / dt_s)))
@@ -156,14 +165,14 @@ def _book(spec: SymbolSpec, p: _Path, sl: slice, depth: int, rng: np.random.Gene
     mid = p.mid[sl]
     vr = np.clip(p.vol_ratio[sl], 0.3, 6.0)
     n = len(mid)
-    tick = 10.0 ** -spec.tick_decimals
+    tick = 10.0**-spec.tick_decimals
     # Spread in ticks: one tick when calm, wider with volatility and relative to price.
     base_ticks = max(1.0, spec.price * 0.00002 / tick)
     spread = np.maximum(1, np.rint(base_ticks * vr * rng.exponential(1.0, n))).astype(np.int64)
     bid0 = np.floor(mid / tick - spread / 2).astype(np.int64)
     ask0 = bid0 + spread
     gap_scale = np.maximum(1.0, base_ticks * vr)[:, None]
-    lot = 10.0 ** -spec.lot_decimals
+    lot = 10.0**-spec.lot_decimals
     base_sz = max(1.0, 50_000 / spec.price / lot)  # ~$50k a level when calm
     cols: dict[str, np.ndarray] = {}
     for side, sign, best in (("bid", -1, bid0), ("ask", 1, ask0)):
@@ -171,7 +180,9 @@ def _book(spec: SymbolSpec, p: _Path, sl: slice, depth: int, rng: np.random.Gene
         gaps[:, 0] = 0
         ticks = best[:, None] + sign * np.cumsum(gaps, axis=1)
         growth = np.sqrt(1 + np.arange(depth))[None, :]  # deeper levels rest bigger
-        lots = np.maximum(1, np.rint(base_sz * growth * rng.lognormal(-0.5, 1.0, (n, depth)) / vr[:, None]))
+        lots = np.maximum(
+            1, np.rint(base_sz * growth * rng.lognormal(-0.5, 1.0, (n, depth)) / vr[:, None])
+        )
         px = _dec(ticks, spec.tick_decimals)
         sz = _dec(lots.astype(np.int64), spec.lot_decimals)
         for i in range(depth):
@@ -182,7 +193,9 @@ def _book(spec: SymbolSpec, p: _Path, sl: slice, depth: int, rng: np.random.Gene
     return pa.table(data)
 
 
-def _trades(spec: SymbolSpec, p: _Path, sl: slice, step_ns: int, rng: np.random.Generator, id0: int):
+def _trades(
+    spec: SymbolSpec, p: _Path, sl: slice, step_ns: int, rng: np.random.Generator, id0: int
+):
     vr = np.clip(p.vol_ratio[sl], 0.3, 6.0)
     lam = 0.8 * vr * step_ns / NS_PER_S  # ~0.8 trades/s when calm
     counts = rng.poisson(lam)
@@ -191,13 +204,17 @@ def _trades(spec: SymbolSpec, p: _Path, sl: slice, step_ns: int, rng: np.random.
     offs = np.sort(rng.random(total)) if total else np.zeros(0)
     ts = p.ts[sl][idx] + (offs * step_ns).astype(np.int64) % step_ns
     ts.sort()
-    tick = 10.0 ** -spec.tick_decimals
+    tick = 10.0**-spec.tick_decimals
     mid = p.mid[sl][idx]
     side = np.where(rng.random(total) < 0.5, 1, -1).astype(np.int8)
     half = np.maximum(1, np.rint(spec.price * 0.00001 / tick))
-    ticks = np.where(side > 0, np.ceil(mid / tick + half * 0.5), np.floor(mid / tick - half * 0.5)).astype(np.int64)
-    lot = 10.0 ** -spec.lot_decimals
-    lots = np.maximum(1, np.rint(rng.lognormal(0, 1.5, total) * 2_000 / spec.price / lot)).astype(np.int64)
+    ticks = np.where(
+        side > 0, np.ceil(mid / tick + half * 0.5), np.floor(mid / tick - half * 0.5)
+    ).astype(np.int64)
+    lot = 10.0**-spec.lot_decimals
+    lots = np.maximum(1, np.rint(rng.lognormal(0, 1.5, total) * 2_000 / spec.price / lot)).astype(
+        np.int64
+    )
     ids = pa.array(np.arange(id0, id0 + total).astype(str))
     table = pa.table(
         {
@@ -212,7 +229,9 @@ def _trades(spec: SymbolSpec, p: _Path, sl: slice, step_ns: int, rng: np.random.
     return table, id0 + total
 
 
-def _liquidations(spec: SymbolSpec, p: _Path, sl: slice, step_ns: int, rng: np.random.Generator) -> pa.Table:
+def _liquidations(
+    spec: SymbolSpec, p: _Path, sl: slice, step_ns: int, rng: np.random.Generator
+) -> pa.Table:
     idx_all = np.arange(sl.start, sl.stop)
     steps_min = max(1, int(60 * NS_PER_S / step_ns))
     back = np.maximum(idx_all - steps_min, 0)
@@ -228,12 +247,16 @@ def _liquidations(spec: SymbolSpec, p: _Path, sl: slice, step_ns: int, rng: np.r
     order = np.argsort(ts, kind="stable")
     pick, ts = pick[order], ts[order]
     # A drop liquidates longs (forced sells, side -1); a rally liquidates shorts.
-    side = np.where(z[pick] < 0, -1, np.where(z[pick] > 0, 1, np.where(rng.random(total) < 0.5, 1, -1))).astype(np.int8)
-    tick = 10.0 ** -spec.tick_decimals
+    side = np.where(
+        z[pick] < 0, -1, np.where(z[pick] > 0, 1, np.where(rng.random(total) < 0.5, 1, -1))
+    ).astype(np.int8)
+    tick = 10.0**-spec.tick_decimals
     px = p.mid[sl][pick] * (1 - side * rng.uniform(0.0005, 0.003, total))
     ticks = np.rint(px / tick).astype(np.int64)
-    lot = 10.0 ** -spec.lot_decimals
-    lots = np.maximum(1, np.rint(rng.lognormal(0, 1.2, total) * 20_000 / spec.price / lot)).astype(np.int64)
+    lot = 10.0**-spec.lot_decimals
+    lots = np.maximum(1, np.rint(rng.lognormal(0, 1.2, total) * 20_000 / spec.price / lot)).astype(
+        np.int64
+    )
     return pa.table(
         {
             "ts": pa.array(ts),
@@ -245,7 +268,9 @@ def _liquidations(spec: SymbolSpec, p: _Path, sl: slice, step_ns: int, rng: np.r
     )
 
 
-def funding_rate(mean_premium: np.ndarray, interest: float = 0.0001, cap: float = 0.0075) -> np.ndarray:
+def funding_rate(
+    mean_premium: np.ndarray, interest: float = 0.0001, cap: float = 0.0075
+) -> np.ndarray:
     """Binance-shaped rate per interval: P + clamp(I - P, -0.05 %, 0.05 %), capped at +-cap."""
     clamp = np.clip(interest - mean_premium, -0.0005, 0.0005)
     return np.clip(mean_premium + clamp, -cap, cap)
@@ -287,8 +312,13 @@ def _funding(spec: SymbolSpec, p: _Path, sl: slice, step_ns: int) -> pa.Table:
     ts_all = np.concatenate(rows_ts)
     order = np.argsort(ts_all, kind="stable")
     n = len(ts_all)
-    tick = 10.0 ** -spec.tick_decimals
-    to_tick = lambda a: _dec(np.rint(np.concatenate(a)[order] / tick).astype(np.int64), spec.tick_decimals)  # noqa: E731
+    tick = 10.0**-spec.tick_decimals
+
+    def to_tick(parts: list[np.ndarray]) -> np.ndarray:
+        return _dec(
+            np.rint(np.concatenate(parts)[order] / tick).astype(np.int64), spec.tick_decimals
+        )
+
     return pa.table(
         {
             "ts": pa.array(ts_all[order]),
@@ -310,7 +340,7 @@ def _bars(spec: SymbolSpec, p: _Path, sl: slice, step_ns: int, trades: pa.Table)
     bucket = ts // minute
     starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
     ends = np.r_[starts[1:], len(ts)]
-    tick = 10.0 ** -spec.tick_decimals
+    tick = 10.0**-spec.tick_decimals
     q = lambda a: _dec(np.rint(a / tick).astype(np.int64), spec.tick_decimals)  # noqa: E731
     o = mid[starts]
     c = mid[ends - 1]
@@ -361,7 +391,9 @@ def simulate(
     start_ns = parse_time_ns(start)
     n = int(days * NS_PER_DAY // book_interval_ns)
     if n < 2:
-        raise ConfigError("the run is shorter than two book intervals; raise --days or lower --book-interval")
+        raise ConfigError(
+            "the run is shorter than two book intervals; raise --days or lower --book-interval"
+        )
     # Chunks hold whole minutes so bars are never split.
     steps_per_chunk = max(1, int(chunk_ns // book_interval_ns))
     minute_steps = max(1, int(60 * NS_PER_S // book_interval_ns))

@@ -36,7 +36,9 @@ def parse_duration_ns(text: str | int) -> int:
         return text
     m = _DURATION.match(str(text))
     if not m:
-        raise ConfigError(f"bad duration {text!r}: use a number and a unit, e.g. 500ms, 1s, 5m, 8h, 7d")
+        raise ConfigError(
+            f"bad duration {text!r}: use a number and a unit, e.g. 500ms, 1s, 5m, 8h, 7d"
+        )
     value = int(round(float(m.group(1)) * _UNITS_NS[m.group(2)]))
     if value <= 0:
         raise ConfigError(f"bad duration {text!r}: it must be positive")

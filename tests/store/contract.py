@@ -42,7 +42,16 @@ class StoreContract:
     def test_limit_descending_and_columns(self, store):
         store.write("book", make_books(500, depth=2))
         batches = list(
-            store.scan("book", "sim", "BTC-USDT-PERP", T0, T0 + DAY, columns=["ts", "bid_px_0"], limit=7, descending=True)
+            store.scan(
+                "book",
+                "sim",
+                "BTC-USDT-PERP",
+                T0,
+                T0 + DAY,
+                columns=["ts", "bid_px_0"],
+                limit=7,
+                descending=True,
+            )
         )
         t = pa.Table.from_batches(batches)
         assert t.column_names == ["ts", "bid_px_0"]
@@ -97,11 +106,16 @@ class StoreContract:
         bid[3] = books.column("ask_px_0").to_numpy()[3] + 1  # crossed
         sz = books.column("ask_sz_1").to_numpy().copy()
         sz[5] = -1.0
-        books = books.set_column(books.schema.get_field_index("bid_px_0"), "bid_px_0", pa.array(bid))
+        books = books.set_column(
+            books.schema.get_field_index("bid_px_0"), "bid_px_0", pa.array(bid)
+        )
         books = books.set_column(books.schema.get_field_index("ask_sz_1"), "ask_sz_1", pa.array(sz))
         res = store.write("book", books)
         assert res.written == 8
-        assert res.rejected == {"crossed book (best bid >= best ask)": 1, "negative or zero price, or negative size": 1}
+        assert res.rejected == {
+            "crossed book (best bid >= best ask)": 1,
+            "negative or zero price, or negative size": 1,
+        }
 
     def test_nan_padded_levels_roundtrip(self, store):
         books = make_books(20, depth=3)
@@ -113,7 +127,9 @@ class StoreContract:
                 books = books.set_column(books.schema.get_field_index(name), name, pa.array(v))
         store.write("book", books)
         got = read_table(store, "book", "sim", "BTC-USDT-PERP", T0, T0 + DAY)
-        np.testing.assert_array_equal(got.column("bid_px_2").to_numpy(), books.column("bid_px_2").to_numpy())
+        np.testing.assert_array_equal(
+            got.column("bid_px_2").to_numpy(), books.column("bid_px_2").to_numpy()
+        )
 
     def test_values_that_are_not_decimals_survive(self, store):
         t = make_trades(100)
@@ -130,7 +146,9 @@ class StoreContract:
         store.compact()
         after = read_table(store, "trade", "sim", "BTC-USDT-PERP", T0, T0 + DAY)
         assert after.num_rows == before.num_rows == 600
-        assert sorted(after.column("trade_id").to_pylist(), key=int) == [str(i) for i in range(1, 601)]
+        assert sorted(after.column("trade_id").to_pylist(), key=int) == [
+            str(i) for i in range(1, 601)
+        ]
         assert np.all(np.diff(after.column("ts").to_numpy()) >= 0)
 
     def test_version_changes_when_data_changes(self, store):
@@ -144,7 +162,9 @@ class StoreContract:
         from algo_trade.simulator import simulate
 
         seen = set()
-        for kind, _sym, table in simulate(["BTC-USDT-PERP"], days=0.2, depth=4, seed=3, chunk_ns=10**15):
+        for kind, _sym, table in simulate(
+            ["BTC-USDT-PERP"], days=0.2, depth=4, seed=3, chunk_ns=10**15
+        ):
             if table.num_rows == 0:
                 continue
             seen.add(kind)

@@ -67,7 +67,9 @@ _WRITER = textwrap.dedent(
 def _spawn_writer(home, n, tail=""):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     code = _WRITER.format(root=root, home=str(home), n=n, tail=tail)
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=root)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=root
+    )
 
 
 @pytest.mark.integration

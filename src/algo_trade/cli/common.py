@@ -62,7 +62,9 @@ def rich_table(title: str, rows: list[dict[str, Any]], columns: list[str] | None
     table = Table(title=title)
     columns = columns or (list(rows[0]) if rows else [])
     for c in columns:
-        table.add_column(c, justify="right" if rows and isinstance(rows[0].get(c), (int, float)) else "left")
+        table.add_column(
+            c, justify="right" if rows and isinstance(rows[0].get(c), (int, float)) else "left"
+        )
     for r in rows:
         table.add_row(*[_fmt(r.get(c)) for c in columns])
     return table
@@ -77,7 +79,9 @@ def _fmt(v: Any) -> str:
 
 
 @contextmanager
-def run_context(profile: Path | None = None, profile_memory: bool = False, json_mode: bool = False) -> Iterator[Stages]:
+def run_context(
+    profile: Path | None = None, profile_memory: bool = False, json_mode: bool = False
+) -> Iterator[Stages]:
     """Wraps a command: optional CPU profile, optional memory profile, per-stage timings."""
     stages = Stages()
     profiler = None
@@ -109,6 +113,13 @@ def run_context(profile: Path | None = None, profile_memory: bool = False, json_
             out.print(
                 rich_table(
                     "top allocation sites",
-                    [{"site": str(s.traceback[0]), "MB": round(s.size / 2**20, 2), "blocks": s.count} for s in top],
+                    [
+                        {
+                            "site": str(s.traceback[0]),
+                            "MB": round(s.size / 2**20, 2),
+                            "blocks": s.count,
+                        }
+                        for s in top
+                    ],
                 )
             )

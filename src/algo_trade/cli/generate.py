@@ -35,7 +35,9 @@ def parse_symbols(text: str) -> list[str]:
     return symbols
 
 
-def generate_into(store, symbols, days, interval_ns, depth, seed, start, quiet=False) -> dict[str, int]:
+def generate_into(
+    store, symbols, days, interval_ns, depth, seed, start, quiet=False
+) -> dict[str, int]:
     total = int(days * NS_PER_DAY // interval_ns) * len(symbols)
     with Progress(
         TextColumn("generating {task.description}"),
@@ -62,9 +64,13 @@ def generate_into(store, symbols, days, interval_ns, depth, seed, start, quiet=F
 def register(app: typer.Typer) -> None:
     @app.command("generate")
     def generate_cmd(
-        symbols: Annotated[str, typer.Option(help="Comma-separated symbols.")] = "BTC-USDT-PERP,ETH-USDT-PERP",
+        symbols: Annotated[
+            str, typer.Option(help="Comma-separated symbols.")
+        ] = "BTC-USDT-PERP,ETH-USDT-PERP",
         days: Annotated[float, typer.Option(help="Days to simulate.")] = 7.0,
-        book_interval: Annotated[str, typer.Option(help="Time between book snapshots (e.g. 1s, 100ms).")] = "1s",
+        book_interval: Annotated[
+            str, typer.Option(help="Time between book snapshots (e.g. 1s, 100ms).")
+        ] = "1s",
         depth: Annotated[int, typer.Option(help="Book levels per side.")] = 20,
         seed: Annotated[int, typer.Option(help="Random seed: same seed, same market.")] = 42,
         start: Annotated[str, typer.Option(help="First timestamp (UTC).")] = DEFAULT_START,
@@ -87,4 +93,6 @@ def register(app: typer.Typer) -> None:
         if json:
             emit_json({"written": written, "store": str(getattr(store, "url", store))})
         else:
-            console.print(rich_table("rows written", [{"kind": k, "rows": v} for k, v in written.items()]))
+            console.print(
+                rich_table("rows written", [{"kind": k, "rows": v} for k, v in written.items()])
+            )

@@ -6,10 +6,18 @@ import importlib
 import importlib.util
 import sys
 
-import click
 import typer
 
 from algo_trade.errors import AlgoTradeError
+
+# Typer >= 0.29 vendors click; older versions raise click's own classes.
+_USAGE_ERRORS: tuple[type[BaseException], ...] = (typer.exceptions.TyperException,)
+try:
+    import click
+
+    _USAGE_ERRORS += (click.ClickException,)
+except ImportError:  # pragma: no cover
+    pass
 
 app = typer.Typer(
     name="algo-trade",
@@ -32,15 +40,20 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI: user errors print one line and exit 2; bugs keep their traceback."""
     try:
         rv = app(args=argv, prog_name="algo-trade", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("aborted", file=sys.stderr)
         sys.exit(130)
-    except click.ClickException as exc:
+    except _USAGE_ERRORS as exc:
+        if hasattr(exc, "exit_code") and not hasattr(exc, "format_message"):
+            sys.exit(exc.exit_code)  # a vendored Exit
         ctx = getattr(exc, "ctx", None)
         where = ctx.command_path if ctx is not None else "algo-trade"
-        print(f"error: {exc.format_message()} (see '{where} --help')", file=sys.stderr)
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if not message.strip():  # no arguments: the help was already printed
+            sys.exit(getattr(exc, "exit_code", 2))
+        print(f"error: {message} (see '{where} --help')", file=sys.stderr)
         sys.exit(2)
     except AlgoTradeError as exc:
         print(f"error: {exc}", file=sys.stderr)

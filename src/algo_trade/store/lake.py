@@ -63,6 +63,7 @@ def _pool() -> ThreadPoolExecutor:
         _POOL = ThreadPoolExecutor(_WRITE_THREADS, thread_name_prefix="lake-write")
     return _POOL
 
+
 _META_KEY = b"algo_trade"
 _NAME_RE = re.compile(r"^(\d+)-(\d+)-[0-9a-f]+\.parquet$")
 _EXCHANGE_RE = re.compile(r"^[a-z0-9_]+$")
@@ -170,7 +171,11 @@ class LakeStore:
         ds = self._dataset_dir(kind, exchange, symbol)
         if not ds.is_dir():
             known = [f"{e}/{s}" for k, e, s in self.symbols(kind)]
-            hint = f"; stored {kind} datasets: {', '.join(known[:10])}" if known else f"; no {kind} data is stored yet"
+            hint = (
+                f"; stored {kind} datasets: {', '.join(known[:10])}"
+                if known
+                else f"; no {kind} data is stored yet"
+            )
             raise StoreError(f"no {kind} data for {exchange}/{symbol} in {self.home}{hint}")
         return ds
 
@@ -227,7 +232,10 @@ class LakeStore:
             order = np.lexsort((ts, day, sym_idx, ex_idx))
             t = t.take(pa.array(order))
             ex_idx, sym_idx, ts, day = ex_idx[order], sym_idx[order], ts[order], day[order]
-        cut = np.flatnonzero((np.diff(ex_idx) != 0) | (np.diff(sym_idx) != 0) | (np.diff(day) != 0)) + 1
+        cut = (
+            np.flatnonzero((np.diff(ex_idx) != 0) | (np.diff(sym_idx) != 0) | (np.diff(day) != 0))
+            + 1
+        )
         bounds = np.concatenate(([0], cut, [len(ts)]))
         ex_names = ex.dictionary.to_pylist()
         sym_names = sym.dictionary.to_pylist()
@@ -237,23 +245,27 @@ class LakeStore:
         ]
         if len(groups) > 1 and t.num_rows >= PARALLEL_MIN_ROWS:
             # One partition per task: each encodes and writes its own file on its own core.
-            done = _pool().map(lambda g: self._write_day(kind, g[0], g[1], g[2], parallel=False), groups)
+            done = _pool().map(
+                lambda g: self._write_day(kind, g[0], g[1], g[2], parallel=False), groups
+            )
         else:
-            done = (self._write_day(kind, ex_name, sym_name, part) for ex_name, sym_name, part in groups)
+            done = (
+                self._write_day(kind, ex_name, sym_name, part) for ex_name, sym_name, part in groups
+            )
         for r in done:
             result.add(r)
         return result
 
-    def _write_day(self, kind: str, exchange: str, symbol: str, part: pa.Table, parallel: bool = True) -> WriteResult:
+    def _write_day(
+        self, kind: str, exchange: str, symbol: str, part: pa.Table, parallel: bool = True
+    ) -> WriteResult:
         ds = self._dataset_dir(kind, exchange, symbol)
         ts = part.column("ts").to_numpy()
         day_dir = ds / day_of_ns(int(ts[0]))
         with self._locked(day_dir):
             self._check_dataset_meta(ds, kind, part.schema)
             n0 = part.num_rows
-            old = [
-                f for f in self._files(day_dir) if f[0] <= ts[-1] and f[1] >= ts[0]
-            ]
+            old = [f for f in self._files(day_dir) if f[0] <= ts[-1] and f[1] >= ts[0]]
             old_keys = self._read_keys(kind, [f[2] for f in old], int(ts[0]), int(ts[-1]))
             dup = _duplicate_mask(kind, part, old_keys)
             if dup.any():
@@ -315,7 +327,9 @@ class LakeStore:
         for name in value_cols:
             arrays[name] = encoded[name] if name in encoded else part.column(name).combine_chunks()
         table = pa.table(arrays)
-        delta = [n for n, a in arrays.items() if pa.types.is_integer(a.type) and a.type.bit_width == 64]
+        delta = [
+            n for n, a in arrays.items() if pa.types.is_integer(a.type) and a.type.bit_width == 64
+        ]
         floats = [n for n, a in arrays.items() if pa.types.is_float64(a.type)]
         encodings = {n: "DELTA_BINARY_PACKED" for n in delta}
         encodings.update({n: "BYTE_STREAM_SPLIT" for n in floats})
@@ -397,7 +411,9 @@ class LakeStore:
             return names
         unknown = [c for c in columns if c not in names]
         if unknown:
-            raise DataError(f"unknown {kind} columns {', '.join(unknown)}; valid: {', '.join(names[:12])} ...")
+            raise DataError(
+                f"unknown {kind} columns {', '.join(unknown)}; valid: {', '.join(names[:12])} ..."
+            )
         return list(columns)
 
     def _scan(self, kind, exchange, symbol, ds, s, e, cols, limit, descending):
@@ -411,7 +427,9 @@ class LakeStore:
         for day in days:
             files = [f for f in self._files(ds / day) if f[0] < e and f[1] >= s]
             for cluster in _clusters(files, descending):
-                for batch in _read_cluster(cluster, cols, s, e, kind, exchange, symbol, descending, remaining):
+                for batch in _read_cluster(
+                    cluster, cols, s, e, kind, exchange, symbol, descending, remaining
+                ):
                     if remaining is not None:
                         if batch.num_rows >= remaining:
                             yield batch.slice(0, remaining)
@@ -463,7 +481,15 @@ class LakeStore:
                 extra["depth"] = json.loads((ds / "dataset.json").read_text())["depth"]
             out.append(
                 DatasetStats(
-                    kind, exchange, symbol, rows, min(f[0] for f in files), max(f[1] for f in files), size, len(files), extra
+                    kind,
+                    exchange,
+                    symbol,
+                    rows,
+                    min(f[0] for f in files),
+                    max(f[1] for f in files),
+                    size,
+                    len(files),
+                    extra,
                 )
             )
         return out
@@ -479,7 +505,14 @@ class LakeStore:
     # ------------------------------------------------------------------ compaction
     def compact(self) -> dict[str, int]:
         """Merge each day's files into one, dropping duplicate keys. Safe while others read."""
-        report = {"datasets": 0, "days": 0, "files_before": 0, "files_after": 0, "duplicates_dropped": 0, "temp_removed": 0}
+        report = {
+            "datasets": 0,
+            "days": 0,
+            "files_before": 0,
+            "files_after": 0,
+            "duplicates_dropped": 0,
+            "temp_removed": 0,
+        }
         for kind, exchange, symbol in self.symbols():
             ds = self._dataset_dir(kind, exchange, symbol)
             report["datasets"] += 1
@@ -491,7 +524,10 @@ class LakeStore:
                         continue
                     cols = self._columns(kind, ds, None)
                     table = pa.concat_tables(
-                        [_read_file(f[2], cols, f[0], f[1] + 1, kind, exchange, symbol) for f in files]
+                        [
+                            _read_file(f[2], cols, f[0], f[1] + 1, kind, exchange, symbol)
+                            for f in files
+                        ]
                     )
                     n = table.num_rows
                     table = _sort_dedup(kind, table)
@@ -532,7 +568,9 @@ def _remove_stale_temps(day_dir: Path) -> int:
     return removed
 
 
-def _clusters(files: list[tuple[int, int, str]], descending: bool) -> list[list[tuple[int, int, str]]]:
+def _clusters(
+    files: list[tuple[int, int, str]], descending: bool
+) -> list[list[tuple[int, int, str]]]:
     """Group files whose ts ranges overlap; non-overlapping files stream one by one."""
     out: list[list[tuple[int, int, str]]] = []
     hi = None
@@ -552,7 +590,13 @@ def _decode(table: pa.Table, info: _FileInfo, cols: list[str], kind, exchange, s
     n = table.num_rows
     scaled = [c for c in cols if c in info.scales]
     if n >= PARALLEL_DECODE_ROWS and len(scaled) > 1:
-        decoded = dict(zip(scaled, _pool().map(lambda c: codec.decode_column(table.column(c), info.scales[c]), scaled), strict=True))
+        decoded = dict(
+            zip(
+                scaled,
+                _pool().map(lambda c: codec.decode_column(table.column(c), info.scales[c]), scaled),
+                strict=True,
+            )
+        )
     else:
         decoded = {c: codec.decode_column(table.column(c), info.scales[c]) for c in scaled}
     arrays = []
@@ -585,7 +629,9 @@ def _read_file(path, cols, s, e, kind, exchange, symbol, labels=True) -> pa.Tabl
     return _decode(t, info, cols, kind, exchange, symbol, labels)
 
 
-def _read_cluster(cluster, cols, s, e, kind, exchange, symbol, descending, limit=None) -> Iterator[pa.RecordBatch]:
+def _read_cluster(
+    cluster, cols, s, e, kind, exchange, symbol, descending, limit=None
+) -> Iterator[pa.RecordBatch]:
     if len(cluster) == 1:
         path = cluster[0][2]
         info = _file_info(path)
@@ -629,7 +675,9 @@ def _key_matrix(kind: str, table: pa.Table, extra_ids: pa.Array | None = None) -
             ids = col.combine_chunks()
             if extra_ids is not None:
                 ids = pa.concat_arrays([extra_ids, ids])
-            codes = pc.dictionary_encode(ids).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+            codes = (
+                pc.dictionary_encode(ids).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+            )
             cols.append(codes[len(extra_ids) :] if extra_ids is not None else codes)
         elif pa.types.is_floating(col.type):
             cols.append(np.ascontiguousarray(col.to_numpy()).view(np.int64))
@@ -656,9 +704,15 @@ def _dup_rows(keys: np.ndarray, n_old: int) -> np.ndarray:
 def _duplicate_mask(kind: str, part: pa.Table, old_keys: pa.Table | None) -> np.ndarray:
     """True for rows of `part` already stored or repeated earlier in `part`."""
     if kind == "trade":
-        old_ids = old_keys.column("trade_id").combine_chunks() if old_keys is not None else pa.array([], pa.string())
+        old_ids = (
+            old_keys.column("trade_id").combine_chunks()
+            if old_keys is not None
+            else pa.array([], pa.string())
+        )
         all_ids = pa.concat_arrays([old_ids, part.column("trade_id").combine_chunks()])
-        codes = pc.dictionary_encode(all_ids).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        codes = (
+            pc.dictionary_encode(all_ids).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        )
         return _dup_rows(codes[:, None], len(old_ids))[len(old_ids) :]
     new = _key_matrix(kind, part)
     if old_keys is None or old_keys.num_rows == 0:

@@ -1,0 +1,101 @@
+"""The CLI: real commands, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from algo_trade.cli.main import main
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def test_generate_then_stats_json(tmp_path, capsys):
+    home = str(tmp_path / "h")
+    code, out, _ = run(
+        [
+            "generate",
+            "--symbols",
+            "BTC-USDT-PERP",
+            "--days",
+            "0.05",
+            "--seed",
+            "3",
+            "--home",
+            home,
+            "--json",
+        ],
+        capsys,
+    )
+    assert code == 0
+    written = json.loads(out)["written"]
+    assert written["book"] == int(0.05 * 86_400)
+    code, out, _ = run(["db", "stats", "--home", home, "--json"], capsys)
+    assert code == 0
+    rows = {(r["kind"], r["symbol"]): r for r in json.loads(out)}
+    book = rows[("book", "BTC-USDT-PERP")]
+    assert (
+        book["rows"] == written["book"]
+        and book["bytes"] > 0
+        and book["first"].startswith("2024-01-01T00:00:00")
+    )
+    code, out, _ = run(["db", "compact", "--home", home, "--json"], capsys)
+    assert code == 0 and json.loads(out)["datasets"] == 5
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["generate", "--symbols", "btcusdt", "--days", "1"], "does not follow the rule"),
+        (["generate", "--days", "-1"], "--days must be positive"),
+        (["generate", "--book-interval", "fast"], "bad duration 'fast'"),
+        (["generate", "--start", "yesterday"], "bad time 'yesterday'"),
+        (["generate", "--no-such-option"], "No such option"),
+        (["no-such-command"], "No such command"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
+    code, out, err = run(
+        argv + ["--home", str(tmp_path / "h")] if argv[0] == "generate" else argv, capsys
+    )
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+def test_unwritable_home_is_exit_2(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("")
+    code, _, err = run(["db", "stats", "--home", str(f)], capsys)
+    assert code == 2 and "cannot create the data home" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.integration
+def test_console_script_demo_runs(tmp_path):
+    exe = os.path.join(os.path.dirname(sys.executable), "algo-trade")
+    proc = subprocess.run(
+        [exe, "demo", "--home", str(tmp_path / "demo"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["generated"]["book"] == 2 * 86_400
+    kinds = {r["kind"] for r in summary["stats"]}
+    assert kinds == {"book", "trade", "funding", "liquidation", "bar"}
+
+
+def test_help_has_examples(capsys):
+    code, out, _ = run(["generate", "--help"], capsys)
+    assert code == 0 and "Example:" in out
