@@ -160,7 +160,7 @@ class BaseNormalizer:
         self.counters = Counters()
         self._events: list[Event] = []
         self._open: dict[tuple[str, str], Event] = {}
-        self._last_ts: dict[str, int] = {}
+        self._cur = ""
         self._reset_buffers()
         self.first_recv_ns: int | None = None  # oldest receive time of the undrained rows
         self.max_venue_ts_ns = 0
@@ -187,11 +187,14 @@ class BaseNormalizer:
         self.counters.messages += 1
         if self.first_recv_ns is None:
             self.first_recv_ns = recv_ts_ns
+        self._cur = ""
         try:
             obj = self._decode(raw)
             self._feed(recv_ts_ns, obj, symbol)
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             self.malformed(recv_ts_ns, f"{type(exc).__name__}: {str(exc)[:80]}")
+        if self._open and self._cur:
+            self.on_message_after_gap(recv_ts_ns, self._cur)
 
     def malformed(self, ts_ns: int, detail: str) -> None:
         self.counters.malformed += 1
@@ -221,20 +224,23 @@ class BaseNormalizer:
                 n += 1
         return n
 
-    def on_disconnect(self, ts_ns: int, reason: str) -> None:
-        """The connection dropped: books go out of sync, every stream has a gap from ts_ns."""
+    def on_disconnect(self, ts_ns: int, reason: str, streams: list[str] | None = None) -> None:
+        """A connection carrying `streams` (default all) dropped at ts_ns: their data has a
+        gap from ts_ns, and books go out of sync until rebuilt."""
         self.counters.disconnects += 1
+        streams = list(streams or self.streams)
         for s in self.symbols:
-            self.books[s].synced = False
-            self.books[s].clear()
-            for stream in self.streams:
+            if "book" in streams:
+                self.books[s].synced = False
+                self.books[s].clear()
+            for stream in streams:
                 self._open_gap(s, stream, ts_ns, reason)
 
-    def on_message_after_gap(self, recv_ts_ns: int) -> None:
-        """Data flows again: close the open non-book gaps (books close when rebuilt)."""
-        if not self._open:
+    def on_message_after_gap(self, recv_ts_ns: int, stream: str) -> None:
+        """A `stream` message arrived: its open gaps end (book gaps end when rebuilt)."""
+        if stream == "book":
             return
-        for key in [k for k in self._open if k[1] != "book"]:
+        for key in [k for k in self._open if k[1] == stream]:
             self._close_gap(key[0], key[1], recv_ts_ns)
 
     def drain_events(self, close_open_at: int | None = None) -> list[Event]:
@@ -329,6 +335,7 @@ class BaseNormalizer:
         self._book: tuple[list, ...] = ([], [], [])  # ts, sym, levels
 
     def _seen(self, stream: str) -> None:
+        self._cur = stream
         c = self.counters.by_stream
         c[stream] = c.get(stream, 0) + 1
 

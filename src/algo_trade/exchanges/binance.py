@@ -19,6 +19,8 @@ Streams (combined ``{"stream","data"}`` frames or bare payloads both work):
 - ``<s>@trade`` / ``<s>@aggTrade`` -> trades (``m`` true: the buyer was maker, so the
   taker sold). aggTrade ids are prefixed ``a`` so they never collide with trade ids.
 - ``bookTicker`` and subscription replies are counted and ignored.
+- A REST depth body names no symbol: pass ``symbol=`` to `feed`, or (as the collector
+  records it) put the venue symbol first as ``{"s":"BTCUSDT","lastUpdateId":...}``.
 """
 
 from __future__ import annotations
@@ -117,15 +119,14 @@ class Normalizer(BaseNormalizer):
             if not self.books[s].synced and s not in self._snap and self._buf[s]
         ]
 
-    def on_disconnect(self, ts_ns: int, reason: str) -> None:
-        super().on_disconnect(ts_ns, reason)
-        self._snap.clear()
-        for b in self._buf.values():
-            b.clear()
+    def on_disconnect(self, ts_ns: int, reason: str, streams: list[str] | None = None) -> None:
+        super().on_disconnect(ts_ns, reason, streams)
+        if streams is None or "book" in streams:
+            self._snap.clear()
+            for b in self._buf.values():
+                b.clear()
 
     def _feed(self, recv_ts_ns: int, obj: object, symbol: str | None) -> None:
-        if self._open:
-            self.on_message_after_gap(recv_ts_ns)
         if not isinstance(obj, dict):
             raise TypeError("message is not a JSON object")
         d = obj.get("data", obj)
@@ -184,6 +185,7 @@ class Normalizer(BaseNormalizer):
 
     # ------------------------------------------------------------ book rules
     def _snapshot(self, d: dict, symbol: str | None) -> None:
+        symbol = symbol or d.get("s")
         if symbol is None:
             if len(self.symbols) != 1:
                 raise ValueError("depth snapshot without a symbol (pass symbol=)")

@@ -114,13 +114,12 @@ class Normalizer(BaseNormalizer):
         self._resub.clear()
         return out
 
-    def on_disconnect(self, ts_ns: int, reason: str) -> None:
-        super().on_disconnect(ts_ns, reason)
-        self._ticker.clear()
+    def on_disconnect(self, ts_ns: int, reason: str, streams: list[str] | None = None) -> None:
+        super().on_disconnect(ts_ns, reason, streams)
+        if streams is None or "funding" in streams:
+            self._ticker.clear()
 
     def _feed(self, recv_ts_ns: int, obj: object, symbol: str | None) -> None:
-        if self._open:
-            self.on_message_after_gap(recv_ts_ns)
         if not isinstance(obj, dict):
             raise TypeError("message is not a JSON object")
         topic = obj.get("topic")

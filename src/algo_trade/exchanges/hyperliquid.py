@@ -83,8 +83,6 @@ class Normalizer(BaseNormalizer):
         return to_venue(symbol)
 
     def _feed(self, recv_ts_ns: int, obj: object, symbol: str | None) -> None:
-        if self._open:
-            self.on_message_after_gap(recv_ts_ns)
         if isinstance(obj, list):
             self._seen("funding")
             self._asset_ctxs(recv_ts_ns, obj)

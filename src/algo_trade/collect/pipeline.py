@@ -1,0 +1,661 @@
+"""The live collector: connections -> bounded queue -> Normalizer -> spool -> writer thread -> store.
+
+Per exchange and stream one websocket task reads frames and puts ``(recv ns, frame)`` on
+the exchange's bounded asyncio queue (``queue_size``); when the queue is full the task
+waits, so TCP pushes back on the venue instead of memory growing. One consumer task per
+exchange feeds the venue `Normalizer`, records raw frames, asks for REST snapshots
+(Binance) or resubscriptions (Bybit), and flushes every ``flush_rows`` rows or
+``flush_interval_s``: the drained tables are appended to the write-ahead `Spool`
+(fsynced) and handed to the writer thread, which writes them to the store and deletes
+the segment once the store has it. A store outage keeps segments in the spool (retried
+with backoff); if the spool backlog passes ``max_spool_rows`` the consumers wait
+(backpressure, shown in the status). Nothing is dropped.
+
+Reconnects back off exponentially with jitter; a watchdog closes a connection that has
+been silent for ``stale_s`` (a stall); every disconnect, stall and resync becomes a
+data-quality event in ``<home>/events``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from algo_trade.collect.events import EventLog
+from algo_trade.collect.rawlog import RawRecorder
+from algo_trade.collect.spool import Spool
+from algo_trade.errors import ConfigError
+from algo_trade.exchanges import EXCHANGES, binance, bybit, hyperliquid, normalizer_for
+from algo_trade.exchanges.base import STREAMS
+
+log = logging.getLogger("algo_trade.collect")
+
+DEFAULT_URLS = {
+    "binance": (binance.WS_URL, binance.REST_URL),
+    "bybit": (bybit.WS_URL, bybit.REST_URL),
+    "hyperliquid": (hyperliquid.WS_URL, hyperliquid.REST_URL),
+}
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """Everything one collector run needs (the CLI builds it; env vars are read there)."""
+
+    exchanges: tuple[str, ...]
+    symbols: tuple[str, ...]
+    streams: tuple[str, ...] = STREAMS
+    home: Path = Path("algo-trade-data")
+    depth: int = 20
+    book_interval_ns: int = 1_000_000_000
+    duration_s: float | None = None
+    queue_size: int = 1000
+    flush_rows: int = 5000
+    flush_interval_s: float = 1.0
+    urls: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(DEFAULT_URLS))
+    spool_dir: Path | None = None
+    record_raw: Path | None = None
+    metrics_port: int | None = None
+    stale_s: float = 30.0
+    backoff_min_s: float = 0.5
+    backoff_max_s: float = 30.0
+    funding_poll_s: float = hyperliquid.FUNDING_POLL_S
+    max_spool_rows: int = 20_000_000
+    shutdown_timeout_s: float = 10.0
+    fsync: bool = True
+
+    def validate(self) -> None:
+        for ex in self.exchanges:
+            if ex not in EXCHANGES:
+                raise ConfigError(f"unknown exchange {ex!r}: choose from {', '.join(EXCHANGES)}")
+        for st in self.streams:
+            if st not in STREAMS:
+                raise ConfigError(f"unknown stream {st!r}: choose from {', '.join(STREAMS)}")
+        if "hyperliquid" in self.exchanges and "liquidation" in self.streams:
+            raise ConfigError(hyperliquid.NO_LIQUIDATIONS)
+        if self.queue_size < 1 or self.flush_rows < 1 or self.flush_interval_s <= 0:
+            raise ConfigError("--queue-size, flush rows and flush interval must be positive")
+
+    def streams_for(self, exchange: str) -> list[str]:
+        return [s for s in self.streams if exchange != "hyperliquid" or s != "liquidation"]
+
+
+# ---------------------------------------------------------------------------- writer
+@dataclass
+class _Item:
+    path: Path
+    kind: str
+    exchange: str
+    rows: int
+    first_recv_ns: int
+    table: pa.Table | None
+
+
+class Writer(threading.Thread):
+    """Writes spooled batches to the store in order, retrying until the store has them.
+
+    Consecutive batches of one kind are written together (fewer, larger files). Stats
+    are plain attributes read by the status task (ints: no lock needed under the GIL).
+    """
+
+    KEEP_IN_MEMORY = 512  # batches held in RAM; older ones are re-read from the spool
+
+    def __init__(self, store, spool: Spool, max_rows_per_write: int = 500_000) -> None:
+        super().__init__(name="collect-writer", daemon=True)
+        self.store = store
+        self.spool = spool
+        self.max_rows = max_rows_per_write
+        self.backlog: collections.deque[_Item] = collections.deque()
+        self.backlog_rows = 0
+        self.cond = threading.Condition()
+        self.stopping = False
+        self.written: dict[tuple[str, str], int] = {}
+        self.duplicates = 0
+        self.rejected: dict[str, int] = {}
+        self.store_errors = 0
+        self.store_down_since: float | None = None
+        self.last_error = ""
+        self.lags_ns: collections.deque[int] = collections.deque(maxlen=200_000)
+
+    def put(self, item: _Item) -> None:
+        with self.cond:
+            if len(self.backlog) >= self.KEEP_IN_MEMORY:
+                item.table = None
+            self.backlog.append(item)
+            self.backlog_rows += item.rows
+            self.cond.notify()
+
+    def load_spool(self) -> int:
+        """Queue the segments a previous run left behind; returns their rows."""
+        n = 0
+        for path, kind in self.spool.pending():
+            try:
+                t = Spool.read(path)
+            except (OSError, pa.ArrowInvalid) as exc:
+                log.error("unreadable spool segment %s (%s); kept for inspection", path, exc)
+                path.rename(path.with_suffix(".bad"))
+                continue
+            ex = t.column("exchange").chunk(0).dictionary[0].as_py() if t.num_rows else "?"
+            self.put(_Item(path, kind, ex, t.num_rows, time.time_ns(), t))
+            n += t.num_rows
+        return n
+
+    def run(self) -> None:
+        backoff = 0.2
+        while True:
+            with self.cond:
+                while not self.backlog and not self.stopping:
+                    self.cond.wait(0.5)
+                if not self.backlog and self.stopping:
+                    return
+                first = self.backlog[0]
+                batch = [first]
+                rows = first.rows
+                for it in list(self.backlog)[1:]:
+                    if it.kind != first.kind or rows + it.rows > self.max_rows:
+                        break
+                    batch.append(it)
+                    rows += it.rows
+            try:
+                tables = [it.table if it.table is not None else Spool.read(it.path) for it in batch]
+                table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+                res = self.store.write(first.kind, table)
+            except Exception as exc:  # noqa: BLE001 - any store failure is retried, never fatal
+                self.store_errors += 1
+                if self.store_down_since is None:
+                    self.store_down_since = time.monotonic()
+                    log.warning("store write failed, keeping batches in the spool: %s", exc)
+                self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+                if self.stopping and self._deadline_passed():
+                    return
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if self.store_down_since is not None:
+                log.info("store is back after %.1f s", time.monotonic() - self.store_down_since)
+            self.store_down_since = None
+            backoff = 0.2
+            now = time.time_ns()
+            for it in batch:
+                self.spool.ack(it.path)
+                key = (it.exchange, it.kind)
+                self.written[key] = self.written.get(key, 0) + it.rows
+                self.lags_ns.append(now - it.first_recv_ns)
+            self.duplicates += res.duplicates
+            for k, v in res.rejected.items():
+                self.rejected[k] = self.rejected.get(k, 0) + v
+                log.warning("store rejected %d %s rows: %s", v, first.kind, k)
+            with self.cond:
+                for _ in batch:
+                    self.backlog.popleft()
+                self.backlog_rows -= rows
+                self.cond.notify_all()
+
+    _deadline = 0.0
+
+    def _deadline_passed(self) -> bool:
+        return time.monotonic() >= self._deadline
+
+    def stop(self, timeout_s: float) -> int:
+        """Finish what the store accepts within timeout_s; returns rows left in the spool."""
+        self._deadline = time.monotonic() + timeout_s
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+        self.join(timeout_s + 1.0)
+        return self.backlog_rows
+
+
+# ---------------------------------------------------------------------------- per venue
+class Venue:
+    """One exchange: its connections, queue, Normalizer and counters."""
+
+    def __init__(self, collector: Collector, exchange: str) -> None:
+        cfg = collector.cfg
+        self.c = collector
+        self.exchange = exchange
+        self.streams = cfg.streams_for(exchange)
+        self.norm = normalizer_for(exchange, list(cfg.symbols), cfg.depth, cfg.book_interval_ns)
+        self.queue: asyncio.Queue = asyncio.Queue(cfg.queue_size)
+        self.ws_url, self.rest_url = cfg.urls[exchange]
+        self.ws_url = self.ws_url.rstrip("/")
+        self.rest_url = self.rest_url.rstrip("/")
+        self.reconnects: dict[str, int] = dict.fromkeys(self.streams, 0)
+        self.connected: dict[str, bool] = dict.fromkeys(self.streams, False)
+        self.last_msg: dict[str, float] = {}
+        self.sockets: dict[str, object] = {}
+        self.inflight: dict[str, float] = {}
+        self.flush_due = False
+        self.waiting_on_store = False
+        self.stopping = False
+        self.rec = RawRecorder(cfg.record_raw, exchange) if cfg.record_raw else None
+        self.tasks: list[asyncio.Task] = []
+
+    # -- connection specs: (stream, url, messages to send after connecting, ping message)
+    def specs(self) -> list[tuple[str, str, list[bytes], bytes | None]]:
+        syms = list(self.norm.symbols)
+        out = []
+        if self.exchange == "binance":
+            for st in self.streams:
+                out.append((st, self.ws_url + binance.ws_path(syms, [st]), [], None))
+        elif self.exchange == "bybit":
+            for st in self.streams:
+                tops = bybit.topics(syms, [st])
+                subs = [
+                    orjson.dumps({"op": "subscribe", "args": tops[i : i + 10]})
+                    for i in range(0, len(tops), 10)
+                ]
+                out.append((st, self.ws_url + bybit.WS_PATH, subs, bybit.PING))
+        else:
+            for st in self.streams:
+                if st == "funding":
+                    continue  # polled from the info endpoint
+                subs = [
+                    orjson.dumps({"method": "subscribe", "subscription": s})
+                    for s in hyperliquid.subscriptions(syms, [st])
+                ]
+                out.append((st, self.ws_url + hyperliquid.WS_PATH, subs, b'{"method":"ping"}'))
+        return out
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for st, url, subs, ping in self.specs():
+            self.tasks.append(loop.create_task(self._connection(st, url, subs, ping)))
+        if self.exchange == "hyperliquid" and "funding" in self.streams:
+            self.tasks.append(loop.create_task(self._poll_funding()))
+        self.consumer = loop.create_task(self._consume())
+
+    async def _connection(
+        self, stream: str, url: str, subs: list[bytes], ping: bytes | None
+    ) -> None:
+        import websockets
+
+        attempt = 0
+        q = self.queue
+        while not self.stopping:
+            reason = ""
+            try:
+                async with websockets.connect(
+                    url,
+                    max_size=None,
+                    open_timeout=10,
+                    close_timeout=1,
+                    ping_interval=20,
+                    ping_timeout=20,
+                ) as ws:
+                    self.sockets[stream] = ws
+                    for s in subs:
+                        await ws.send(s.decode())
+                    self.connected[stream] = True
+                    self.last_msg[stream] = time.monotonic()
+                    pinger = (
+                        asyncio.get_running_loop().create_task(self._ping(ws, ping))
+                        if ping
+                        else None
+                    )
+                    log.info("connected %s %s", self.exchange, stream)
+                    try:
+                        async for raw in ws:
+                            self.last_msg[stream] = time.monotonic()
+                            attempt = 0
+                            await q.put((time.time_ns(), raw, None))
+                        reason = f"closed by server ({ws.close_code})"
+                    finally:
+                        if pinger:
+                            pinger.cancel()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every network failure means: reconnect
+                reason = f"{type(exc).__name__}: {exc}"[:160]
+            finally:
+                self.sockets.pop(stream, None)
+                was = self.connected.get(stream)
+                self.connected[stream] = False
+            if self.stopping:
+                return
+            if was:
+                self.reconnects[stream] += 1
+                log.warning("disconnected %s %s: %s", self.exchange, stream, reason)
+                await q.put((-1, "disconnect", stream, reason))
+            attempt += 1
+            cap = min(
+                self.c.cfg.backoff_max_s, self.c.cfg.backoff_min_s * 2 ** min(attempt - 1, 16)
+            )
+            await asyncio.sleep(cap * (0.5 + random.random() / 2))
+
+    async def _ping(self, ws, msg: bytes) -> None:
+        interval = bybit.PING_INTERVAL_S if self.exchange == "bybit" else 30.0
+        while True:
+            await asyncio.sleep(interval)
+            await ws.send(msg.decode())
+
+    async def _poll_funding(self) -> None:
+        body = orjson.dumps({"type": "metaAndAssetCtxs"})
+        while not self.stopping:
+            try:
+                async with self.c.http.post(
+                    self.rest_url + hyperliquid.INFO_PATH,
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                ) as r:
+                    data = await r.read()
+                    if r.status == 200:
+                        await self.queue.put((time.time_ns(), data, None))
+                    else:
+                        log.warning("hyperliquid info answered %s", r.status)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                log.warning("hyperliquid funding poll failed: %s", exc)
+            await asyncio.sleep(self.c.cfg.funding_poll_s)
+
+    async def _snapshot(self, sym: str) -> None:
+        url = self.rest_url + binance.depth_path(sym, 1000)
+        try:
+            async with self.c.http.get(url) as r:
+                body = await r.read()
+                if r.status != 200:
+                    raise RuntimeError(f"HTTP {r.status}")
+            # The body names no symbol: add it (as "s") so a raw recording stays attributable.
+            vs = binance.to_venue(sym).encode()
+            body = b'{"s":"' + vs + b'",' + body.lstrip()[1:]
+            await self.queue.put((time.time_ns(), body, sym))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            log.warning("binance depth snapshot for %s failed: %s", sym, exc)
+            self.inflight[sym] = time.monotonic() - 0.5  # retry after the 1 s spacing below
+
+    def _after_batch(self) -> None:
+        n = self.norm
+        if self.exchange == "binance":
+            now = time.monotonic()
+            for sym in n.pending_snapshots():
+                last = self.inflight.get(sym)
+                if last is None or now - last > 1.0:
+                    self.inflight[sym] = now
+                    asyncio.get_running_loop().create_task(self._snapshot(sym))
+        elif self.exchange == "bybit":
+            syms = n.resubscribe()
+            ws = self.sockets.get("book")
+            if syms and ws is not None:
+                tops = bybit.topics(syms, ["book"])
+                asyncio.get_running_loop().create_task(self._resubscribe(ws, tops))
+
+    async def _resubscribe(self, ws, tops: list[str]) -> None:
+        try:
+            await ws.send(orjson.dumps({"op": "unsubscribe", "args": tops}).decode())
+            await ws.send(orjson.dumps({"op": "subscribe", "args": tops}).decode())
+        except Exception as exc:  # noqa: BLE001 - the reconnect subscribes again anyway
+            log.warning("bybit resubscribe failed: %s", exc)
+
+    async def _consume(self) -> None:
+        q = self.queue
+        n = self.norm
+        rec = self.rec
+        cfg = self.c.cfg
+        while True:
+            item = await q.get()
+            items = [item]
+            while len(items) < 2000:
+                try:
+                    items.append(q.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            stop = False
+            for it in items:
+                ts = it[0]
+                if ts >= 0:
+                    if rec is not None:
+                        rec.write(ts, it[1])
+                    n.feed(ts, it[1], it[2])
+                    if it[2] is not None:
+                        self.inflight.pop(it[2], None)
+                elif it[1] == "disconnect":
+                    n.on_disconnect(time.time_ns(), it[3], [it[2]])
+                elif it[1] == "stop":
+                    stop = True
+            self._after_batch()
+            if stop:
+                await self.flush(final=True)
+                return
+            if self.flush_due or n.pending_rows() >= cfg.flush_rows:
+                await self.flush()
+
+    async def flush(self, final: bool = False) -> None:
+        self.flush_due = False
+        n = self.norm
+        first = n.first_recv_ns or time.time_ns()
+        tables = n.drain()
+        events = n.drain_events(close_open_at=time.time_ns() if final else None)
+        if self.rec is not None:
+            self.rec.flush()
+            if final:
+                self.rec.close()
+        await self.c.sink(self, tables, events, first)
+
+
+# ---------------------------------------------------------------------------- collector
+class Collector:
+    """Runs every venue until stopped (signal, duration or `stop()`)."""
+
+    def __init__(self, cfg: CollectConfig, store) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        self.store = store
+        self.spool = Spool(cfg.spool_dir or Path(cfg.home) / "spool", fsync=cfg.fsync)
+        self.events = EventLog(Path(cfg.home))
+        self.writer = Writer(store, self.spool)
+        self.venues: list[Venue] = []
+        self.started = time.monotonic()
+        self.replayed_rows = 0
+        self.left_in_spool = 0
+        self._stop: asyncio.Event | None = None
+        self.http = None
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def sink(
+        self, venue: Venue, tables: dict[str, pa.Table], events: list, first_recv_ns: int
+    ) -> None:
+        if events:
+            await asyncio.to_thread(self.events.append, events)
+        if not tables:
+            return
+        w = self.writer
+        if w.backlog_rows > self.cfg.max_spool_rows:
+            venue.waiting_on_store = True
+            while w.backlog_rows > self.cfg.max_spool_rows and not self._stop.is_set():
+                await asyncio.sleep(0.1)
+            venue.waiting_on_store = False
+
+        def spool_all() -> list[_Item]:
+            return [
+                _Item(
+                    self.spool.append(kind, t), kind, venue.exchange, t.num_rows, first_recv_ns, t
+                )
+                for kind, t in tables.items()
+            ]
+
+        for item in await asyncio.to_thread(spool_all):
+            w.put(item)
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.flush_interval_s)
+            for v in self.venues:
+                v.flush_due = True
+                if v.queue.empty():
+                    try:
+                        v.queue.put_nowait((-1, "tick", "", ""))
+                    except asyncio.QueueFull:
+                        pass
+
+    async def _watchdog(self) -> None:
+        stale = self.cfg.stale_s
+        while True:
+            await asyncio.sleep(min(1.0, stale / 4))
+            now = time.monotonic()
+            for v in self.venues:
+                for st, ws in list(v.sockets.items()):
+                    if now - v.last_msg.get(st, now) > stale:
+                        log.warning("%s %s silent for %.0f s: reconnecting", v.exchange, st, stale)
+                        v.last_msg[st] = now
+                        v.norm._events.append(_stall_event(v.exchange, st, time.time_ns(), stale))
+                        ws.transport.abort()  # type: ignore[attr-defined]
+
+    async def run(self) -> dict:
+        import aiohttp
+
+        self._stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._stop.set)
+            except (NotImplementedError, RuntimeError):  # not the main thread (tests)
+                pass
+        self.replayed_rows = self.writer.load_spool()
+        if self.replayed_rows:
+            log.info("replaying %d rows left in the spool by the last run", self.replayed_rows)
+        self.writer.start()
+        metrics = None
+        if self.cfg.metrics_port is not None:
+            from algo_trade.collect.status import start_metrics
+
+            metrics = start_metrics(self, self.cfg.metrics_port)
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+        try:
+            self.venues = [Venue(self, ex) for ex in self.cfg.exchanges]
+            for v in self.venues:
+                v.start()
+            aux = [loop.create_task(self._ticker()), loop.create_task(self._watchdog())]
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.cfg.duration_s)
+            except TimeoutError:
+                pass
+            log.info("stopping: flushing queues and the spool")
+            for t in aux:
+                t.cancel()
+            for v in self.venues:
+                v.stopping = True
+                for t in v.tasks:
+                    t.cancel()
+            await asyncio.gather(*(t for v in self.venues for t in v.tasks), return_exceptions=True)
+            for v in self.venues:
+                await v.queue.put((-1, "stop", "", ""))
+            await asyncio.gather(*(v.consumer for v in self.venues), return_exceptions=True)
+        finally:
+            await self.http.close()
+            self.left_in_spool = await asyncio.to_thread(
+                self.writer.stop, self.cfg.shutdown_timeout_s
+            )
+            self.spool.close()
+            if metrics is not None:
+                metrics.shutdown()
+        return self.summary()
+
+    # ------------------------------------------------------------ numbers
+    def rows(self) -> list[dict]:
+        """One status row per (exchange, stream)."""
+        out = []
+        kind_of = {
+            "book": "book",
+            "funding": "funding",
+            "liquidation": "liquidation",
+            "trade": "trade",
+        }
+        for v in self.venues:
+            c = v.norm.counters
+            for st in v.streams:
+                out.append(
+                    {
+                        "exchange": v.exchange,
+                        "stream": st,
+                        "messages": c.by_stream.get(st, 0),
+                        "rows_written": self.writer.written.get((v.exchange, kind_of[st]), 0),
+                        "queue": v.queue.qsize(),
+                        "connected": v.connected.get(st, st == "funding"),
+                        "reconnects": v.reconnects.get(st, 0),
+                        "resyncs": c.resyncs if st == "book" else 0,
+                        "malformed": c.malformed,
+                        "backpressure": v.waiting_on_store or v.queue.full(),
+                    }
+                )
+        return out
+
+    def lag_quantiles(self) -> dict[str, float | None]:
+        lags = np.fromiter(self.writer.lags_ns, dtype=np.int64)
+        if not len(lags):
+            return {"lag_p50_s": None, "lag_p99_s": None, "lag_max_s": None}
+        q = np.quantile(lags, [0.5, 0.99]) / 1e9
+        return {
+            "lag_p50_s": float(q[0]),
+            "lag_p99_s": float(q[1]),
+            "lag_max_s": float(lags.max() / 1e9),
+        }
+
+    def summary(self) -> dict:
+        w = self.writer
+        msgs = sum(v.norm.counters.messages for v in self.venues)
+        return {
+            "seconds": round(time.monotonic() - self.started, 3),
+            "messages": msgs,
+            "malformed": sum(v.norm.counters.malformed for v in self.venues),
+            "resyncs": sum(v.norm.counters.resyncs for v in self.venues),
+            "reconnects": sum(sum(v.reconnects.values()) for v in self.venues),
+            "rows_written": sum(w.written.values()),
+            "written": {f"{e}/{k}": n for (e, k), n in sorted(w.written.items())},
+            "duplicates_skipped": w.duplicates,
+            "rejected": dict(w.rejected),
+            "store_errors": w.store_errors,
+            "spooled_rows": w.backlog_rows,
+            "replayed_from_spool": self.replayed_rows,
+            "left_in_spool": self.left_in_spool,
+            "dropped": 0,
+            **self.lag_quantiles(),
+            "streams": self.rows(),
+        }
+
+
+def _stall_event(exchange: str, stream: str, ts_ns: int, stale_s: float):
+    from algo_trade.exchanges.base import Event
+
+    return Event(
+        exchange,
+        "*",
+        stream,
+        ts_ns - int(stale_s * 1e9),
+        ts_ns,
+        "stall",
+        f"no message for {stale_s:.0f} s",
+    )
+
+
+def run_collector(cfg: CollectConfig, store, status: bool = False) -> dict:
+    """Run a collector until Ctrl-C, SIGTERM or cfg.duration_s; returns its summary."""
+
+    async def main() -> dict:
+        col = Collector(cfg, store)
+        if status:
+            from algo_trade.collect.status import live_status
+
+            task = asyncio.get_running_loop().create_task(live_status(col))
+            try:
+                return await col.run()
+            finally:
+                task.cancel()
+        return await col.run()
+
+    return asyncio.run(main())

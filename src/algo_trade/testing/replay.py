@@ -1,0 +1,408 @@
+"""Replay servers: a venue's websocket + REST endpoints on 127.0.0.1, serving real captures.
+
+Used by the collector tests and the benchmark. One `ReplayServer` per exchange serves the
+recorded frames (``(recv ns, raw)`` pairs, e.g. from `load_capture`) to whoever
+subscribes, at recorded speed (``speed=1``), faster, or as fast as possible
+(``speed=None``), with fault injection (`Faults`): close connections mid-stream, skip
+frames (sequence gaps), truncate frames (malformed JSON), stall, refuse connections.
+
+Routes per venue:
+
+- binance: ws ``/stream?streams=a/b`` (combined frames, filtered by stream name with the
+  speed suffix ignored: ``btcusdt@depth@100ms`` gets the captured ``btcusdt@depth@0ms``);
+  REST ``/fapi/v1/exchangeInfo`` and ``/fapi/v1/depth``, whose snapshot is the captured
+  REST snapshot moved forward by every diff the server has passed (sent or skipped) -
+  what the venue's book is at that moment.
+- bybit: ws ``/v5/public/linear`` (``op`` subscribe/unsubscribe/ping); a subscribe to an
+  order book mid-stream is answered with a fresh snapshot built the same way.
+- hyperliquid: ws ``/ws`` (``method`` subscribe/ping), REST ``POST /info`` (meta,
+  metaAndAssetCtxs).
+
+Each subscribed stream continues where the previous connection stopped, like a venue
+that kept publishing nothing while the client was away: lost frames are the client's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import orjson
+from aiohttp import WSMsgType, web
+
+
+@dataclass
+class Faults:
+    drop_every: int | None = None  # close each connection after this many frames
+    max_drops: int = 1_000_000
+    skip: set[int] = field(default_factory=set)  # frame indexes never sent (a sequence gap)
+    malformed: set[int] = field(default_factory=set)  # frame indexes sent truncated
+    stall_at: int | None = None  # frame index before which the server goes silent
+    stall_s: float = 0.0
+    refuse_s: float = 0.0  # refuse connections for this long after start
+
+
+def _binance_key(stream: str) -> str:
+    return "@".join(stream.split("@")[:2])
+
+
+def frame_key(exchange: str, raw: str) -> str | None:
+    """The subscription a frame belongs to (None: not a streamed frame)."""
+    obj = orjson.loads(raw)
+    if exchange == "binance":
+        return _binance_key(obj["stream"]) if isinstance(obj, dict) and "stream" in obj else None
+    if exchange == "bybit":
+        topic = obj.get("topic") if isinstance(obj, dict) else None
+        if not topic:
+            return None
+        head, _, sym = topic.rpartition(".")
+        return f"{head.split('.')[0]}.{sym}"
+    if isinstance(obj, dict) and obj.get("channel") in ("l2Book", "trades"):
+        d = obj["data"]
+        coin = d["coin"] if isinstance(d, dict) else d[0]["coin"]
+        return f"{obj['channel']}:{coin}"
+    return None
+
+
+def _sub_key(exchange: str, name: str | dict) -> str:
+    if exchange == "binance":
+        return _binance_key(name)  # type: ignore[arg-type]
+    if exchange == "bybit":
+        head, _, sym = str(name).rpartition(".")
+        return f"{head.split('.')[0]}.{sym}"
+    return f"{name['type']}:{name['coin']}"  # type: ignore[index]
+
+
+class ReplayServer:
+    """Serve `frames` for `exchange` on 127.0.0.1 (see the module docstring)."""
+
+    def __init__(
+        self,
+        exchange: str,
+        frames: list[tuple[int, str]],
+        rest: dict[str, bytes] | None = None,
+        speed: float | None = None,
+        faults: Faults | None = None,
+        loops: int = 1,
+    ) -> None:
+        self.exchange = exchange
+        self.rest = dict(rest or {})
+        self.speed = speed
+        self.faults = faults or Faults()
+        self.loops = loops
+        self.frames: list[tuple[int, str, str]] = []  # (ts, key, raw)
+        self.snapshots: dict[str, dict] = {}  # binance: symbol -> captured REST snapshot
+        for ts, raw in frames:
+            key = frame_key(exchange, raw)
+            if key is not None:
+                self.frames.append((ts, key, raw))
+            elif exchange == "binance" and '"lastUpdateId"' in raw:
+                snap = orjson.loads(raw)
+                sym = snap.get("s") or next(k.split("@")[0].upper() for _, k, _ in self.frames)
+                self.snapshots[sym.upper()] = snap
+        self.n = len(self.frames)
+        self.cursor: dict[str, int] = {}  # key -> next global index (over all loops)
+        self.sent = 0
+        self.drops = 0
+        self.connections = 0
+        self.refused = 0
+        self.started = 0.0
+        self.refuse_until = 0.0
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> int:
+        app = web.Application()
+        if self.exchange == "binance":
+            app.router.add_get("/stream", self._ws_binance)
+            app.router.add_get("/fapi/v1/depth", self._depth)
+            app.router.add_get("/fapi/v1/exchangeInfo", self._rest_get)
+        elif self.exchange == "bybit":
+            app.router.add_get("/v5/public/linear", self._ws_sub)
+            app.router.add_get("/v5/market/instruments-info", self._rest_get)
+        else:
+            app.router.add_get("/ws", self._ws_sub)
+            app.router.add_post("/info", self._info)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.started = time.monotonic()
+        self.refuse_until = self.started + self.faults.refuse_s
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def refuse_for(self, seconds: float) -> None:
+        self.refuse_until = time.monotonic() + seconds
+
+    def done(self, keys: set[str] | None = None) -> bool:
+        """Every frame (of `keys`) has been passed."""
+        total = self.n * self.loops
+        ks = keys or {k for _, k, _ in self.frames}
+        return all(self.cursor.get(k, 0) >= self._last_index(k) + 1 for k in ks) if total else True
+
+    def _last_index(self, key: str) -> int:
+        last = max((i for i, (_, k, _) in enumerate(self.frames) if k == key), default=-1)
+        return (self.loops - 1) * self.n + last
+
+    # ------------------------------------------------------------ websocket
+    async def _refuse(self, request: web.Request) -> web.Response | None:
+        if time.monotonic() < self.refuse_until:
+            self.refused += 1
+            return web.Response(status=503, text="refused (fault injection)")
+        return None
+
+    async def _ws_binance(self, request: web.Request) -> web.StreamResponse:
+        refused = await self._refuse(request)
+        if refused is not None:
+            return refused
+        keys = {_sub_key("binance", s) for s in request.query.get("streams", "").split("/") if s}
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        self.connections += 1
+        reader = asyncio.get_running_loop().create_task(self._drain_client(ws))
+        try:
+            await self._pump(ws, keys)
+        finally:
+            reader.cancel()
+        return ws
+
+    async def _drain_client(self, ws: web.WebSocketResponse) -> None:
+        async for _ in ws:
+            pass
+
+    async def _ws_sub(self, request: web.Request) -> web.StreamResponse:
+        refused = await self._refuse(request)
+        if refused is not None:
+            return refused
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        self.connections += 1
+        keys: set[str] = set()
+        pump: asyncio.Task | None = None
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                req = orjson.loads(msg.data)
+                if self.exchange == "bybit":
+                    op = req.get("op")
+                    if op == "ping":
+                        await ws.send_str(
+                            '{"success":true,"ret_msg":"pong","conn_id":"replay","op":"ping"}'
+                        )
+                        continue
+                    new = {_sub_key("bybit", a) for a in req.get("args", [])}
+                    await ws.send_str(
+                        orjson.dumps(
+                            {"success": True, "ret_msg": "", "conn_id": "replay", "op": op}
+                        ).decode()
+                    )
+                    if op == "unsubscribe":
+                        keys -= new
+                        continue
+                    for k in new & keys:  # a resubscribe: the venue answers with a snapshot
+                        if k.startswith("orderbook."):
+                            await ws.send_str(self._bybit_snapshot(k))
+                    keys |= new
+                else:
+                    if req.get("method") == "ping":
+                        await ws.send_str('{"channel":"pong"}')
+                        continue
+                    if req.get("method") == "subscribe":
+                        keys.add(_sub_key("hyperliquid", req["subscription"]))
+                        await ws.send_str(
+                            orjson.dumps({"channel": "subscriptionResponse", "data": req}).decode()
+                        )
+                if pump is None:
+                    await asyncio.sleep(0.05)  # let the other subscribe frames of the batch arrive
+                    pump = asyncio.get_running_loop().create_task(self._pump(ws, keys))
+        finally:
+            if pump is not None:
+                pump.cancel()
+        return ws
+
+    async def _pump(self, ws: web.WebSocketResponse, keys: set[str]) -> None:
+        """Send the frames of `keys` from their cursors, with pacing and faults."""
+        f = self.faults
+        n = self.n
+        frames = self.frames
+        start = min((self.cursor.get(k, 0) for k in keys), default=0)
+        sent_here = 0
+        t0 = time.monotonic()
+        ts0 = None
+        i = start
+        end = n * self.loops
+        while i < end:
+            ts, key, raw = frames[i % n]
+            if key not in keys or self.cursor.get(key, 0) > i:
+                i += 1
+                continue
+            if f.stall_at is not None and i == f.stall_at and f.stall_s > 0:
+                stall, f.stall_s = f.stall_s, 0.0
+                await asyncio.sleep(stall)
+            if self.speed is not None:
+                if ts0 is None:
+                    ts0 = ts
+                delay = (ts - ts0) / 1e9 / self.speed - (time.monotonic() - t0)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            if ws.closed:
+                return
+            self.cursor[key] = i + 1
+            if i in f.skip:
+                i += 1
+                continue
+            if i in f.malformed:
+                raw = raw[: len(raw) // 2]
+            await ws.send_str(raw)
+            self.sent += 1
+            sent_here += 1
+            i += 1
+            if f.drop_every and sent_here >= f.drop_every and self.drops < f.max_drops:
+                self.drops += 1
+                await ws.close()
+                return
+            if sent_here % 256 == 0:
+                await asyncio.sleep(0)  # let other connections and REST calls in
+        # All sent: stay open and quiet, like a venue with nothing new.
+        while not ws.closed:
+            await asyncio.sleep(0.2)
+
+    # ------------------------------------------------------------ REST
+    async def _rest_get(self, request: web.Request) -> web.Response:
+        body = self.rest.get(request.path)
+        if body is None:
+            return web.Response(status=404)
+        return web.Response(body=body, content_type="application/json")
+
+    async def _info(self, request: web.Request) -> web.Response:
+        req = await request.json()
+        body = self.rest.get(f"/info:{req.get('type')}")
+        if body is None:
+            return web.Response(status=400, text="unknown request")
+        return web.Response(body=body, content_type="application/json")
+
+    def _levels(self, bids: dict, asks: dict) -> tuple[list, list]:
+        return (
+            [[p, q] for p, q in sorted(bids.items(), key=lambda x: -float(x[0]))],
+            [[p, q] for p, q in sorted(asks.items(), key=lambda x: float(x[0]))],
+        )
+
+    async def _depth(self, request: web.Request) -> web.Response:
+        sym = request.query.get("symbol", "").upper()
+        snap = self.snapshots.get(sym)
+        if snap is None:
+            return web.Response(status=400, text='{"code":-1121,"msg":"Invalid symbol."}')
+        key = f"{sym.lower()}@depth"
+        pos = self.cursor.get(key, 0)
+        last = snap["lastUpdateId"]
+        bids = {p: q for p, q in snap["bids"]}
+        asks = {p: q for p, q in snap["asks"]}
+        e, t = snap.get("E", 0), snap.get("T", 0)
+        # The book as the venue has it now: the captured snapshot moved forward by every
+        # diff of the current loop up to the cursor.
+        loop_start = pos // self.n * self.n if self.n else 0
+        for i in range(loop_start, pos):
+            _, k, raw = self.frames[i % self.n]
+            if k != key:
+                continue
+            d = orjson.loads(raw)["data"]
+            if d["u"] < snap["lastUpdateId"]:
+                continue
+            for side, lv in ((bids, d["b"]), (asks, d["a"])):
+                for p, q in lv:
+                    if float(q) == 0:
+                        side.pop(p, None)
+                    else:
+                        side[p] = q
+            last, e, t = d["u"], d["E"], d["T"]
+        b, a = self._levels(bids, asks)
+        limit = int(request.query.get("limit", 1000))
+        body = orjson.dumps(
+            {"lastUpdateId": last, "E": e, "T": t, "bids": b[:limit], "asks": a[:limit]}
+        )
+        return web.Response(body=body, content_type="application/json")
+
+    def _bybit_snapshot(self, key: str) -> str:
+        """orderbook.<SYM>: the captured book moved forward to the cursor, as a snapshot."""
+        pos = self.cursor.get(key, 0)
+        bids: dict = {}
+        asks: dict = {}
+        msg = None
+        for i in range(pos // self.n * self.n if self.n else 0, pos):
+            _, k, raw = self.frames[i % self.n]
+            if k != key:
+                continue
+            msg = orjson.loads(raw)
+            d = msg["data"]
+            if msg["type"] == "snapshot":
+                bids, asks = {}, {}
+            for side, lv in ((bids, d["b"]), (asks, d["a"])):
+                for p, q in lv:
+                    if float(q) == 0:
+                        side.pop(p, None)
+                    else:
+                        side[p] = q
+        if msg is None:
+            return '{"success":true,"op":"noop"}'
+        b, a = self._levels(bids, asks)
+        d = msg["data"]
+        out = {
+            "topic": msg["topic"],
+            "type": "snapshot",
+            "ts": msg["ts"],
+            "data": {"s": d["s"], "b": b, "a": a, "u": d["u"], "seq": d.get("seq", 0)},
+        }
+        return orjson.dumps(out).decode()
+
+
+def load_capture(path, ts_scale: int = 1, limit: int | None = None) -> list[tuple[int, str]]:
+    """(recv ns, raw) pairs from a ``<ts> <raw>`` gzip capture (hftbacktest / our raw log)."""
+    import gzip
+
+    out = []
+    with gzip.open(path, "rt") as f:
+        for line in f:
+            ts, raw = line.rstrip("\n").split(" ", 1)
+            out.append((int(ts) * ts_scale, raw))
+            if limit is not None and len(out) >= limit:
+                break
+    return out
+
+
+def force_order(symbol: str, side: str, price: str, qty: str, ts_ms: int) -> str:
+    """A Binance liquidation frame in the documented ``forceOrder`` format (no real capture
+    exists; see /work/shared/realdata/README.md)."""
+    data = {
+        "e": "forceOrder",
+        "E": ts_ms,
+        "o": {
+            "s": symbol,
+            "S": side,
+            "o": "LIMIT",
+            "f": "IOC",
+            "q": qty,
+            "p": price,
+            "ap": price,
+            "X": "FILLED",
+            "l": qty,
+            "z": qty,
+            "T": ts_ms,
+        },
+    }
+    return orjson.dumps({"stream": f"{symbol.lower()}@forceOrder", "data": data}).decode()
