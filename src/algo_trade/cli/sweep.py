@@ -1,0 +1,163 @@
+"""`algo-trade sweep`: run a strategy over a parameter grid on cached store data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from algo_trade.cli.common import (
+    DEFAULT_HOME,
+    Db,
+    Home,
+    Json,
+    Profile,
+    ProfileMemory,
+    console,
+    emit_json,
+    err_console,
+    rich_table,
+    run_context,
+    store_from,
+)
+
+
+def run_sweep_cli(home: Path, db: str | None, strategy: str, exchange: str, symbol: str, start: str, end: str,
+                  grid: list[str], where: str | None, random: int | None, seed: int, metric: str, top: int,
+                  executor: str, workers: int | None, cluster: str | None, sweep_id: str | None,
+                  walk_forward: str | None, settings: dict, report: Path | None, json: bool, stages=None):  # fmt: skip
+    """The command's work, shared with `algo-trade demo`."""
+    from contextlib import nullcontext
+
+    from algo_trade.sweep.api import sweep
+    from algo_trade.sweep.cache import load_cached
+    from algo_trade.sweep.grid import parse_grid_options
+
+    axes = parse_grid_options(grid)
+    stage = stages.stage if stages is not None else (lambda _n: nullcontext())
+    with stage("load (cache)"):
+        store = store_from(home, db)
+        data = load_cached(store, ["bar"], exchange, symbol, start, end, home)
+    with stage("sweep"):
+        res = sweep(data, strategy, axes, where=where, metric=metric, executor=executor, workers=workers,
+                    random=random, seed=seed, home=None if walk_forward else home, sweep_id=sweep_id,
+                    cluster=cluster, progress=not json, walk_forward=walk_forward, **settings)  # fmt: skip
+    with stage("report"):
+        if report is None and res.path is not None:
+            report = res.path / "report.html"
+        if report is not None:
+            res.to_html(report)
+    out = res.summary()
+    out["report"] = str(report) if report else None
+    out["top"] = res.ranked(top).to_dict("records")
+    if res.walk_forward is not None:
+        out["walk_forward"] = {
+            "windows": res.walk_forward.windows.to_dict("records"),
+            "overall": res.walk_forward.stats,
+        }
+    if not json:
+        console.print(
+            rich_table(f"{strategy} on {exchange}/{symbol}: top {top} by {metric}", out["top"])
+        )
+        if res.walk_forward is not None:
+            console.print(
+                rich_table("walk-forward windows (out of sample)", out["walk_forward"]["windows"])
+            )
+            console.print(f"walk-forward overall: {out['walk_forward']['overall']}")
+        if res.dsr:
+            console.print(
+                f"deflated Sharpe ratio of the best: {res.dsr['dsr']:.4f} over {res.dsr['trials']} trials"
+            )
+        if res.pbo:
+            console.print(
+                f"probability of backtest overfitting (CSCV, {res.pbo['splits']} splits): {res.pbo['pbo']:.3f}"
+            )
+        console.print(f"{len(res.results):,} combinations ({res.computed:,} computed now) in {res.seconds:.2f} s"
+                      + (f"; results in {res.path}/results.parquet" if res.path else "")
+                      + (f"; report {report}" if report else ""))  # fmt: skip
+    return res, out
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("sweep")
+    def sweep_cmd(
+        symbol: Annotated[str, typer.Option(help="Symbol, e.g. BTC-USDT-PERP.")],
+        start: Annotated[str, typer.Option(help="First bar time (UTC, inclusive).")],
+        end: Annotated[str, typer.Option(help="End time (UTC, exclusive).")],
+        grid: Annotated[
+            list[str],
+            typer.Option(
+                "--grid",
+                help="NAME=SPEC: 5:50:5 (range), 5,10,20 (list), log:1:1000:7. Repeat per parameter.",
+            ),
+        ],
+        strategy: Annotated[
+            str, typer.Option(help="Strategy: sma_cross or ema_cross.")
+        ] = "sma_cross",
+        exchange: Annotated[str, typer.Option(help="Exchange of the bars.")] = "sim",
+        where: Annotated[
+            str | None, typer.Option(help='Constraint, e.g. "fast < slow and slow - fast >= 10".')
+        ] = None,
+        random: Annotated[
+            int | None, typer.Option(help="Run N random combinations of the grid instead of all.")
+        ] = None,
+        seed: Annotated[int, typer.Option(help="Seed of --random.")] = 0,
+        metric: Annotated[
+            str, typer.Option(help="Rank by: sharpe, sortino, total_return, max_drawdown, ...")
+        ] = "sharpe",
+        top: Annotated[int, typer.Option(help="Rows of the ranked table.")] = 20,
+        executor: Annotated[
+            str, typer.Option(help="local (this machine's cores), process, or dask.")
+        ] = "local",
+        workers: Annotated[
+            int | None, typer.Option(help="Threads/processes/Dask workers (default: all cores).")
+        ] = None,
+        cluster: Annotated[
+            str | None,
+            typer.Option(help="Address of an existing Dask scheduler, e.g. tcp://host:8786."),
+        ] = None,
+        sweep_id: Annotated[
+            str | None,
+            typer.Option(
+                "--id", help="Name of the sweep (default: a hash of its spec). Re-run to resume."
+            ),
+        ] = None,
+        walk_forward: Annotated[
+            str | None, typer.Option("--walk-forward", help="train=30d,test=7d[,step=7d].")
+        ] = None,
+        fee_bps: Annotated[float, typer.Option(help="Taker fee, bps of traded notional.")] = 5.0,
+        slippage_bps: Annotated[
+            float, typer.Option(help="Fill this many bps worse than the bar's open.")
+        ] = 1.0,
+        leverage: Annotated[float, typer.Option(help="Position notional / equity.")] = 1.0,
+        long_only: Annotated[bool, typer.Option("--long-only", help="Never go short.")] = False,
+        report: Annotated[
+            Path | None,
+            typer.Option(help="Write the HTML report here (default: sweeps/<id>/report.html)."),
+        ] = None,
+        home: Home = DEFAULT_HOME,
+        db: Db = None,
+        json: Json = False,
+        profile: Profile = None,
+        profile_memory: ProfileMemory = False,
+    ) -> None:
+        """Backtest every combination of a parameter grid on bars loaded once (memory-mapped cache).
+
+        Examples:
+
+          algo-trade sweep --symbol BTC-USDT-PERP --start 2024-01-01 --end 2024-01-08 --grid fast=5:50:5 --grid slow=20:200:20 --where "fast < slow"
+
+          algo-trade sweep ... --random 500 --seed 1 --executor dask --cluster tcp://10.0.0.5:8786
+
+          algo-trade sweep ... --walk-forward train=30d,test=7d
+        """
+        if executor == "dask" and not json:
+            err_console.print("starting Dask…" if not cluster else f"connecting to {cluster}…")
+        with run_context(profile, profile_memory, json) as stages:
+            _, out = run_sweep_cli(home, db, strategy, exchange, symbol, start, end, grid, where, random, seed, metric,
+                                   top, executor, workers, cluster, sweep_id, walk_forward,
+                                   {"fee_bps": fee_bps, "slippage_bps": slippage_bps, "leverage": leverage,
+                                    "long_only": long_only}, report, json, stages)  # fmt: skip
+        if json:
+            emit_json(out)

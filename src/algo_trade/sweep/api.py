@@ -1,0 +1,569 @@
+"""`sweep`: run a strategy over a parameter grid on data loaded once.
+
+>>> import algo_trade
+>>> res = algo_trade.sweep(bars, "sma_cross", grid={"fast": "5:50:5", "slow": "20:200:20"},
+...                        where="fast < slow", metric="sharpe")  # doctest: +SKIP
+>>> res.best  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from algo_trade.errors import ConfigError, DataError
+from algo_trade.sweep.cache import CachedData, open_cached, save_arrays
+from algo_trade.sweep.executors import EXECUTORS, run_batches
+from algo_trade.sweep.grid import Grid
+from algo_trade.sweep.indicators import DEFAULT_MAX_BYTES, process_cache
+from algo_trade.sweep.kernels import N_STATS, STAT_NAMES, run_cross_nb, sweep_cross_nb
+
+NS_PER_YEAR = 365 * 86_400 * 10**9
+LOWER_IS_BETTER = frozenset({"max_drawdown", "fees", "turnover"})
+DEFAULT_BLOCKS = 16  # CSCV blocks: C(16, 8) = 12,870 splits
+
+
+@dataclass(frozen=True)
+class SweepStrategy:
+    """A strategy the sweep kernels run natively: two indicators of one kind, crossed."""
+
+    name: str
+    indicator: str
+    params: tuple[str, ...] = ("fast", "slow")
+
+
+STRATEGIES: dict[str, SweepStrategy] = {
+    "sma_cross": SweepStrategy("sma_cross", "sma"),
+    "ema_cross": SweepStrategy("ema_cross", "ema"),
+}
+
+SETTINGS_DEFAULTS: dict[str, object] = {
+    "fee_bps": 5.0,  # taker fee on traded notional
+    "slippage_bps": 1.0,  # fill worse than the bar's open by this much
+    "leverage": 1.0,  # target notional / equity
+    "long_only": False,
+}
+
+
+def get_strategy(name: str) -> SweepStrategy:
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown strategy {name!r}: sweeps support {', '.join(STRATEGIES)}"
+        ) from None
+
+
+# ----------------------------------------------------------------------------- data
+def as_bars(data: object) -> dict[str, np.ndarray]:
+    """Bar columns (ts, open, high, low, close, volume) as NumPy arrays, without copying maps."""
+    if isinstance(data, CachedData):
+        return dict(data["bar"])
+    if isinstance(data, (str, Path)) and (Path(data) / "meta.json").is_file():
+        return dict(open_cached(data)["bar"])
+    if isinstance(data, pa.Table):
+        cols = {
+            c: data.column(c).to_numpy()
+            for c in data.column_names
+            if c in ("ts", "open", "high", "low", "close", "volume")
+        }
+    elif isinstance(data, pd.DataFrame):
+        df = data
+        if "ts" not in df.columns and isinstance(df.index, pd.DatetimeIndex):
+            df = df.assign(ts=df.index.asi8)
+        cols = {
+            c: df[c].to_numpy()
+            for c in ("ts", "open", "high", "low", "close", "volume")
+            if c in df.columns
+        }
+    elif isinstance(data, Mapping):
+        cols = {k: np.asarray(v) for k, v in data.items()}
+    else:
+        raise DataError(
+            f"sweep data must be bars (DataFrame, Arrow table, dict of arrays or cached data), got {type(data).__name__}"
+        )
+    for c in ("ts", "open", "close"):
+        if c not in cols:
+            raise DataError(f"sweep data has no {c!r} column (bars need ts, open, close)")
+    if len(cols["close"]) < 3:
+        raise DataError("sweep data has fewer than 3 bars")
+    return cols
+
+
+def periods_per_year(ts: np.ndarray) -> float:
+    """Bars per year from the median bar spacing (annualizes Sharpe and Sortino)."""
+    ts = np.asarray(ts[: min(len(ts), 100_000)], dtype=np.int64)
+    step = float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0
+    if step <= 0:
+        raise DataError("bar timestamps must increase")
+    return NS_PER_YEAR / step
+
+
+def _data_identity(data: object, bars: dict[str, np.ndarray]) -> str:
+    if isinstance(data, CachedData):
+        return f"{data.meta['key']}-{data.meta['version']}"
+    h = hashlib.sha256()
+    for c in ("ts", "open", "close"):
+        a = np.ascontiguousarray(bars[c])
+        h.update(a.data)
+    return "mem" + h.hexdigest()[:20]
+
+
+# ----------------------------------------------------------------------------- batches
+def run_batch(
+    data_ref: object,
+    strategy: str,
+    params: dict[str, np.ndarray],
+    settings: dict,
+    lo: int,
+    hi: int,
+    n_blocks: int,
+    ind_bytes: int = DEFAULT_MAX_BYTES,
+) -> dict[str, np.ndarray]:
+    """Run one batch of combinations (in whichever process or worker holds it)."""
+    from numba.typed import List
+
+    bars = as_bars(data_ref)
+    data_id = (
+        data_ref.meta["key"] + data_ref.meta["version"]
+        if isinstance(data_ref, CachedData)
+        else id(bars["close"])
+    )
+    spec = get_strategy(strategy)
+    fast = np.asarray(params["fast"], dtype=np.int64)
+    slow = np.asarray(params["slow"], dtype=np.int64)
+    windows = np.unique(np.concatenate([fast, slow]))
+    cache = process_cache(ind_bytes)
+    close = bars["close"]
+    arrays = [cache.get(data_id, spec.indicator, "close", close, int(w)) for w in windows]
+    inds = List(arrays)
+    fi = np.searchsorted(windows, fast)
+    si = np.searchsorted(windows, slow)
+    stats, s1, s2 = sweep_cross_nb(
+        np.asarray(bars["open"], dtype=np.float64), np.asarray(close, dtype=np.float64), inds, fi, si,
+        int(lo), int(hi), bool(settings["long_only"]), float(settings["leverage"]), float(settings["fee_bps"]),
+        float(settings["slippage_bps"]), float(settings["periods_per_year"]), int(n_blocks),
+    )  # fmt: skip
+    out = {name: stats[:, i] for i, name in enumerate(STAT_NAMES)}
+    out["_s1"] = s1
+    out["_s2"] = s2
+    return out
+
+
+def single_returns(bars: dict[str, np.ndarray], strategy: str, params: Mapping[str, object], settings: dict,
+                   lo: int, hi: int) -> tuple[dict[str, float], np.ndarray]:  # fmt: skip
+    """Stats and per-bar returns of one combination over bars [lo, hi)."""
+    from algo_trade.sweep.indicators import _FUNCS
+
+    spec = get_strategy(strategy)
+    close = np.asarray(bars["close"], dtype=np.float64)
+    f = _FUNCS[spec.indicator](close, int(params["fast"]))
+    s = _FUNCS[spec.indicator](close, int(params["slow"]))
+    stats = np.empty(N_STATS)
+    rets = np.empty(hi - lo)
+    e = np.empty(0)
+    run_cross_nb(np.asarray(bars["open"], dtype=np.float64), close, f, s, lo, hi, bool(settings["long_only"]),
+                 float(settings["leverage"]), float(settings["fee_bps"]), float(settings["slippage_bps"]),
+                 float(settings["periods_per_year"]), stats, e, e, rets)  # fmt: skip
+    return dict(zip(STAT_NAMES, stats.tolist(), strict=True)), rets
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass
+class SweepResult:
+    """One row per combination: a column per parameter and per stat; plus overfitting stats."""
+
+    results: pd.DataFrame
+    metric: str
+    params: list[str]
+    strategy: str
+    settings: dict
+    sweep_id: str | None = None
+    path: Path | None = None
+    dsr: dict | None = None
+    pbo: dict | None = None
+    walk_forward: object | None = None
+    seconds: float = 0.0
+    computed: int = 0  # combinations computed in this run (the rest were resumed)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ascending(self) -> bool:
+        return self.metric in LOWER_IS_BETTER
+
+    def ranked(self, top: int | None = None) -> pd.DataFrame:
+        df = self.results.sort_values(self.metric, ascending=self.ascending, kind="stable")
+        return df.head(top) if top else df
+
+    @property
+    def best(self) -> dict:
+        """Parameters and stats of the best combination by `metric`."""
+        row = self.ranked(1).iloc[0]
+        return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+
+    @property
+    def best_params(self) -> dict:
+        b = self.best
+        return {p: b[p] for p in self.params}
+
+    def heatmap(self, x: str | None = None, y: str | None = None, metric: str | None = None):
+        """Plotly heatmap of `metric` over two parameters (others at their best values)."""
+        from algo_trade.sweep.report import heatmap_figure
+
+        return heatmap_figure(self, x, y, metric)
+
+    def to_html(self, path: str | Path | None = None) -> str:
+        """A self-contained HTML report; written to `path` if given."""
+        from algo_trade.sweep.report import sweep_html
+
+        html = sweep_html(self)
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(html)
+        return html
+
+    def summary(self) -> dict:
+        return {
+            "sweep_id": self.sweep_id,
+            "path": str(self.path) if self.path else None,
+            "strategy": self.strategy,
+            "metric": self.metric,
+            "combinations": len(self.results),
+            "computed": self.computed,
+            "seconds": round(self.seconds, 3),
+            "best": self.best,
+            "deflated_sharpe": self.dsr,
+            "pbo": self.pbo,
+        }
+
+
+# ----------------------------------------------------------------------------- the sweep
+def _batch_slices(n: int, workers: int, executor: str) -> list[slice]:
+    # enough batches for a moving progress bar and load balance; big enough that each
+    # prange call keeps every thread busy
+    per = max(
+        2 * max(workers, 1), math.ceil(n / (40 if executor == "local" else 8 * max(workers, 1)))
+    )
+    return [slice(i, min(i + per, n)) for i in range(0, n, per)]
+
+
+def _spec_hash(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def sweep(
+    data: object,
+    strategy: str,
+    grid: Mapping[str, object],
+    where: str | None = None,
+    metric: str = "sharpe",
+    executor: str = "local",
+    workers: int | None = None,
+    *,
+    random: int | None = None,
+    seed: int = 0,
+    home: str | Path | None = None,
+    sweep_id: str | None = None,
+    cluster: str | None = None,
+    client: object | None = None,
+    progress: bool = False,
+    n_blocks: int = DEFAULT_BLOCKS,
+    indicator_cache_bytes: int = DEFAULT_MAX_BYTES,
+    walk_forward: str | Mapping | None = None,
+    start: object = None,
+    end: object = None,
+    on_batch: Callable[[int, int], None] | None = None,
+    **settings: object,
+) -> SweepResult:
+    """Backtest every combination of `grid` (kept by `where`) and rank them by `metric`.
+
+    data: bars (DataFrame/Arrow/dict with ts, open, close) or a `CachedData` entry;
+    grid: {param: "5:50:5" | "5,10,20" | "log:1:1000:7" | list}; where: a constraint such as
+    "fast < slow"; executor: "local" | "process" | "dask"; home: data home, where results
+    stream to ``sweeps/<id>/results.parquet`` (resumable); settings: the backtest settings
+    (fee_bps, slippage_bps, leverage, long_only).
+    """
+    t0 = time.perf_counter()
+    spec_s = get_strategy(strategy)
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
+    if metric not in STAT_NAMES:
+        raise ConfigError(f"unknown metric {metric!r}: choose one of {', '.join(STAT_NAMES)}")
+    unknown = set(grid) - set(spec_s.params)
+    if unknown:
+        raise ConfigError(
+            f"unknown parameter(s) {', '.join(sorted(unknown))} for {strategy}: it takes {', '.join(spec_s.params)}"
+        )
+    missing = set(spec_s.params) - set(grid)
+    if missing:
+        raise ConfigError(
+            f"the grid needs a value for {', '.join(sorted(missing))} (e.g. --grid {sorted(missing)[0]}=10)"
+        )
+    bad = set(settings) - set(SETTINGS_DEFAULTS)
+    if bad:
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(sorted(bad))}: sweeps take {', '.join(SETTINGS_DEFAULTS)}"
+        )
+    g = Grid(dict(grid), where=where, random=random, seed=seed)
+    combos = g.combinations()
+    for p in spec_s.params:
+        v = combos[p].to_numpy()
+        if not np.issubdtype(v.dtype, np.number) or (v < 1).any() or (v != np.round(v)).any():
+            raise ConfigError(f"parameter {p} must be a positive whole number of bars")
+        combos[p] = v.astype(np.int64)
+    bars = as_bars(data)
+    n = len(bars["close"])
+    lo, hi = _bar_range(bars, start, end)
+    st = {**SETTINGS_DEFAULTS, **settings}
+    st["periods_per_year"] = periods_per_year(bars["ts"])
+    workers = int(workers) if workers else (os.cpu_count() or 1)
+
+    if walk_forward is not None:
+        from algo_trade.sweep.walkforward import run_walk_forward
+
+        return run_walk_forward(data, bars, strategy, combos, metric, executor, workers, cluster, client, st,
+                                walk_forward, lo, hi, n_blocks, indicator_cache_bytes, progress, t0)  # fmt: skip
+
+    data_ref = _shareable(data, bars, executor, home)
+    ident = _data_identity(data, bars)
+    spec = {"strategy": strategy, "grid": g.axes, "where": where, "random": random, "seed": seed,
+            "settings": {k: st[k] for k in SETTINGS_DEFAULTS}, "data": ident, "range": [lo, hi],
+            "n_blocks": n_blocks, "bars": n}  # fmt: skip
+    out_dir = _sweep_dir(home, sweep_id, spec)
+    done = _read_parts(out_dir) if out_dir else None
+    combos.insert(0, "combo", np.arange(len(combos), dtype=np.int64))
+    todo = combos if done is None else combos[~combos["combo"].isin(done["combo"])]
+    slices = _batch_slices(len(todo), workers, executor)
+    batches = [
+        (
+            data_ref,
+            strategy,
+            {p: todo[p].to_numpy()[s] for p in spec_s.params},
+            st,
+            lo,
+            hi,
+            n_blocks,
+            indicator_cache_bytes,
+        )
+        for s in slices
+    ]
+    parts: list[pd.DataFrame] = [] if done is None else [done]
+    own_cluster = None
+    if executor == "dask" and client is None and batches:  # connect before drawing progress
+        from algo_trade.sweep.executors import dask_client
+
+        client, own_cluster = dask_client(cluster, workers)
+        own_cluster = (client, own_cluster)
+    bar = _progress(progress, len(combos), len(combos) - len(todo))
+    try:
+        for i, res in run_batches(run_batch, batches, executor, workers, cluster, client):
+            part = _part_frame(todo.iloc[slices[i]], res, n_blocks)
+            if out_dir is not None:
+                _write_part(out_dir, part)
+            parts.append(part)
+            if bar is not None:
+                bar[0].advance(bar[1], len(part))
+            if on_batch is not None:
+                on_batch(i, len(part))
+    finally:
+        if bar is not None:
+            bar[0].stop()
+        if own_cluster is not None:
+            own_cluster[0].close()
+            if own_cluster[1] is not None:
+                own_cluster[1].close()
+    full = (
+        pd.concat(parts, ignore_index=True)
+        .sort_values("combo", kind="stable")
+        .reset_index(drop=True)
+    )
+    result = _finish(full, spec_s, strategy, metric, st, bars, lo, hi, n_blocks)
+    result.sweep_id = out_dir.name if out_dir else None
+    result.path = out_dir
+    result.computed = len(todo)
+    result.seconds = time.perf_counter() - t0
+    if out_dir is not None:
+        (out_dir / "summary.json").write_text(json.dumps(result.summary(), default=str, indent=1))
+    return result
+
+
+def _bar_range(bars: dict[str, np.ndarray], start: object, end: object) -> tuple[int, int]:
+    n = len(bars["close"])
+    if start is None and end is None:
+        return 0, n
+    from algo_trade.timeutil import parse_time_ns
+
+    ts = bars["ts"]
+    lo = int(np.searchsorted(ts, parse_time_ns(start))) if start is not None else 0  # type: ignore[arg-type]
+    hi = int(np.searchsorted(ts, parse_time_ns(end))) if end is not None else n  # type: ignore[arg-type]
+    if hi - lo < 3:
+        raise DataError("fewer than 3 bars in the sweep's time range")
+    return lo, hi
+
+
+def _shareable(
+    data: object, bars: dict[str, np.ndarray], executor: str, home: str | Path | None
+) -> object:
+    """What batches receive: the cache entry (pickled as its path) or, locally, the arrays."""
+    if isinstance(data, CachedData):
+        return data
+    if executor == "local":
+        return bars
+    if home is None:
+        raise ConfigError(
+            f"the {executor} executor needs home= (a directory its workers share) for in-memory data"
+        )
+    return save_arrays(
+        {
+            "bar": {
+                k: v
+                for k, v in bars.items()
+                if k in ("ts", "open", "high", "low", "close", "volume")
+            }
+        },
+        home,
+    )
+
+
+def _sweep_dir(home: str | Path | None, sweep_id: str | None, spec: dict) -> Path | None:
+    if home is None:
+        if sweep_id is not None:
+            raise ConfigError("a sweep id needs a data home (home=) to keep its results in")
+        return None
+    h = _spec_hash(spec)
+    sid = sweep_id or h
+    if not sid.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(f"bad sweep id {sid!r}: use letters, digits, - and _")
+    d = Path(home) / "sweeps" / sid
+    spec_file = d / "spec.json"
+    if spec_file.is_file():
+        old = json.loads(spec_file.read_text())
+        if old.get("hash") != h:
+            raise ConfigError(
+                f"sweep id {sid!r} belongs to a different sweep spec; choose another id or delete {d}"
+            )
+    else:
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / f".spec-{uuid.uuid4().hex[:6]}"
+        tmp.write_text(json.dumps({"hash": h, **spec}, default=str, indent=1))
+        os.replace(tmp, spec_file)
+    (d / "results.parquet").mkdir(exist_ok=True)
+    return d
+
+
+def _part_frame(rows: pd.DataFrame, res: dict[str, np.ndarray], n_blocks: int) -> pd.DataFrame:
+    df = rows.reset_index(drop=True).copy()
+    for name in STAT_NAMES:
+        df[name] = res[name]
+    df["trades"] = df["trades"].astype(np.int64)
+    df["_s1"] = list(res["_s1"])
+    df["_s2"] = list(res["_s2"])
+    return df
+
+
+def _write_part(out_dir: Path, part: pd.DataFrame) -> None:
+    d = out_dir / "results.parquet"
+    name = f"part-{int(part['combo'].iloc[0]):09d}-{uuid.uuid4().hex[:8]}.parquet"
+    tmp = d / f".{name}.tmp"
+    pq.write_table(pa.Table.from_pandas(part, preserve_index=False), tmp)
+    os.replace(tmp, d / name)  # a part is visible whole or not at all
+
+
+def _read_parts(out_dir: Path) -> pd.DataFrame | None:
+    d = out_dir / "results.parquet"
+    files = sorted(p for p in d.glob("part-*.parquet"))
+    if not files:
+        return None
+    df = pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+    df["_s1"] = [np.asarray(x, dtype=np.float64) for x in df["_s1"]]
+    df["_s2"] = [np.asarray(x, dtype=np.float64) for x in df["_s2"]]
+    return df.drop_duplicates("combo")
+
+
+def _finish(full: pd.DataFrame, spec_s: SweepStrategy, strategy: str, metric: str, st: dict, bars: dict,
+            lo: int, hi: int, n_blocks: int) -> SweepResult:  # fmt: skip
+    s1 = np.stack(full["_s1"].to_numpy()) if len(full) else np.empty((0, n_blocks))
+    s2 = np.stack(full["_s2"].to_numpy()) if len(full) else np.empty((0, n_blocks))
+    results = full.drop(columns=["_s1", "_s2"])
+    res = SweepResult(
+        results, metric, list(spec_s.params), strategy, {k: st[k] for k in SETTINGS_DEFAULTS}
+    )
+    res.extra["periods_per_year"] = st["periods_per_year"]
+    res.extra["bars"] = hi - lo
+    _overfit(res, s1, s2, bars, st, lo, hi, n_blocks)
+    return res
+
+
+def _overfit(
+    res: SweepResult,
+    s1: np.ndarray,
+    s2: np.ndarray,
+    bars: dict,
+    st: dict,
+    lo: int,
+    hi: int,
+    n_blocks: int,
+) -> None:
+    from algo_trade.sweep.overfit import deflated_sharpe, pbo_cscv
+
+    n = hi - lo
+    if len(res.results) == 0:
+        return
+    tot1, tot2 = s1.sum(axis=1), s2.sum(axis=1)
+    mean = tot1 / n
+    var = (tot2 - n * mean * mean) / max(n - 1, 1)
+    with np.errstate(all="ignore"):
+        trial_sr = np.where(var > 0, mean / np.sqrt(var), np.nan)
+    _, rets = single_returns(bars, res.strategy, res.best_params, st, lo, hi)
+    d = deflated_sharpe(rets, trial_sr)
+    res.dsr = {"dsr": d.dsr, "sharpe_per_bar": d.sr, "expected_max_sharpe_per_bar": d.sr0, "trials": d.n_trials,
+               "bars": d.n_obs, "skew": d.skew, "kurtosis": d.kurtosis}  # fmt: skip
+    if len(res.results) >= 2 and n_blocks >= 2 and n_blocks % 2 == 0 and n >= 2 * n_blocks:
+        # the kernel puts bar t in block (t - lo) * n_blocks // n
+        cnt = np.bincount(np.arange(n, dtype=np.int64) * n_blocks // n, minlength=n_blocks).astype(
+            np.float64
+        )
+        p = pbo_cscv(moments=(cnt, s1.T, s2.T))
+        res.pbo = {
+            "pbo": p.pbo,
+            "splits": p.n_splits,
+            "blocks": p.n_blocks,
+            "oos_vs_is_slope": p.degradation,
+        }
+
+
+def _progress(enabled: bool, total: int, done: int):
+    if not enabled:
+        return None
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from algo_trade.cli.common import err_console
+
+    p = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                 TimeRemainingColumn(), console=err_console, transient=False)  # fmt: skip
+    p.start()
+    task = p.add_task("sweep", total=total, completed=done)
+    return p, task
+
+
+def remove_sweep(home: str | Path, sweep_id: str) -> None:
+    shutil.rmtree(Path(home) / "sweeps" / sweep_id, ignore_errors=True)
