@@ -7,6 +7,10 @@
 from algo_trade.errors import AlgoTradeError, ConfigError, DataError, ExchangeError, StoreError
 from algo_trade.store.base import Store, open_store
 
+# Imported after the subpackage loads, so the name `algo_trade.sweep` is the function (the
+# import system binds the subpackage first; this line rebinds it).
+from algo_trade.sweep import SweepResult, sweep  # noqa: E402
+
 __all__ = [
     "AlgoTradeError",
     "ConfigError",
@@ -14,6 +18,8 @@ __all__ = [
     "ExchangeError",
     "Store",
     "StoreError",
+    "SweepResult",
     "open_store",
+    "sweep",
 ]
 __version__ = "0.1.0"
