@@ -1,0 +1,234 @@
+"""The import driver shared by every format: filter, validate, report, write.
+
+A format module yields ``(kind, table, ordinals)`` per chunk of a file (ordinals: data
+row numbers for line-level reports, or line numbers directly when `lines=True`). The
+driver keeps rows in [--start, --end), checks --symbol, validates (every rejected row is
+reported with file, line and reason), keeps the last book row of equal timestamps, and
+writes through `Store.write` (the stores skip keys already stored: re-imports add
+nothing).
+
+--strict reads a file twice: a checking pass that writes nothing and stops at the first
+bad row, then the writing pass. Memory stays constant and nothing from a bad file
+reaches the store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from algo_trade.errors import ConfigError, DataError
+from algo_trade.importers.reader import MAX_SAMPLES, FileReport, StrictStop
+from algo_trade.schema import validate
+from algo_trade.store.base import Store
+from algo_trade.timeutil import NS_PER_S
+
+Progress = Callable[[int, int], None]  # (done, total) bytes of the current file
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """Options of `algo-trade import` (see docs/data.md)."""
+
+    exchange: str | None = None
+    symbol: str | None = None
+    start_ns: int | None = None
+    end_ns: int | None = None
+    strict: bool = False
+    book_interval_ns: int = NS_PER_S
+    depth: int | None = None
+    mapping: dict[str, str] = field(default_factory=dict)
+    ts_unit: str = "auto"
+    tz: str = "UTC"
+
+
+@dataclass
+class Piece:
+    kind: str
+    table: pa.Table
+    ordinals: np.ndarray | None = None  # data-row ordinal per row, for reports
+    lines: bool = False  # ordinals are already line numbers
+    header_lines: int = 1
+
+
+class Format(Protocol):
+    name: str
+    suffixes: tuple[str, ...]
+
+    def pieces(self, path: Path, opts: ImportOptions, report: FileReport) -> Iterator[Piece]: ...
+
+    def progress(self) -> tuple[int, int]: ...
+
+
+@dataclass
+class Summary:
+    files: list[FileReport] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def rows(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for f in self.files:
+            for k, v in f.written.items():
+                out[k] = out.get(k, 0) + v
+        return out
+
+    def rejected(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for f in self.files:
+            for k, v in f.rejected.items():
+                out[k] = out.get(k, 0) + v
+        return out
+
+    def to_dict(self) -> dict:
+        firsts = [f.first_ts for f in self.files if f.first_ts is not None]
+        lasts = [f.last_ts for f in self.files if f.last_ts is not None]
+        return {
+            "files": [f.to_dict() for f in self.files],
+            "written": self.rows(),
+            "duplicates": sum(f.duplicates for f in self.files),
+            "rejected": self.rejected(),
+            "first_ts": min(firsts) if firsts else None,
+            "last_ts": max(lasts) if lasts else None,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def keep_symbol(opts: ImportOptions, path: Path, table: pa.Table) -> None:
+    """--symbol: every row must be that symbol (a clear error naming the file otherwise)."""
+    if not opts.symbol or table.num_rows == 0:
+        return
+    col = table.column("symbol")
+    names = set(pc.unique(col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col).to_pylist())
+    if names - {opts.symbol}:
+        raise DataError(
+            f"{path}: holds symbol(s) {', '.join(sorted(str(n) for n in names))}, "
+            f"but --symbol says {opts.symbol}"
+        )
+
+
+class _Writer:
+    """Per-file write state: the held-back tail of book rows (last row per ts wins)."""
+
+    def __init__(self, store: Store | None, report: FileReport) -> None:
+        self.store = store
+        self.report = report
+        self.tail: dict[str, pa.Table] = {}
+
+    def put(self, kind: str, table: pa.Table, flush: bool = False) -> None:
+        if kind == "book":
+            held = self.tail.pop("book", None)
+            if held is not None:
+                table = pa.concat_tables([held, table.cast(held.schema)]) if table.num_rows else held
+            ts = table.column("ts").to_numpy()
+            if not flush and len(ts):
+                cut = int(np.searchsorted(ts, ts[-1], side="left")) if np.all(ts[1:] >= ts[:-1]) else len(ts) - 1
+                self.tail["book"] = table.slice(cut)
+                table = table.slice(0, cut)
+                ts = ts[:cut]
+            if len(ts) > 1:
+                later_same = np.zeros(len(ts), dtype=bool)
+                later_same[:-1] = ts[:-1] == ts[1:]
+                if later_same.any():
+                    table = table.filter(pa.array(~later_same))
+        if table.num_rows == 0:
+            return
+        self.report.seen_ts(table.column("ts").to_numpy())
+        if self.store is None:
+            self.report.written[kind] = self.report.written.get(kind, 0)
+            return
+        res = self.store.write(kind, table)
+        self.report.written[kind] = self.report.written.get(kind, 0) + res.written
+        self.report.duplicates += res.duplicates
+        for k, v in res.rejected.items():  # rules the store has beyond ours (none today)
+            self.report.rejected[k] = self.report.rejected.get(k, 0) + v
+
+    def close(self) -> None:
+        if "book" in self.tail:
+            self.put("book", self.tail["book"].slice(0, 0), flush=True)
+
+
+def _one_pass(
+    fmt: Format, path: Path, opts: ImportOptions, report: FileReport, store: Store | None,
+    progress: Progress | None,
+) -> None:
+    writer = _Writer(store, report)
+    for piece in fmt.pieces(path, opts, report):
+        table = piece.table
+        ords = piece.ordinals
+        if table.num_rows and (opts.start_ns is not None or opts.end_ns is not None):
+            ts = table.column("ts").to_numpy(zero_copy_only=False)
+            keep = np.ones(len(ts), dtype=bool)
+            if opts.start_ns is not None:
+                keep &= ts >= opts.start_ns
+            if opts.end_ns is not None:
+                keep &= ts < opts.end_ns
+            if not keep.all():
+                table = table.filter(pa.array(keep))
+                ords = ords[keep] if ords is not None else None
+        if table.num_rows == 0:
+            continue
+        keep_symbol(opts, path, table)
+        checked = validate(piece.kind, table)
+        for reason, pos in checked.rows.items():
+            if ords is None:
+                report.bad(reason, None, len(pos))
+            elif piece.lines:
+                for p in pos[:MAX_SAMPLES]:
+                    report.bad(reason, int(ords[p]))
+                if len(pos) > MAX_SAMPLES:
+                    report.rejected[reason] += len(pos) - MAX_SAMPLES
+            else:
+                report.bad_ordinals(reason, ords[pos], piece.header_lines)
+        writer.put(piece.kind, checked.table)
+        if progress is not None:
+            progress(*fmt.progress())
+    writer.close()
+    report.finish()
+
+
+def import_files(
+    store: Store,
+    fmt: Format,
+    paths: list[Path],
+    opts: ImportOptions,
+    on_file: Callable[[Path, int], Progress | None] | None = None,
+) -> Summary:
+    """Import every file in `paths` (already discovered) with `fmt` into `store`.
+
+    Files that cannot be read are reported (`FileReport.error`) and skipped; with
+    --strict the first bad row stops the whole import with a DataError naming it.
+    """
+    summary = Summary()
+    t0 = time.perf_counter()
+    for path in paths:
+        report = FileReport(str(path), fmt.name)
+        summary.files.append(report)
+        progress = on_file(path, path.stat().st_size) if on_file else None
+        try:
+            if opts.strict:
+                check = FileReport(str(path), fmt.name, strict=True)
+                _one_pass(_checking(fmt), path, opts, check, None, progress)
+            _one_pass(fmt, path, opts, report, store, progress)
+        except StrictStop as exc:
+            report.error = str(exc)
+            summary.seconds = time.perf_counter() - t0
+            raise
+        except (DataError, ConfigError) as exc:
+            report.error = str(exc)
+            if opts.strict:
+                raise
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _checking(fmt: Format) -> Format:
+    """The format for the checking pass (formats with state across files copy it)."""
+    make = getattr(fmt, "checking", None)
+    return make() if make is not None else fmt
