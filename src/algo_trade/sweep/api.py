@@ -113,6 +113,8 @@ def periods_per_year(ts: np.ndarray) -> float:
 
 
 def _data_identity(data: object, bars: dict[str, np.ndarray]) -> str:
+    """What indicator-cache keys and sweep specs name the data by: never an object's id(),
+    which a later array may reuse once this one is freed."""
     if isinstance(data, CachedData):
         return f"{data.meta['key']}-{data.meta['version']}"
     h = hashlib.sha256()
@@ -125,6 +127,7 @@ def _data_identity(data: object, bars: dict[str, np.ndarray]) -> str:
 # ----------------------------------------------------------------------------- batches
 def run_batch(
     data_ref: object,
+    data_id: str,
     strategy: str,
     params: dict[str, np.ndarray],
     settings: dict,
@@ -137,11 +140,6 @@ def run_batch(
     from numba.typed import List
 
     bars = as_bars(data_ref)
-    data_id = (
-        data_ref.meta["key"] + data_ref.meta["version"]
-        if isinstance(data_ref, CachedData)
-        else id(bars["close"])
-    )
     spec = get_strategy(strategy)
     fast = np.asarray(params["fast"], dtype=np.int64)
     slow = np.asarray(params["slow"], dtype=np.int64)
@@ -164,14 +162,14 @@ def run_batch(
 
 
 def single_returns(bars: dict[str, np.ndarray], strategy: str, params: Mapping[str, object], settings: dict,
-                   lo: int, hi: int) -> tuple[dict[str, float], np.ndarray]:  # fmt: skip
+                   lo: int, hi: int, data_id: str | None = None) -> tuple[dict[str, float], np.ndarray]:  # fmt: skip
     """Stats and per-bar returns of one combination over bars [lo, hi)."""
-    from algo_trade.sweep.indicators import _FUNCS
-
     spec = get_strategy(strategy)
     close = np.asarray(bars["close"], dtype=np.float64)
-    f = _FUNCS[spec.indicator](close, int(params["fast"]))
-    s = _FUNCS[spec.indicator](close, int(params["slow"]))
+    cache = process_cache()
+    data_id = data_id or _data_identity(None, bars)
+    f = cache.get(data_id, spec.indicator, "close", close, int(params["fast"]))
+    s = cache.get(data_id, spec.indicator, "close", close, int(params["slow"]))
     stats = np.empty(N_STATS)
     rets = np.empty(hi - lo)
     e = np.empty(0)
@@ -350,6 +348,7 @@ def sweep(
     batches = [
         (
             data_ref,
+            ident,
             strategy,
             {p: todo[p].to_numpy()[s] for p in spec_s.params},
             st,
@@ -390,7 +389,7 @@ def sweep(
         .sort_values("combo", kind="stable")
         .reset_index(drop=True)
     )
-    result = _finish(full, spec_s, strategy, metric, st, bars, lo, hi, n_blocks)
+    result = _finish(full, spec_s, strategy, metric, st, bars, lo, hi, n_blocks, ident)
     result.sweep_id = out_dir.name if out_dir else None
     result.path = out_dir
     result.computed = len(todo)
@@ -494,7 +493,7 @@ def _read_parts(out_dir: Path) -> pd.DataFrame | None:
 
 
 def _finish(full: pd.DataFrame, spec_s: SweepStrategy, strategy: str, metric: str, st: dict, bars: dict,
-            lo: int, hi: int, n_blocks: int) -> SweepResult:  # fmt: skip
+            lo: int, hi: int, n_blocks: int, data_id: str) -> SweepResult:  # fmt: skip
     s1 = np.stack(full["_s1"].to_numpy()) if len(full) else np.empty((0, n_blocks))
     s2 = np.stack(full["_s2"].to_numpy()) if len(full) else np.empty((0, n_blocks))
     results = full.drop(columns=["_s1", "_s2"])
@@ -503,7 +502,7 @@ def _finish(full: pd.DataFrame, spec_s: SweepStrategy, strategy: str, metric: st
     )
     res.extra["periods_per_year"] = st["periods_per_year"]
     res.extra["bars"] = hi - lo
-    _overfit(res, s1, s2, bars, st, lo, hi, n_blocks)
+    _overfit(res, s1, s2, bars, st, lo, hi, n_blocks, data_id)
     return res
 
 
@@ -516,6 +515,7 @@ def _overfit(
     lo: int,
     hi: int,
     n_blocks: int,
+    data_id: str,
 ) -> None:
     from algo_trade.sweep.overfit import deflated_sharpe, pbo_cscv
 
@@ -527,7 +527,7 @@ def _overfit(
     var = (tot2 - n * mean * mean) / max(n - 1, 1)
     with np.errstate(all="ignore"):
         trial_sr = np.where(var > 0, mean / np.sqrt(var), np.nan)
-    _, rets = single_returns(bars, res.strategy, res.best_params, st, lo, hi)
+    _, rets = single_returns(bars, res.strategy, res.best_params, st, lo, hi, data_id)
     d = deflated_sharpe(rets, trial_sr)
     res.dsr = {"dsr": d.dsr, "sharpe_per_bar": d.sr, "expected_max_sharpe_per_bar": d.sr0, "trials": d.n_trials,
                "bars": d.n_obs, "skew": d.skew, "kurtosis": d.kurtosis}  # fmt: skip

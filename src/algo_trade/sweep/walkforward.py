@@ -76,6 +76,7 @@ def run_walk_forward(data, bars, strategy, combos, metric, executor, workers, cl
         LOWER_IS_BETTER,
         SweepResult,
         _batch_slices,
+        _data_identity,
         _part_frame,
         _shareable,
         get_strategy,
@@ -90,6 +91,7 @@ def run_walk_forward(data, bars, strategy, combos, metric, executor, workers, cl
         raise DataError(f"the data is too short for one walk-forward window of train+test ({spec})")
     spec_s = get_strategy(strategy)
     data_ref = _shareable(data, bars, executor, None if executor == "local" else _home_of(data))
+    ident = _data_identity(data, bars)
     combos = combos.copy()
     combos.insert(0, "combo", np.arange(len(combos), dtype=np.int64))
     own = None
@@ -99,7 +101,7 @@ def run_walk_forward(data, bars, strategy, combos, metric, executor, workers, cl
     try:
         for w, (a, b, c, d) in enumerate(wins):
             slices = _batch_slices(len(combos), workers, executor)
-            batches = [(data_ref, strategy, {p: combos[p].to_numpy()[s] for p in spec_s.params}, st, a, b, 0, ind_bytes)
+            batches = [(data_ref, ident, strategy, {p: combos[p].to_numpy()[s] for p in spec_s.params}, st, a, b, 0, ind_bytes)
                        for s in slices]  # fmt: skip
             parts = [None] * len(slices)
             for i, res in run_batches(run_batch, batches, executor, workers, cluster, client):
@@ -109,7 +111,7 @@ def run_walk_forward(data, bars, strategy, combos, metric, executor, workers, cl
                 0
             ]
             params = {p: int(best[p]) for p in spec_s.params}
-            stats, r = single_returns(bars, strategy, params, st, c, d)
+            stats, r = single_returns(bars, strategy, params, st, c, d, ident)
             ts = np.asarray(bars["ts"][c:d])
             rows.append({"window": w, "train_start": _iso(bars["ts"][a]), "train_end": _iso(bars["ts"][b - 1]),
                          "test_start": _iso(ts[0]), "test_end": _iso(ts[-1]), **params,
