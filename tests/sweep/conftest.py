@@ -17,7 +17,7 @@ EXCHANGE, SYMBOL = "ftx", "BTC-USD-PERP"
 
 def read_ftx_bars() -> pd.DataFrame:
     df = pd.read_csv(FTX_BARS)
-    df.insert(0, "ts", pd.to_datetime(df.pop("timestamp"), utc=True).astype("int64"))
+    df.insert(0, "ts", pd.to_datetime(df.pop("timestamp"), utc=True).dt.as_unit("ns").astype("int64"))
     return df
 
 

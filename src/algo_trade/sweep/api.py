@@ -82,13 +82,15 @@ def as_bars(data: object) -> dict[str, np.ndarray]:
         }
     elif isinstance(data, pd.DataFrame):
         df = data
-        if "ts" not in df.columns and isinstance(df.index, pd.DatetimeIndex):
-            df = df.assign(ts=df.index.asi8)
         cols = {
             c: df[c].to_numpy()
-            for c in ("ts", "open", "high", "low", "close", "volume")
+            for c in ("open", "high", "low", "close", "volume")
             if c in df.columns
         }
+        if "ts" in df.columns:
+            cols["ts"] = _ts_ns(df["ts"])
+        elif isinstance(df.index, pd.DatetimeIndex):
+            cols["ts"] = _ts_ns(df.index)
     elif isinstance(data, Mapping):
         cols = {k: np.asarray(v) for k, v in data.items()}
     else:
@@ -101,6 +103,17 @@ def as_bars(data: object) -> dict[str, np.ndarray]:
     if len(cols["close"]) < 3:
         raise DataError("sweep data has fewer than 3 bars")
     return cols
+
+
+def _ts_ns(ts: object) -> np.ndarray:
+    """int64 ns since the epoch from an int column or datetimes of any unit (pandas 3 may use us)."""
+    if isinstance(ts, pd.Series) and isinstance(ts.dtype, pd.DatetimeTZDtype | np.dtypes.DateTime64DType):
+        ts = pd.DatetimeIndex(ts)
+    if isinstance(ts, pd.DatetimeIndex):
+        if ts.tz is not None:
+            ts = ts.tz_convert("UTC").tz_localize(None)
+        return ts.as_unit("ns").asi8
+    return np.asarray(ts, dtype=np.int64)
 
 
 def periods_per_year(ts: np.ndarray) -> float:
