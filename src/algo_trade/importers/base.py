@@ -105,7 +105,9 @@ def keep_symbol(opts: ImportOptions, path: Path, table: pa.Table) -> None:
     if not opts.symbol or table.num_rows == 0:
         return
     col = table.column("symbol")
-    names = set(pc.unique(col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col).to_pylist())
+    names = set(
+        pc.unique(col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col).to_pylist()
+    )
     if names - {opts.symbol}:
         raise DataError(
             f"{path}: holds symbol(s) {', '.join(sorted(str(n) for n in names))}, "
@@ -125,10 +127,16 @@ class _Writer:
         if kind == "book":
             held = self.tail.pop("book", None)
             if held is not None:
-                table = pa.concat_tables([held, table.cast(held.schema)]) if table.num_rows else held
+                table = (
+                    pa.concat_tables([held, table.cast(held.schema)]) if table.num_rows else held
+                )
             ts = table.column("ts").to_numpy()
             if not flush and len(ts):
-                cut = int(np.searchsorted(ts, ts[-1], side="left")) if np.all(ts[1:] >= ts[:-1]) else len(ts) - 1
+                cut = (
+                    int(np.searchsorted(ts, ts[-1], side="left"))
+                    if np.all(ts[1:] >= ts[:-1])
+                    else len(ts) - 1
+                )
                 self.tail["book"] = table.slice(cut)
                 table = table.slice(0, cut)
                 ts = ts[:cut]
@@ -155,7 +163,11 @@ class _Writer:
 
 
 def _one_pass(
-    fmt: Format, path: Path, opts: ImportOptions, report: FileReport, store: Store | None,
+    fmt: Format,
+    path: Path,
+    opts: ImportOptions,
+    report: FileReport,
+    store: Store | None,
     progress: Progress | None,
 ) -> None:
     writer = _Writer(store, report)

@@ -79,7 +79,9 @@ def _emit_nb(out_lv, k, bids, nb, asks, na, depth):  # pragma: no cover - compil
 
 
 @njit(cache=True, nogil=True)
-def replay_l2_nb(ts, is_snap, is_bid, px, sz, start, state, bids, asks, interval, out_ts, out_lv):  # pragma: no cover
+def replay_l2_nb(
+    ts, is_snap, is_bid, px, sz, start, state, bids, asks, interval, out_ts, out_lv
+):  # pragma: no cover
     """Apply updates start.. of one instrument; write grid rows into out_ts/out_lv.
 
     ts: int64[n] update time, ns (non-decreasing); is_snap/is_bid: bool[n]; px, sz:

@@ -107,7 +107,9 @@ def open_binary(path: Path, counter: Counting | None = None) -> io.BufferedIOBas
             zf = zipfile.ZipFile(raw)
             members = [m for m in zf.infolist() if not m.is_dir()]
             if len(members) != 1:
-                raise DataError(f"{path}: a zip must hold exactly one data file, found {len(members)}")
+                raise DataError(
+                    f"{path}: a zip must hold exactly one data file, found {len(members)}"
+                )
             return zf.open(members[0])
         if kind == "gzip":
             import gzip
@@ -175,7 +177,9 @@ class FileReport:
     def bad(self, reason: str, line: int | None = None, count: int = 1) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + count
         if self.strict:
-            raise StrictStop(str(BadRow(self.path, line, reason)) + " (--strict: nothing written from this file)")
+            raise StrictStop(
+                str(BadRow(self.path, line, reason)) + " (--strict: nothing written from this file)"
+            )
         if len(self.samples) < MAX_SAMPLES:
             self.samples.append(BadRow(self.path, line, reason))
 
@@ -264,11 +268,7 @@ class CsvSource:
     def _open(self, as_text: bool, skip: int = 0) -> pv.CSVStreamingReader:
         self.counter = Counting(self.path)
         stream = open_binary(self.path, self.counter)
-        types = (
-            {n: pa.string() for n in self.column_types}
-            if as_text
-            else dict(self.column_types)
-        )
+        types = {n: pa.string() for n in self.column_types} if as_text else dict(self.column_types)
         seen_texts = 0
 
         def on_invalid(row: pv.InvalidRow) -> str:
@@ -332,10 +332,14 @@ class CsvSource:
         except pa.ArrowInvalid as exc:
             msg = str(exc)
             if "CSV parse error" in msg or "Empty CSV file" in msg:
-                raise DataError(f"{self.path}: not a readable CSV file ({msg.splitlines()[0]})") from None
+                raise DataError(
+                    f"{self.path}: not a readable CSV file ({msg.splitlines()[0]})"
+                ) from None
             raise read_error(self.path, exc) from None
 
-    def _convert_checked(self, table: pa.Table, ordinals: np.ndarray) -> tuple[pa.Table, np.ndarray]:
+    def _convert_checked(
+        self, table: pa.Table, ordinals: np.ndarray
+    ) -> tuple[pa.Table, np.ndarray]:
         bad = np.zeros(table.num_rows, dtype=bool)
         cols = {}
         for name in table.column_names:

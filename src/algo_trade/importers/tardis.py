@@ -172,9 +172,13 @@ class TardisFormat:
         used = set(pc.unique(ex.indices).to_pylist()) - {None}
         exs = [ex.dictionary[i].as_py() for i in sorted(used)]
         if len(exs) > 1:
-            raise DataError(f"{path}: rows from several exchanges ({', '.join(exs)}); split the file")
+            raise DataError(
+                f"{path}: rows from several exchanges ({', '.join(exs)}); split the file"
+            )
         tardis_ex = exs[0] if exs else ""
-        ours, mapper = EXCHANGES.get(tardis_ex, (re.sub(r"[^a-z0-9]+", "_", tardis_ex.lower()), _generic))
+        ours, mapper = EXCHANGES.get(
+            tardis_ex, (re.sub(r"[^a-z0-9]+", "_", tardis_ex.lower()), _generic)
+        )
         ours = opts.exchange or ours
         mapped = []
         for s in sym.dictionary.to_pylist():
@@ -214,11 +218,22 @@ class TardisFormat:
         if dataset == "book_snapshot":
             types.update({c: pa.float64() for c in header if _LEVEL_RE.match(c)})
         elif dataset == "quotes":
-            types.update({c: pa.float64() for c in ("ask_amount", "ask_price", "bid_price", "bid_amount")})
+            types.update(
+                {c: pa.float64() for c in ("ask_amount", "ask_price", "bid_price", "bid_amount")}
+            )
         elif dataset in ("trades", "liquidations"):
-            types.update({"id": pa.string(), "side": DICT, "price": pa.float64(), "amount": pa.float64()})
+            types.update(
+                {"id": pa.string(), "side": DICT, "price": pa.float64(), "amount": pa.float64()}
+            )
         elif dataset == "incremental_book_L2":
-            types.update({"is_snapshot": pa.bool_(), "side": DICT, "price": pa.float64(), "amount": pa.float64()})
+            types.update(
+                {
+                    "is_snapshot": pa.bool_(),
+                    "side": DICT,
+                    "price": pa.float64(),
+                    "amount": pa.float64(),
+                }
+            )
         elif dataset == "derivative_ticker":
             types.update(
                 {
@@ -249,9 +264,13 @@ class TardisFormat:
                     for what, twhat in (("px", "price"), ("sz", "amount")):
                         for i in range(depth):
                             name = f"{tside}[{i}].{twhat}"
-                            cols[f"{side}_{what}_{i}"] = t.column(name) if name in t.column_names else nan
-                table = pa.table([cols[c] for c in ["ts", "exchange", "symbol", *book_columns(depth)]],
-                                 schema=book_schema(depth))
+                            cols[f"{side}_{what}_{i}"] = (
+                                t.column(name) if name in t.column_names else nan
+                            )
+                table = pa.table(
+                    [cols[c] for c in ["ts", "exchange", "symbol", *book_columns(depth)]],
+                    schema=book_schema(depth),
+                )
                 yield Piece("book", table, chunk.ordinals)
             elif dataset == "quotes":
                 depth = opts.depth or 1
@@ -274,7 +293,11 @@ class TardisFormat:
                 side = _side(t.column("side"))
                 cols = [ts, exchange, symbol, side, t.column("price"), t.column("amount")]
                 if dataset == "trades":
-                    ids = t.column("id") if "id" in t.column_names else pa.nulls(t.num_rows, pa.string())
+                    ids = (
+                        t.column("id")
+                        if "id" in t.column_names
+                        else pa.nulls(t.num_rows, pa.string())
+                    )
                     # Some venues publish no trade id: the file position stands in (stable on re-import).
                     fallback = pc.binary_join_element_wise(
                         "L", pc.cast(pa.array(chunk.ordinals), pa.string()), ""
@@ -282,14 +305,20 @@ class TardisFormat:
                     cols.append(pc.coalesce(ids, fallback))
                     yield Piece("trade", pa.table(cols, schema=schema_for("trade")), chunk.ordinals)
                 else:
-                    yield Piece("liquidation", pa.table(cols, schema=schema_for("liquidation")), chunk.ordinals)
+                    yield Piece(
+                        "liquidation",
+                        pa.table(cols, schema=schema_for("liquidation")),
+                        chunk.ordinals,
+                    )
             else:
                 yield from self._funding(t, ts, exchange, symbol, chunk.ordinals, fund_state)
 
     def _funding(self, t, ts, exchange, symbol, ordinals, state) -> Iterator[Piece]:
         """Predicted rows as published; a settled row at the old funding_timestamp when it rolls."""
         n = t.num_rows
-        nxt = pc.fill_null(pc.multiply(t.column("funding_timestamp"), pa.scalar(US, pa.int64())), -1)
+        nxt = pc.fill_null(
+            pc.multiply(t.column("funding_timestamp"), pa.scalar(US, pa.int64())), -1
+        )
         nxt = nxt.to_numpy(zero_copy_only=False).astype(np.int64)
         rate = t.column("funding_rate").to_numpy(zero_copy_only=False).astype(np.float64)
         mark = _f(t, "mark_price")
@@ -299,8 +328,17 @@ class TardisFormat:
         names = symbol.dictionary.to_pylist()
         interval_h = np.full(n, 8.0)
         table = pa.table(
-            [ts, exchange, symbol, pa.array(rate), pa.array(interval_h), pa.array(mark), pa.array(index),
-             pa.array(nxt), pa.array(np.zeros(n, bool))],
+            [
+                ts,
+                exchange,
+                symbol,
+                pa.array(rate),
+                pa.array(interval_h),
+                pa.array(mark),
+                pa.array(index),
+                pa.array(nxt),
+                pa.array(np.zeros(n, bool)),
+            ],
             schema=schema_for("funding"),
         )
         yield Piece("funding", table, ordinals)
@@ -312,7 +350,9 @@ class TardisFormat:
             prev_next, prev_rate = state.get(name, (-1, np.nan))
             f_next = np.concatenate(([prev_next], nxt[rows]))
             f_rate = np.concatenate(([prev_rate], rate[rows]))
-            roll = np.flatnonzero((f_next[1:] > f_next[:-1]) & (f_next[:-1] > 0) & (ts_np[rows] >= f_next[:-1]))
+            roll = np.flatnonzero(
+                (f_next[1:] > f_next[:-1]) & (f_next[:-1] > 0) & (ts_np[rows] >= f_next[:-1])
+            )
             for j in roll:
                 s_ts.append(f_next[j])
                 s_sym.append(code)
@@ -365,12 +405,16 @@ class TardisFormat:
             is_snap = t.column("is_snapshot").to_numpy(zero_copy_only=False).astype(bool)
             side = t.column("side").cast(pa.string())
             is_bid = pc.equal(side, "bid").to_numpy(zero_copy_only=False).astype(bool)
-            bad_side = ~pc.is_in(side, pa.array(["bid", "ask"])).to_numpy(zero_copy_only=False).astype(bool)
+            bad_side = ~pc.is_in(side, pa.array(["bid", "ask"])).to_numpy(
+                zero_copy_only=False
+            ).astype(bool)
             px = t.column("price").to_numpy().astype(np.float64)
             sz = t.column("amount").to_numpy().astype(np.float64)
             bad = bad_side | np.isnan(px) | np.isnan(sz) | (sz < 0) | (px <= 0)
             if bad.any():
-                src.report.bad_ordinals("level with a bad side, price or amount", chunk.ordinals[bad], 1)
+                src.report.bad_ordinals(
+                    "level with a bad side, price or amount", chunk.ordinals[bad], 1
+                )
             sym_idx = symbol.indices.to_numpy(zero_copy_only=False)
             names = symbol.dictionary.to_pylist()
             for code in np.unique(sym_idx):
@@ -414,4 +458,3 @@ def _side(col: pa.ChunkedArray) -> pa.Array:
     s = pc.utf8_lower(col.cast(pa.string()))
     out = pc.if_else(pc.equal(s, "buy"), 1, pc.if_else(pc.equal(s, "sell"), -1, 0))
     return pc.fill_null(out, 0).cast(pa.int8()).combine_chunks()
-
