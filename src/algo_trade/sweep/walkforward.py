@@ -1,7 +1,8 @@
 """Walk-forward: optimize on each training window, trade the choice on the next test window.
 
 Windows are cut by time: train [t, t + train), test [t + train, t + train + test), then t
-moves by `step` (default: the test length, so test windows tile without overlap). Only
+moves by `step` (default: the test length, so test windows tile; a shorter step is refused,
+since overlapping test windows would count bars twice in the stitched equity). Only
 whole windows are used. The sweep kernels evaluate a combination over a bar range
 [lo, hi) with indicators that use only past bars, so a training evaluation never sees a
 bar of its test window; a test window starts flat and its indicators are warmed up on
@@ -47,6 +48,9 @@ def parse_walk_forward(spec: str | Mapping) -> dict[str, int]:
         raise ConfigError(f"bad walk-forward spec {spec!r}: use train=30d,test=7d[,step=7d]")
     out = {k: parse_duration_ns(v) for k, v in items.items()}
     out.setdefault("step", out["test"])
+    if out["step"] < out["test"]:
+        # overlapping test windows would count some bars twice in the stitched equity
+        raise ConfigError(f"bad walk-forward spec {spec!r}: step must be at least test")
     return out
 
 
