@@ -462,6 +462,7 @@ class Collector:
         self.left_in_spool = 0
         self._stop: asyncio.Event | None = None
         self.http = None
+        self.metrics = None
 
     def stop(self) -> None:
         if self._stop is not None:
@@ -530,11 +531,10 @@ class Collector:
         if self.replayed_rows:
             log.info("replaying %d rows left in the spool by the last run", self.replayed_rows)
         self.writer.start()
-        metrics = None
         if self.cfg.metrics_port is not None:
             from algo_trade.collect.status import start_metrics
 
-            metrics = start_metrics(self, self.cfg.metrics_port)
+            self.metrics = start_metrics(self, self.cfg.metrics_port)
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
         try:
             self.venues = [Venue(self, ex) for ex in self.cfg.exchanges]
@@ -562,8 +562,8 @@ class Collector:
                 self.writer.stop, self.cfg.shutdown_timeout_s
             )
             self.spool.close()
-            if metrics is not None:
-                metrics.shutdown()
+            if self.metrics is not None:
+                self.metrics.shutdown()
         return self.summary()
 
     # ------------------------------------------------------------ numbers

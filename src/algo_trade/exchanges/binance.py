@@ -197,7 +197,9 @@ class Normalizer(BaseNormalizer):
         book = self.books[sym]
         book.synced = False
         book.load(d["bids"], d["asks"])
-        ts = ms_ns(d.get("T") or d.get("E") or 0)
+        # E (output time) is after every diff the snapshot holds; T can be earlier than
+        # their event times, which would put a row before a diff it already contains.
+        ts = ms_ns(d.get("E") or d.get("T") or 0)
         self._snap[sym] = (int(d["lastUpdateId"]), ts)
         pending, self._buf[sym] = self._buf[sym], []
         for diff in pending:

@@ -215,8 +215,15 @@ class ReplayServer:
                     if op == "unsubscribe":
                         keys -= new
                         continue
-                    for k in new & keys:  # a resubscribe: the venue answers with a snapshot
-                        if k.startswith("orderbook."):
+                    books = [k for k in new if k.startswith("orderbook.") and self.cursor.get(k)]
+                    if books:
+                        # Joining a book mid-stream: like the venue, answer with a snapshot
+                        # of the book as it is now, then go on from there.
+                        if pump is not None:
+                            pump.cancel()
+                            await asyncio.gather(pump, return_exceptions=True)
+                            pump = None
+                        for k in books:
                             await ws.send_str(self._bybit_snapshot(k))
                     keys |= new
                 else:
