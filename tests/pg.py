@@ -21,7 +21,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -152,12 +151,21 @@ def start_server(fsync: bool = False, settings: dict[str, str] | None = None) ->
         fh.write("\n# algo-trade test server\n")
         for k, v in conf.items():
             fh.write(f"{k} = {v}\n")
-    r = server._run(["pg_ctl", "-D", str(root / "data"), "-l", str(root / "log"), "-w", "-t", "60", "start"])
-    if r.returncode != 0:
+    for _attempt in range(5):
+        r = server._run(["pg_ctl", "-D", str(root / "data"), "-l", str(root / "log"), "-w", "-t", "60", "start"])
+        if r.returncode == 0:
+            return server
         log = (root / "log").read_text()[-2000:] if (root / "log").exists() else ""
-        shutil.rmtree(root, ignore_errors=True)
-        raise RuntimeError(f"pg_ctl start failed: {r.stderr.strip()} {log}")
-    return server
+        if "Address already in use" not in log:
+            break
+        # Another process took the port between our probe and the server's bind: pick another.
+        port = _free_port()
+        with open(root / "data" / "postgresql.conf", "a") as fh:
+            fh.write(f"port = {port}\n")
+        server.port = port
+        server.url = f"postgresql://{SUPERUSER}:{PASSWORD}@127.0.0.1:{port}/postgres"
+    shutil.rmtree(root, ignore_errors=True)
+    raise RuntimeError(f"pg_ctl start failed: {r.stderr.strip()} {log}")
 
 
 def create_database(url: str, name: str | None = None) -> str:
@@ -185,12 +193,10 @@ def pg_url() -> Iterator[str]:
     if pg_bin_dir() is None:
         pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) on PATH or under /usr/lib/postgresql/*/bin")
     server = start_server()
-    t0 = time.monotonic()
     try:
         yield server.url
     finally:
         server.stop()
-        _ = t0
 
 
 @pytest.fixture

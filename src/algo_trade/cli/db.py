@@ -37,6 +37,9 @@ def print_stats(store, json_mode: bool) -> None:
         console.print(f"the store {getattr(store, 'url', '')} holds no data yet; try `algo-trade generate`")
     else:
         console.print(rich_table(f"store {getattr(store, 'url', '')}", rows))
+    table_stats = getattr(store, "table_stats", None)
+    if table_stats is not None and not json_mode:
+        console.print(rich_table("tables (partitions or chunks, bytes before/after compression)", table_stats()))
 
 
 @db_app.command("stats")
@@ -45,7 +48,14 @@ def stats_cmd(home: Home = DEFAULT_HOME, db: Db = None, json: bool = typer.Optio
 
     Example: algo-trade db stats --json
     """
-    print_stats(store_from(home, db), json)
+    store = store_from(home, db)
+    try:
+        if json and hasattr(store, "table_stats"):
+            emit_json({"datasets": stats_rows(store), "tables": store.table_stats()})  # type: ignore[attr-defined]
+        else:
+            print_stats(store, json)
+    finally:
+        store.close()
 
 
 @db_app.command("compact")
@@ -59,6 +69,122 @@ def compact_cmd(home: Home = DEFAULT_HOME, db: Db = None, json: Json = False) ->
         emit_json(report)
     else:
         console.print(rich_table("compaction", [report]))
+
+
+def _require_db(db: str | None, command: str) -> str:
+    from algo_trade.errors import ConfigError
+
+    if not db or not db.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            f"`algo-trade db {command}` works on PostgreSQL: give --db postgresql://user@host/dbname"
+            " (or set ALGO_TRADE_DB); the lake needs no init and is not compressed by chunks"
+        )
+    return db
+
+
+@db_app.command("init")
+def init_cmd(
+    db: Db = None,
+    chunk_interval: str = typer.Option("1d", "--chunk-interval", help="Time span of one chunk/partition."),
+    compress_after: str = typer.Option("7d", "--compress-after", help="Compress chunks older than this (TimescaleDB)."),
+    retain: str | None = typer.Option(None, "--retain", help="Drop chunks older than this (TimescaleDB), e.g. 365d."),
+    no_timescale: bool = typer.Option(False, "--no-timescale", help="Plain partitioned tables even if TimescaleDB is there."),
+    json: Json = False,
+) -> None:
+    """Create the schema in a PostgreSQL database (idempotent; re-running applies new policies).
+
+    Example: algo-trade db init --db postgresql://me@localhost/algo_trade --compress-after 3d --retain 365d
+    """
+    import psycopg
+
+    from algo_trade.store.postgres import InitOptions, _connect_error, describe, migrate
+    from algo_trade.timeutil import parse_duration_ns
+
+    url = _require_db(db, "init")
+    opts = InitOptions(
+        chunk_interval_ns=parse_duration_ns(chunk_interval),
+        compress_after_ns=parse_duration_ns(compress_after),
+        retain_ns=parse_duration_ns(retain) if retain else None,
+        timescale=not no_timescale,
+    )
+    try:
+        with psycopg.connect(url, connect_timeout=10) as conn:
+            report = migrate(conn, opts, reconfigure=True)
+    except psycopg.OperationalError as exc:
+        raise _connect_error(exc, url) from None
+    if json:
+        emit_json({"backend": report.backend, "version": report.version, "applied": report.applied, "notes": report.notes})
+        return
+    console.print(describe(report))
+    for note in report.notes:
+        console.print(note)
+
+
+@db_app.command("compress")
+def compress_cmd(
+    db: Db = None,
+    older_than: str | None = typer.Option(None, "--older-than", help="Compress chunks older than this (default: the policy's age)."),
+    json: Json = False,
+) -> None:
+    """Compress eligible TimescaleDB chunks now and say what was done.
+
+    Example: algo-trade db compress --db postgresql://me@localhost/algo_trade --older-than 1d
+    """
+    from algo_trade.timeutil import parse_duration_ns
+
+    store = store_from(DEFAULT_HOME, _require_db(db, "compress"))
+    try:
+        report = store.compress(parse_duration_ns(older_than) if older_than else None)  # type: ignore[attr-defined]
+    finally:
+        store.close()
+    if json:
+        emit_json(report)
+        return
+    if "note" in report:
+        console.print(report["note"])
+    else:
+        per = ", ".join(f"{k} {v}" for k, v in report.items() if k != "compressed_chunks")
+        console.print(f"compressed {report['compressed_chunks']} chunks ({per})")
+
+
+@db_app.command("copy")
+def copy_cmd(
+    src: str = typer.Option(..., "--from", help="Source: a postgresql:// URL or a lake data home."),
+    dst: str = typer.Option(..., "--to", help="Destination: a postgresql:// URL or a lake data home."),
+    start: str = typer.Option(..., "--start", help="First time to copy (UTC, inclusive)."),
+    end: str = typer.Option(..., "--end", help="End of the range (UTC, exclusive)."),
+    kind: str | None = typer.Option(None, "--kind", help="Only this record kind."),
+    exchange: str | None = typer.Option(None, "--exchange", help="Only this exchange."),
+    symbol: str | None = typer.Option(None, "--symbol", help="Only this symbol."),
+    json: Json = False,
+) -> None:
+    """Copy records between the lake and PostgreSQL, either way, streamed; re-running stores nothing twice.
+
+    Example: algo-trade db copy --from ./algo-trade-data --to postgresql://me@localhost/algo_trade --start 2024-01-01 --end 2024-02-01
+    """
+    from algo_trade.errors import ConfigError
+    from algo_trade.store.base import open_store
+    from algo_trade.store.transfer import copy_between
+    from algo_trade.timeutil import parse_range_ns
+
+    parse_range_ns(start, end)
+    if src == dst:
+        raise ConfigError("--from and --to are the same store; name two different stores")
+    source = open_store(src)
+    try:
+        target = open_store(dst)
+        try:
+            rows = copy_between(source, target, start, end, [kind] if kind else None, exchange, symbol)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    if json:
+        emit_json(rows)
+    elif not rows:
+        console.print("nothing to copy: the source holds no matching datasets")
+    else:
+        console.print(rich_table(f"copied {getattr(source, 'url', src)} -> {getattr(target, 'url', dst)}", rows))
 
 
 def register(app: typer.Typer) -> None:

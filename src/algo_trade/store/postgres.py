@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -163,19 +164,20 @@ def _migration_1(cur, opts: InitOptions, timescale: bool) -> list[str]:
         """
         CREATE FUNCTION algo_trade_level(levels bytea, i int) RETURNS float8
         LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+          -- Little-endian IEEE 754 bits rebuilt with arithmetic (SQL has no bit cast to float8).
           SELECT CASE WHEN e = 2047 AND m <> 0 THEN 'NaN'::float8
                       WHEN e = 2047 THEN s * 'Infinity'::float8
                       WHEN e = 0 THEN s * m * 2::float8 ^ -1074
                       ELSE s * (1 + m * 2::float8 ^ -52) * 2::float8 ^ (e - 1023) END
           FROM (SELECT CASE WHEN b >> 63 = 0 THEN 1 ELSE -1 END AS s,
                        ((b >> 52) & 2047)::int AS e, (b & 4503599627370495)::float8 AS m
-                FROM (SELECT (get_byte(levels, 8 * i + 7)::bigint << 56
-                            | get_byte(levels, 8 * i + 6)::bigint << 48
-                            | get_byte(levels, 8 * i + 5)::bigint << 40
-                            | get_byte(levels, 8 * i + 4)::bigint << 32
-                            | get_byte(levels, 8 * i + 3)::bigint << 24
-                            | get_byte(levels, 8 * i + 2)::bigint << 16
-                            | get_byte(levels, 8 * i + 1)::bigint << 8
+                FROM (SELECT ((get_byte(levels, 8 * i + 7)::bigint << 56)
+                            | (get_byte(levels, 8 * i + 6)::bigint << 48)
+                            | (get_byte(levels, 8 * i + 5)::bigint << 40)
+                            | (get_byte(levels, 8 * i + 4)::bigint << 32)
+                            | (get_byte(levels, 8 * i + 3)::bigint << 24)
+                            | (get_byte(levels, 8 * i + 2)::bigint << 16)
+                            | (get_byte(levels, 8 * i + 1)::bigint << 8)
                             | get_byte(levels, 8 * i)::bigint) AS b) bits) parts
         $$
         """
@@ -366,8 +368,8 @@ class PostgresStore:
         import psycopg
         from psycopg_pool import ConnectionPool
 
-        self.url = url
-        self.display_url = redact(url)
+        self._url = url
+        self.display_url = self.url = redact(url)  # never the password
         try:
             with psycopg.connect(url, connect_timeout=10) as conn:
                 conn.autocommit = False
@@ -396,13 +398,14 @@ class PostgresStore:
         self._depths: dict[tuple[str, str, str], int] = {}
         self._lock = threading.Lock()
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix="pg-encode")
+        # Closed at garbage collection or exit even when the caller forgets close().
+        self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._encoder)
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.display_url!r})"
 
     def close(self) -> None:
-        self._pool.close()
-        self._encoder.shutdown(wait=True)
+        self._finalizer()
 
     def __enter__(self) -> PostgresStore:
         return self
@@ -800,6 +803,11 @@ class PostgresStore:
                 done[kind] = n
                 done["compressed_chunks"] = int(done["compressed_chunks"]) + n  # type: ignore[call-overload]
         return done
+
+
+def _shutdown(pool, encoder) -> None:
+    pool.close()
+    encoder.shutdown(wait=True)
 
 
 @dataclass(frozen=True)
