@@ -13,7 +13,7 @@ import typer
 
 from algo_trade.cli.common import DEFAULT_HOME, Db, Home, Json, console, emit_json, rich_table, store_from
 from algo_trade.errors import ConfigError, ExchangeError
-from algo_trade.exchanges import EXCHANGES, binance, bybit, hyperliquid
+from algo_trade.exchanges import EXCHANGES, binance, bybit, hyperliquid, normalizer_for
 from algo_trade.exchanges.base import STREAMS
 from algo_trade.schema import check_symbol
 from algo_trade.timeutil import fmt_ns, parse_duration_ns
@@ -58,8 +58,6 @@ async def _instruments(exchange: str, rest: str) -> set[str]:
 
 def preflight(exchanges: list[str], symbols: list[str], urls: dict[str, tuple[str, str]]) -> None:
     """Check symbols against each venue's instrument list; unreachable venues fail here."""
-    from algo_trade.exchanges import normalizer_for
-
     async def run() -> list[set[str]]:
         return await asyncio.gather(*(_instruments(ex, urls[ex][1]) for ex in exchanges))
 
@@ -160,6 +158,8 @@ def register(app: typer.Typer) -> None:
             stale_s=parse_duration_ns(stale_after) / 1e9,
         )
         cfg.validate()
+        for ex in exs:  # each venue's symbol mapping, before any network call
+            normalizer_for(ex, syms, depth, cfg.book_interval_ns)
         preflight(exs, syms, urls)
         store = store_from(home, db)
         summary = run_collector(cfg, store, status=not (no_status or json) and sys.stdout.isatty())

@@ -110,6 +110,7 @@ class ReplayServer:
         self.started = 0.0
         self.refuse_until = 0.0
         self._runner: web.AppRunner | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
         self.port = 0
 
     # ------------------------------------------------------------ lifecycle
@@ -135,6 +136,8 @@ class ReplayServer:
         return self.port
 
     async def stop(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -174,11 +177,13 @@ class ReplayServer:
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         self.connections += 1
+        self._sockets.add(ws)
         reader = asyncio.get_running_loop().create_task(self._drain_client(ws))
         try:
             await self._pump(ws, keys)
         finally:
             reader.cancel()
+            self._sockets.discard(ws)
         return ws
 
     async def _drain_client(self, ws: web.WebSocketResponse) -> None:
@@ -192,6 +197,7 @@ class ReplayServer:
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         self.connections += 1
+        self._sockets.add(ws)
         keys: set[str] = set()
         pump: asyncio.Task | None = None
         try:
@@ -239,6 +245,7 @@ class ReplayServer:
                     await asyncio.sleep(0.05)  # let the other subscribe frames of the batch arrive
                     pump = asyncio.get_running_loop().create_task(self._pump(ws, keys))
         finally:
+            self._sockets.discard(ws)
             if pump is not None:
                 pump.cancel()
         return ws
@@ -261,7 +268,9 @@ class ReplayServer:
                 continue
             if f.stall_at is not None and i == f.stall_at and f.stall_s > 0:
                 stall, f.stall_s = f.stall_s, 0.0
-                await asyncio.sleep(stall)
+                until = time.monotonic() + stall
+                while time.monotonic() < until and not ws.closed:
+                    await asyncio.sleep(0.05)
             if self.speed is not None:
                 if ts0 is None:
                     ts0 = ts
