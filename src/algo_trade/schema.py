@@ -193,7 +193,8 @@ def validate(kind: str, table: pa.Table, depth: int | None = None) -> Validated:
     if kind == "book":
         depth = depth or book_depth(table.schema) or DEFAULT_DEPTH
     schema = schema_for(kind, depth or DEFAULT_DEPTH)
-    missing = [n for n in schema.names if n not in table.column_names]
+    present = set(table.column_names)  # a set: books have 100+ columns
+    missing = [n for n in schema.names if n not in present]
     if missing:
         raise DataError(
             f"{kind} table is missing columns {', '.join(missing[:5])}"

@@ -31,6 +31,7 @@ from algo_trade.store.base import Store
 from algo_trade.timeutil import NS_PER_S
 
 Progress = Callable[[int, int], None]  # (done, total) bytes of the current file
+WRITE_BATCH_BYTES = 48 << 20  # rows gathered per store write (about 60k 25-level book rows)
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,25 @@ class _Writer:
         self.store = store
         self.report = report
         self.tail: dict[str, pa.Table] = {}
+        self.batch: dict[str, list[pa.Table]] = {}
+        self.batch_bytes: dict[str, int] = {}
+
+    def add(self, kind: str, table: pa.Table) -> None:
+        """Gather chunks into batches of about WRITE_BATCH_BYTES: fewer, larger files and
+        fewer key look-ups in the store; memory stays bounded by the batch size."""
+        if table.num_rows == 0:
+            return
+        self.batch.setdefault(kind, []).append(table)
+        self.batch_bytes[kind] = self.batch_bytes.get(kind, 0) + table.nbytes
+        if self.batch_bytes[kind] >= WRITE_BATCH_BYTES:
+            self._flush_batch(kind)
+
+    def _flush_batch(self, kind: str) -> None:
+        parts = self.batch.pop(kind, [])
+        self.batch_bytes.pop(kind, None)
+        if parts:
+            table = pa.concat_tables([p.cast(parts[0].schema) for p in parts])
+            self.put(kind, table.combine_chunks())
 
     def put(self, kind: str, table: pa.Table, flush: bool = False) -> None:
         if kind == "book":
@@ -158,6 +178,8 @@ class _Writer:
             self.report.rejected[k] = self.report.rejected.get(k, 0) + v
 
     def close(self) -> None:
+        for kind in list(self.batch):
+            self._flush_batch(kind)
         if "book" in self.tail:
             self.put("book", self.tail["book"].slice(0, 0), flush=True)
 
@@ -198,7 +220,7 @@ def _one_pass(
                     report.rejected[reason] += len(pos) - MAX_SAMPLES
             else:
                 report.bad_ordinals(reason, ords[pos], piece.header_lines)
-        writer.put(piece.kind, checked.table)
+        writer.add(piece.kind, checked.table)
         if progress is not None:
             progress(*fmt.progress())
     writer.close()

@@ -3,11 +3,11 @@
 - `discover(paths, suffixes)`: files and whole directories (recursively), sorted.
 - `open_binary(path)`: ``.gz`` and ``.zip`` (one member) are decompressed as a stream;
   a `Counting` wrapper under it tells how many compressed bytes were consumed (progress).
-- `CsvSource`: `pyarrow.csv.open_csv` in blocks (constant memory). Rows with the wrong
-  number of fields are skipped by the parser and reported; a value that does not parse
-  as its column's type makes the reader restart the file in a checking mode (all columns
-  read as text, each numeric cell tested) that reports the exact cell and skips the rows
-  already delivered, so one bad cell costs speed only in files that have one.
+- `CsvSource`: blocks of whole lines parsed in parallel and returned in order (constant
+  memory), by the `csvnb` kernel for plain numeric layouts, else by pyarrow. Rows with
+  the wrong number of fields are skipped and reported with their line; a block with a
+  value that does not parse as its column's type is checked cell by cell, so the bad
+  cell's line is reported and one bad cell costs speed only in its own block.
 - `FileReport` gathers what happened to one file: rows written per kind, duplicates,
   rejected rows per reason, up to `MAX_SAMPLES` bad rows with file, line and reason,
   the time range. Line numbers count the header as line 1.
@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import io
 import os
+import queue
+import threading
 import zipfile
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +31,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pv
 
 from algo_trade.errors import DataError
+from algo_trade.importers import csvnb
 
-BLOCK_BYTES = 8 << 20  # CSV bytes per block: ~8k book rows or ~100k trade rows
+BLOCK_BYTES = 4 << 20  # CSV bytes per block: ~4k book rows or ~50k trade rows
+IN_FLIGHT = 3  # blocks being parsed at once: memory stays a few blocks whatever the file
 MAX_SAMPLES = 20  # bad rows kept per file for the report (all are counted)
 _NUMBER_RE = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$|^\s*$|^(?i:nan)$"
 _INT_RE = r"^\s*[-+]?\d+\s*$|^\s*$"
@@ -120,6 +125,40 @@ def open_binary(path: Path, counter: Counting | None = None) -> io.BufferedIOBas
     return io.BufferedReader(raw, 1 << 20)
 
 
+class _ArrowGzip:
+    """gzip through Arrow's C++ decompressor (faster than the gzip module, no GIL);
+    `pos` is the compressed bytes consumed, for progress."""
+
+    def __init__(self, path: Path) -> None:
+        self._raw = pa.OSFile(str(path))
+        self.size = self._raw.size()
+        self._stream = pa.CompressedInputStream(self._raw, "gzip")
+
+    @property
+    def pos(self) -> int:
+        return self._raw.tell()
+
+    def read(self, n: int) -> bytes:
+        return self._stream.read(n)
+
+    def __enter__(self) -> _ArrowGzip:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stream.close()
+        self._raw.close()
+
+
+def open_stream(path: Path) -> tuple[object, object]:
+    """(decompressed stream with read(n) and a context manager, progress object with
+    `pos` and `size`)."""
+    if compression_of(path) == "gzip":
+        g = _ArrowGzip(path)
+        return g, g
+    counter = Counting(path)
+    return open_binary(path, counter), counter
+
+
 def read_error(path: Path, exc: BaseException) -> DataError:
     """A clear message for a file that cannot be read to its end."""
     if isinstance(exc, EOFError) or "end-of-stream" in str(exc) or "truncated" in str(exc).lower():
@@ -170,12 +209,13 @@ class FileReport:
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     strict: bool = False
-    # ordinal samples wait for the line map of rows the parser skipped
-    _pending: list[tuple[int, str]] = field(default_factory=list)
-    _skipped_texts: list[str] = field(default_factory=list)
 
-    def bad(self, reason: str, line: int | None = None, count: int = 1) -> None:
-        self.rejected[reason] = self.rejected.get(reason, 0) + count
+    def bad(
+        self, reason: str, line: int | None = None, count: int = 1, counted_as: str | None = None
+    ) -> None:
+        """Count a rejected row under `counted_as` (default `reason`) and keep a sample."""
+        key = counted_as or reason
+        self.rejected[key] = self.rejected.get(key, 0) + count
         if self.strict:
             raise StrictStop(
                 str(BadRow(self.path, line, reason)) + " (--strict: nothing written from this file)"
@@ -184,20 +224,17 @@ class FileReport:
             self.samples.append(BadRow(self.path, line, reason))
 
     def bad_ordinals(self, reason: str, ordinals: np.ndarray, header_lines: int) -> None:
-        """Rows given by data-row ordinal; their lines are fixed once skipped rows are known."""
+        """Rows given by data-line ordinal (0 = the first line after the header)."""
         n = len(ordinals)
         if not n:
             return
-        if self.strict:
-            self.bad(reason, self.line_of(int(ordinals[0]), header_lines))
-        self.rejected[reason] = self.rejected.get(reason, 0) + n
-        room = MAX_SAMPLES - len(self.samples) - len(self._pending)
-        for o in ordinals[: max(0, room)]:
-            self._pending.append((int(o) + header_lines + 1, reason))
-
-    def skipped_row(self, text: str, reason: str) -> None:
-        self._skipped_texts.append(text)
-        self.bad(reason)
+        first = self.line_of(int(ordinals[0]), header_lines)
+        self.bad(reason, first)
+        if n > 1:
+            self.rejected[reason] += n - 1
+            room = MAX_SAMPLES - len(self.samples)
+            for o in ordinals[1 : 1 + max(0, room)]:
+                self.samples.append(BadRow(self.path, self.line_of(int(o), header_lines), reason))
 
     def line_of(self, ordinal: int, header_lines: int) -> int:
         return ordinal + header_lines + 1
@@ -209,16 +246,7 @@ class FileReport:
             self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
 
     def finish(self) -> None:
-        """Turn pending ordinal samples into lines (rows skipped by the parser shift them)."""
-        if not self._pending:
-            return
-        shift = len(self._skipped_texts)
-        for line, reason in self._pending:
-            # Exact when no row was skipped by the parser; otherwise a lower bound.
-            self.samples.append(
-                BadRow(self.path, line, reason if not shift else f"{reason} (line approximate)")
-            )
-        self._pending.clear()
+        """Called once a file is done (kept for formats that hold samples back)."""
 
     def to_dict(self) -> dict:
         return {
@@ -245,8 +273,14 @@ class Chunk:
 class CsvSource:
     """Stream a CSV file as typed Arrow chunks with constant memory.
 
-    `column_types` fixes the types of named columns (others are inferred); `names` gives
-    the column names of a file without a header row.
+    The decompressed text is cut into blocks of whole lines; up to `IN_FLIGHT` blocks are
+    parsed at once on the shared thread pool (the parsers release the GIL) and come back
+    in file order. A block whose columns are all typed text-then-int-then-float (Tardis
+    book snapshots and quotes) goes through the `csvnb` kernel; any other block, or a line
+    the kernel does not handle, through pyarrow. A cell that does not parse as its
+    column's type sends that block (only) through a cell-by-cell check that reports the
+    exact line. `column_types` fixes the types of named columns (others are inferred);
+    `names` gives the column names of a file without a header row.
     """
 
     def __init__(
@@ -265,77 +299,164 @@ class CsvSource:
         self.counter: Counting | None = None
         self.header_lines = 0 if names else 1
 
-    def _open(self, as_text: bool, skip: int = 0) -> pv.CSVStreamingReader:
-        self.counter = Counting(self.path)
-        stream = open_binary(self.path, self.counter)
-        types = {n: pa.string() for n in self.column_types} if as_text else dict(self.column_types)
-        seen_texts = 0
+    def __iter__(self) -> Iterator[Chunk]:
+        """Chunks in file order. A reader thread decompresses and cuts blocks; the pool
+        parses them; this thread (the caller's) validates and writes meanwhile."""
+        futures: queue.Queue = queue.Queue(maxsize=IN_FLIGHT)
+        stop = threading.Event()
+        reader = threading.Thread(target=self._produce, args=(futures, stop), daemon=True)
+        reader.start()
+        try:
+            while True:
+                item = futures.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item.result()
+        finally:
+            stop.set()
+            while True:  # unblock the reader if it waits on a full queue
+                try:
+                    item = futures.get_nowait()
+                except queue.Empty:
+                    if not reader.is_alive():
+                        break
+                    reader.join(0.05)
+                    continue
+                if isinstance(item, Future):
+                    item.cancel()
+
+    def _produce(self, futures: queue.Queue, stop: threading.Event) -> None:
+        def put(item: object) -> bool:
+            while not stop.is_set():
+                try:
+                    futures.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
+            stream, self.counter = open_stream(self.path)
+            with stream:
+                names = self.names
+                rest = b""
+                if names is None:
+                    while b"\n" not in rest:
+                        more = stream.read(1 << 16)
+                        if not more:
+                            break
+                        rest += more
+                    first, _, rest = rest.partition(b"\n")
+                    names = [
+                        c.strip().strip('"')
+                        for c in first.decode("utf-8", "replace").strip().split(",")
+                    ]
+                if not names or names == [""]:
+                    raise DataError(f"{self.path}: empty file (no header row)")
+                fast = _fast_layout(names, self.column_types)
+                base = 0
+                while not stop.is_set():
+                    data = stream.read(self.block_bytes)
+                    if not data:
+                        break
+                    data = rest + data
+                    cut = data.rfind(b"\n") + 1
+                    if cut == 0:
+                        rest = data
+                        continue
+                    block, rest = data[:cut], data[cut:]
+                    lines = block.count(b"\n")
+                    fut = _pool().submit(self._parse, block, lines, base, names, fast)
+                    if not put(fut):
+                        return
+                    base += lines
+                if rest.strip() and not stop.is_set():
+                    if not rest.endswith(b"\n"):
+                        rest += b"\n"
+                    lines = rest.count(b"\n")
+                    put(_pool().submit(self._parse, rest, lines, base, names, fast))
+            put(None)
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            put(read_error(self.path, exc))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+            put(exc)
+
+    # ------------------------------------------------------------ one block
+    def _parse(
+        self, block: bytes, lines: int, base: int, names: list[str], fast: tuple[int, int] | None
+    ) -> Chunk:
+        if fast is not None:
+            got = csvnb.parse_numeric(
+                block, fast[0], fast[1], len(names) - fast[0] - fast[1], lines
+            )
+            if got is not None:
+                return self._fast_chunk(got, names, fast, lines, base)
+        skipped: list[tuple[int, int, int]] = []  # (line in block, expected, found)
 
         def on_invalid(row: pv.InvalidRow) -> str:
-            nonlocal seen_texts
-            seen_texts += 1
-            if not as_text or seen_texts > self._skipped_first_pass:
-                self.report.skipped_row(
-                    row.text[:120],
-                    f"expected {row.expected_columns} fields, found {row.actual_columns}: {row.text[:60]!r}",
-                )
+            skipped.append((row.number or 0, row.expected_columns, row.actual_columns))
             return "skip"
 
-        return pv.open_csv(
-            stream,
-            read_options=pv.ReadOptions(
-                block_size=self.block_bytes,
-                column_names=self.names,
-                use_threads=True,
-            ),
-            parse_options=pv.ParseOptions(invalid_row_handler=on_invalid),
-            convert_options=pv.ConvertOptions(
-                column_types=types,
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
-        )
+        def read(types: dict[str, pa.DataType]) -> pa.Table:
+            return pv.read_csv(
+                io.BytesIO(block),
+                read_options=pv.ReadOptions(column_names=names, use_threads=False),
+                parse_options=pv.ParseOptions(
+                    invalid_row_handler=on_invalid, ignore_empty_lines=False
+                ),
+                convert_options=pv.ConvertOptions(
+                    column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=True
+                ),
+            )
 
-    _skipped_first_pass = 0
-
-    def __iter__(self) -> Iterator[Chunk]:
-        done = 0
         try:
-            try:
-                reader = self._open(as_text=False)
-                for batch in reader:
-                    n = batch.num_rows
-                    yield Chunk(pa.Table.from_batches([batch]), np.arange(done, done + n))
-                    done += n
-                return
-            except pa.ArrowInvalid as exc:
-                if "conversion error" not in str(exc) and "In CSV column" not in str(exc):
-                    raise
-            # A cell did not parse: go over the file again in text mode, cell by cell.
-            self._skipped_first_pass = len(self.report._skipped_texts)
-            reader = self._open(as_text=True)
-            pos = 0
-            for batch in reader:
-                n = batch.num_rows
-                ordinals = np.arange(pos, pos + n)
-                pos += n
-                keep_from = max(0, done - int(ordinals[0]))
-                if keep_from >= n:
-                    continue
-                table = pa.Table.from_batches([batch]).slice(keep_from)
-                ordinals = ordinals[keep_from:]
-                table, ordinals = self._convert_checked(table, ordinals)
-                if table.num_rows:
-                    yield Chunk(table, ordinals)
-        except (OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise read_error(self.path, exc) from None
+            table = read(self.column_types)
+            as_text = False
         except pa.ArrowInvalid as exc:
             msg = str(exc)
-            if "CSV parse error" in msg or "Empty CSV file" in msg:
+            if "conversion error" not in msg and "In CSV column" not in msg:
                 raise DataError(
                     f"{self.path}: not a readable CSV file ({msg.splitlines()[0]})"
                 ) from None
-            raise read_error(self.path, exc) from None
+            skipped.clear()
+            table = read({n: pa.string() for n in self.column_types})
+            as_text = True
+        ordinals = np.arange(base, base + lines)
+        for number, expected, found in skipped:
+            line = self.header_lines + base + number if number else None
+            self.report.bad(
+                f"expected {expected} fields, found {found}", line, counted_as="wrong field count"
+            )
+        if skipped:
+            ordinals = np.delete(ordinals, np.array([s[0] for s in skipped], dtype=np.int64) - 1)
+        if as_text:
+            table, ordinals = self._convert_checked(table, ordinals)
+        return Chunk(table, ordinals)
+
+    def _fast_chunk(self, got, names, fast, lines, base) -> Chunk:  # noqa: ANN001
+        texts, ints, floats = got
+        n_text, n_int = fast
+        cols: list[pa.Array] = []
+        for i, name in enumerate(names):
+            if i < n_text:
+                value = texts[i].decode("utf-8", "replace")
+                typ = self.column_types[name]
+                if pa.types.is_dictionary(typ):
+                    cols.append(
+                        pa.DictionaryArray.from_arrays(
+                            pa.array(np.zeros(lines, np.int32)),
+                            pa.array([value or None], pa.string()),
+                        )
+                    )
+                else:
+                    cols.append(pa.array([value or None] * lines, pa.string()))
+            elif i < n_text + n_int:
+                cols.append(pa.array(ints[i - n_text]))
+            else:
+                cols.append(pa.array(floats[i - n_text - n_int]))
+        return Chunk(pa.Table.from_arrays(cols, names=names), np.arange(base, base + lines))
 
     def _convert_checked(
         self, table: pa.Table, ordinals: np.ndarray
@@ -358,15 +479,12 @@ class CsvSource:
             new = ~ok_np & ~bad
             if new.any():
                 values = col.to_pylist()
-                for i in np.flatnonzero(new)[:MAX_SAMPLES]:
+                reason = f"column {name!r}: not a valid {typ}"
+                for i in np.flatnonzero(new):
                     self.report.bad(
-                        f"column {name!r}: {values[i]!r} is not a valid {typ}",
+                        f"{reason}: {values[i]!r}",
                         line=self.report.line_of(int(ordinals[i]), self.header_lines),
-                    )
-                extra = int(new.sum()) - min(int(new.sum()), MAX_SAMPLES)
-                if extra:
-                    self.report.rejected[f"column {name!r}: not a valid {typ}"] = (
-                        self.report.rejected.get(f"column {name!r}: not a valid {typ}", 0) + extra
+                        counted_as=reason,
                     )
                 bad |= new
                 col = pc.if_else(pa.array(ok_np), col, pa.scalar(None, pa.string()))
@@ -383,3 +501,36 @@ class CsvSource:
     @property
     def progress_bytes(self) -> int:
         return self.counter.pos if self.counter else 0
+
+
+def _fast_layout(names: list[str], types: dict[str, pa.DataType]) -> tuple[int, int] | None:
+    """(text columns, int columns) when the file is text*, int64*, float64+ in that order
+    and every column is typed; None otherwise (pyarrow parses it)."""
+    kinds = []
+    for n in names:
+        t = types.get(n)
+        if t is None:
+            return None
+        if pa.types.is_dictionary(t) or pa.types.is_string(t):
+            kinds.append(0)
+        elif t == pa.int64():
+            kinds.append(1)
+        elif t == pa.float64():
+            kinds.append(2)
+        else:
+            return None
+    if kinds != sorted(kinds) or 2 not in kinds:
+        return None
+    return kinds.count(0), kinds.count(1)
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(
+            max(2, min(4, os.cpu_count() or 2)), thread_name_prefix="import-csv"
+        )
+    return _POOL

@@ -260,13 +260,12 @@ class TardisFormat:
                 depth = opts.depth or levels
                 cols = {"ts": ts, "exchange": exchange, "symbol": symbol}
                 nan = pa.nulls(t.num_rows, pa.float64())
+                present = set(t.column_names)
                 for side, tside in (("bid", "bids"), ("ask", "asks")):
                     for what, twhat in (("px", "price"), ("sz", "amount")):
                         for i in range(depth):
                             name = f"{tside}[{i}].{twhat}"
-                            cols[f"{side}_{what}_{i}"] = (
-                                t.column(name) if name in t.column_names else nan
-                            )
+                            cols[f"{side}_{what}_{i}"] = t.column(name) if name in present else nan
                 table = pa.table(
                     [cols[c] for c in ["ts", "exchange", "symbol", *book_columns(depth)]],
                     schema=book_schema(depth),
