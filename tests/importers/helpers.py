@@ -58,4 +58,4 @@ def write_tardis_book_csv(
 def copy_data(name: str, dest: Path) -> Path:
     """Copy tests/data/<name> into dest (tests corrupt or rename copies, never the original)."""
     dest.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy(DATA / name, dest / name))
+    return Path(shutil.copyfile(DATA / name, dest / name))
