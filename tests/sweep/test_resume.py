@@ -73,7 +73,7 @@ def test_same_spec_without_an_id_resumes_by_its_hash(short_bars, tmp_path):
     a = sweep(short_bars, "sma_cross", GRID, where="fast < slow", home=tmp_path)
     b = sweep(short_bars, "sma_cross", GRID, where="fast < slow", home=tmp_path)
     assert a.sweep_id == b.sweep_id and a.computed == 90 and b.computed == 0
-    c = sweep(short_bars, "sma_cross", GRID, where="fast < slow", home=tmp_path, fee_bps=2.0)
+    c = sweep(short_bars, "sma_cross", GRID, where="fast < slow", home=tmp_path, fee_taker_bps=2.0)
     assert c.sweep_id != a.sweep_id and c.computed == 90
 
 
@@ -82,4 +82,4 @@ def test_an_id_of_a_different_spec_is_refused(short_bars, tmp_path):
     with pytest.raises(ConfigError, match="belongs to a different sweep spec"):
         sweep(short_bars, "sma_cross", GRID, where="fast + 10 < slow", home=tmp_path, sweep_id="mine")
     with pytest.raises(ConfigError, match="bad sweep id"):
-        sweep(short_bars, "sma_cross", GRID, home=tmp_path, sweep_id="../escape")
+        sweep(short_bars, "sma_cross", GRID, where="fast < slow", home=tmp_path, sweep_id="../escape")

@@ -126,12 +126,23 @@ def register(app: typer.Typer) -> None:
         walk_forward: Annotated[
             str | None, typer.Option("--walk-forward", help="train=30d,test=7d[,step=7d].")
         ] = None,
-        fee_bps: Annotated[float, typer.Option(help="Taker fee, bps of traded notional.")] = 5.0,
-        slippage_bps: Annotated[
-            float, typer.Option(help="Fill this many bps worse than the bar's open.")
-        ] = 1.0,
-        leverage: Annotated[float, typer.Option(help="Position notional / equity.")] = 1.0,
-        long_only: Annotated[bool, typer.Option("--long-only", help="Never go short.")] = False,
+        short: Annotated[
+            bool, typer.Option("--short", help="Go short while fast < slow (or --grid short=true,false).")
+        ] = False,
+        init_cash: Annotated[float | None, typer.Option(help="Starting cash (engine default 10000).")] = None,
+        fee_taker_bps: Annotated[float | None, typer.Option(help="Taker fee, bps of traded notional (default 5).")] = None,
+        fill_at: Annotated[
+            str | None, typer.Option(help="next (next bar's open, default) or close (the signal bar's close).")
+        ] = None,
+        slippage_bps: Annotated[float | None, typer.Option(help="Fill this many bps worse (default 0).")] = None,
+        slippage_range: Annotated[
+            float | None, typer.Option(help="Plus this fraction of the bar's high-low range (default 0).")
+        ] = None,
+        leverage: Annotated[float | None, typer.Option(help="Position notional / equity at target 1 (default 1).")] = None,
+        maintenance_margin: Annotated[
+            float | None, typer.Option(help="Fraction of notional; 0 disables liquidation (default 0.005).")
+        ] = None,
+        liquidation_fee_bps: Annotated[float | None, typer.Option(help="Fee on a liquidation (default 20).")] = None,
         report: Annotated[
             Path | None,
             typer.Option(help="Write the HTML report here (default: sweeps/<id>/report.html)."),
@@ -154,10 +165,15 @@ def register(app: typer.Typer) -> None:
         """
         if executor == "dask" and not json:
             err_console.print("starting Dask…" if not cluster else f"connecting to {cluster}…")
+        settings = {"init_cash": init_cash, "fee_taker_bps": fee_taker_bps, "fill_at": fill_at,
+                    "slippage_bps": slippage_bps, "slippage_range": slippage_range, "leverage": leverage,
+                    "maintenance_margin": maintenance_margin, "liquidation_fee_bps": liquidation_fee_bps}  # fmt: skip
+        settings = {k: v for k, v in settings.items() if v is not None}  # unset: the engine's defaults
+        if short and not any(g.partition("=")[0].strip() == "short" for g in grid):
+            grid = [*grid, "short=true"]
         with run_context(profile, profile_memory, json) as stages:
             _, out = run_sweep_cli(home, db, strategy, exchange, symbol, start, end, grid, where, random, seed, metric,
-                                   top, executor, workers, cluster, sweep_id, walk_forward,
-                                   {"fee_bps": fee_bps, "slippage_bps": slippage_bps, "leverage": leverage,
-                                    "long_only": long_only}, report, json, stages)  # fmt: skip
+                                   top, executor, workers, cluster, sweep_id, walk_forward, settings, report, json,
+                                   stages)  # fmt: skip
         if json:
             emit_json(out)

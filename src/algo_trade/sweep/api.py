@@ -29,20 +29,24 @@ from algo_trade.sweep.cache import CachedData, open_cached, save_arrays
 from algo_trade.sweep.executors import EXECUTORS, run_batches
 from algo_trade.sweep.grid import Grid
 from algo_trade.sweep.indicators import DEFAULT_MAX_BYTES, process_cache
-from algo_trade.sweep.kernels import N_STATS, STAT_NAMES, run_cross_nb, sweep_cross_nb
+from algo_trade.sweep.kernels import INT_STATS, N_STATS, STAT_NAMES, run_cross_nb, sweep_cross_nb
 
-NS_PER_YEAR = 365 * 86_400 * 10**9
-LOWER_IS_BETTER = frozenset({"max_drawdown", "fees", "turnover"})
+NS_PER_YEAR = 365 * 86_400 * 10**9  # as the engine annualizes (crypto trades every day)
+LOWER_IS_BETTER = frozenset(
+    {"max_drawdown", "max_drawdown_days", "volatility", "fees", "turnover", "liquidations"}
+)
 DEFAULT_BLOCKS = 16  # CSCV blocks: C(16, 8) = 12,870 splits
 
 
 @dataclass(frozen=True)
 class SweepStrategy:
-    """A strategy the sweep kernels run natively: two indicators of one kind, crossed."""
+    """A strategy the sweep kernels run natively: two indicators of one kind, crossed
+    (the engine's `sma_cross`/`ema_cross`; its parameter specs are the engine's)."""
 
     name: str
     indicator: str
-    params: tuple[str, ...] = ("fast", "slow")
+    params: tuple[str, ...] = ("fast", "slow", "short")
+    required: tuple[str, ...] = ("fast", "slow")
 
 
 STRATEGIES: dict[str, SweepStrategy] = {
@@ -50,12 +54,10 @@ STRATEGIES: dict[str, SweepStrategy] = {
     "ema_cross": SweepStrategy("ema_cross", "ema"),
 }
 
-SETTINGS_DEFAULTS: dict[str, object] = {
-    "fee_bps": 5.0,  # taker fee on traded notional
-    "slippage_bps": 1.0,  # fill worse than the bar's open by this much
-    "leverage": 1.0,  # target notional / equity
-    "long_only": False,
-}
+# The engine's settings that bars backtests use; the others (latency, book overflow,
+# rebalancing) belong to modes the sweep kernel does not run.
+SWEEP_SETTINGS = ("init_cash", "fee_taker_bps", "fee_maker_bps", "fill_at", "slippage_bps", "slippage_range",
+                  "leverage", "maintenance_margin", "liquidation_fee_bps")  # fmt: skip
 
 
 def get_strategy(name: str) -> SweepStrategy:
@@ -65,6 +67,52 @@ def get_strategy(name: str) -> SweepStrategy:
         raise ConfigError(
             f"unknown strategy {name!r}: sweeps support {', '.join(STRATEGIES)}"
         ) from None
+
+
+def sweep_settings(settings: Mapping[str, object]) -> dict[str, object]:
+    """The engine's `Settings` checks (types, ranges), restricted to what bars sweeps use."""
+    from algo_trade.engine.api import Settings
+
+    other = [k for k in settings if k not in SWEEP_SETTINGS]
+    if other:
+        raise ConfigError(
+            f"unknown or unsupported setting {other[0]!r} for a sweep: it takes {', '.join(SWEEP_SETTINGS)}"
+        )
+    cfg = Settings.build(**settings)
+    return {k: getattr(cfg, k) for k in SWEEP_SETTINGS}
+
+
+def _check_params(strategy: str, combos: pd.DataFrame) -> None:
+    """Vectorized form of the engine strategy's own parameter checks (types, ranges, fast < slow)."""
+    from algo_trade.strategies import get as engine_strategy
+
+    specs = engine_strategy(strategy).params
+    for p in ("fast", "slow"):
+        v = combos[p].to_numpy()
+        spec = specs[p]
+        if v.dtype == bool or not np.issubdtype(v.dtype, np.number) or (v != np.round(v)).any():
+            raise ConfigError(f"parameter {p} of {strategy} must be a whole number of bars ({spec.describe()})")
+        if (v < spec.min).any() or (v > spec.max).any():
+            bad = v[(v < spec.min) | (v > spec.max)][0]
+            raise ConfigError(f"parameter {p} of {strategy} is {bad}, out of range: {spec.describe()}")
+        combos[p] = v.astype(np.int64)
+    s = combos["short"].to_numpy()
+    if s.dtype != bool:
+        raise ConfigError(f"parameter short of {strategy} must be true or false, got {s[0]!r}")
+    bad = int((combos["fast"] >= combos["slow"]).sum())
+    if bad:
+        raise ConfigError(
+            f"{strategy} needs fast < slow, and {bad} of the grid's combinations have fast >= slow: "
+            'add --where "fast < slow" (where="fast < slow")'
+        )
+
+
+def years_of(ts: np.ndarray, lo: int, hi: int) -> float:
+    """The engine's annualization span of bars [lo, hi): (last - first) * n / (n - 1), in years."""
+    n = hi - lo
+    if n < 2:
+        return 0.0
+    return float(ts[hi - 1] - ts[lo]) * n / (n - 1) / NS_PER_YEAR
 
 
 # ----------------------------------------------------------------------------- data
@@ -97,9 +145,9 @@ def as_bars(data: object) -> dict[str, np.ndarray]:
         raise DataError(
             f"sweep data must be bars (DataFrame, Arrow table, dict of arrays or cached data), got {type(data).__name__}"
         )
-    for c in ("ts", "open", "close"):
+    for c in ("ts", "open", "high", "low", "close"):
         if c not in cols:
-            raise DataError(f"sweep data has no {c!r} column (bars need ts, open, close)")
+            raise DataError(f"sweep data has no {c!r} column (bars need ts, open, high, low, close)")
     if len(cols["close"]) < 3:
         raise DataError("sweep data has fewer than 3 bars")
     return cols
@@ -116,13 +164,10 @@ def _ts_ns(ts: object) -> np.ndarray:
     return np.asarray(ts, dtype=np.int64)
 
 
-def periods_per_year(ts: np.ndarray) -> float:
-    """Bars per year from the median bar spacing (annualizes Sharpe and Sortino)."""
-    ts = np.asarray(ts[: min(len(ts), 100_000)], dtype=np.int64)
-    step = float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0
-    if step <= 0:
+def _ts_ns_increasing(ts: np.ndarray) -> None:
+    head = np.asarray(ts[: min(len(ts), 100_000)], dtype=np.int64)
+    if len(head) > 1 and (np.diff(head) <= 0).any():
         raise DataError("bar timestamps must increase")
-    return NS_PER_YEAR / step
 
 
 def _data_identity(data: object, bars: dict[str, np.ndarray]) -> str:
@@ -131,7 +176,7 @@ def _data_identity(data: object, bars: dict[str, np.ndarray]) -> str:
     if isinstance(data, CachedData):
         return f"{data.meta['key']}-{data.meta['version']}"
     h = hashlib.sha256()
-    for c in ("ts", "open", "close"):
+    for c in ("ts", "open", "high", "low", "close"):
         a = np.ascontiguousarray(bars[c])
         h.update(a.data)
     return "mem" + h.hexdigest()[:20]
@@ -156,17 +201,18 @@ def run_batch(
     spec = get_strategy(strategy)
     fast = np.asarray(params["fast"], dtype=np.int64)
     slow = np.asarray(params["slow"], dtype=np.int64)
+    short = np.asarray(params["short"], dtype=np.bool_)
     windows = np.unique(np.concatenate([fast, slow]))
     cache = process_cache(ind_bytes)
-    close = bars["close"]
+    close = _f64(bars["close"])
     arrays = [cache.get(data_id, spec.indicator, "close", close, int(w)) for w in windows]
     inds = List(arrays)
     fi = np.searchsorted(windows, fast)
     si = np.searchsorted(windows, slow)
+    ts = np.asarray(bars["ts"], dtype=np.int64)
     stats, s1, s2 = sweep_cross_nb(
-        np.asarray(bars["open"], dtype=np.float64), np.asarray(close, dtype=np.float64), inds, fi, si,
-        int(lo), int(hi), bool(settings["long_only"]), float(settings["leverage"]), float(settings["fee_bps"]),
-        float(settings["slippage_bps"]), float(settings["periods_per_year"]), int(n_blocks),
+        ts, _f64(bars["open"]), _f64(bars["high"]), _f64(bars["low"]), close, inds, fi, si, short, int(lo),
+        int(hi), *_kernel_settings(settings), years_of(ts, lo, hi), int(n_blocks),
     )  # fmt: skip
     out = {name: stats[:, i] for i, name in enumerate(STAT_NAMES)}
     out["_s1"] = s1
@@ -174,21 +220,32 @@ def run_batch(
     return out
 
 
+def _f64(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)  # no copy for float64 columns and their memory maps
+
+
+def _kernel_settings(st: Mapping[str, object]) -> tuple:
+    return (st["fill_at"] == "close", float(st["init_cash"]), float(st["fee_taker_bps"]),  # type: ignore[arg-type]
+            float(st["slippage_bps"]), float(st["slippage_range"]), float(st["leverage"]),  # type: ignore[arg-type]
+            float(st["maintenance_margin"]), float(st["liquidation_fee_bps"]))  # type: ignore[arg-type]  # fmt: skip
+
+
 def single_returns(bars: dict[str, np.ndarray], strategy: str, params: Mapping[str, object], settings: dict,
                    lo: int, hi: int, data_id: str | None = None) -> tuple[dict[str, float], np.ndarray]:  # fmt: skip
     """Stats and per-bar returns of one combination over bars [lo, hi)."""
     spec = get_strategy(strategy)
-    close = np.asarray(bars["close"], dtype=np.float64)
+    close = _f64(bars["close"])
     cache = process_cache()
     data_id = data_id or _data_identity(None, bars)
     f = cache.get(data_id, spec.indicator, "close", close, int(params["fast"]))
     s = cache.get(data_id, spec.indicator, "close", close, int(params["slow"]))
+    ts = np.asarray(bars["ts"], dtype=np.int64)
     stats = np.empty(N_STATS)
     rets = np.empty(hi - lo)
     e = np.empty(0)
-    run_cross_nb(np.asarray(bars["open"], dtype=np.float64), close, f, s, lo, hi, bool(settings["long_only"]),
-                 float(settings["leverage"]), float(settings["fee_bps"]), float(settings["slippage_bps"]),
-                 float(settings["periods_per_year"]), stats, e, e, rets)  # fmt: skip
+    run_cross_nb(ts, _f64(bars["open"]), _f64(bars["high"]), _f64(bars["low"]), close, f, s, lo, hi,
+                 bool(params.get("short", False)), *_kernel_settings(settings), years_of(ts, lo, hi), stats, e, e,
+                 rets)  # fmt: skip
     return dict(zip(STAT_NAMES, stats.tolist(), strict=True)), rets
 
 
@@ -304,8 +361,10 @@ def sweep(
     data: bars (DataFrame/Arrow/dict with ts, open, close) or a `CachedData` entry;
     grid: {param: "5:50:5" | "5,10,20" | "log:1:1000:7" | list}; where: a constraint such as
     "fast < slow"; executor: "local" | "process" | "dask"; home: data home, where results
-    stream to ``sweeps/<id>/results.parquet`` (resumable); settings: the backtest settings
-    (fee_bps, slippage_bps, leverage, long_only).
+    stream to ``sweeps/<id>/results.parquet`` (resumable); settings: the backtest settings,
+    named as in `algo_trade.backtest` (init_cash, fee_taker_bps, fill_at, slippage_bps,
+    slippage_range, leverage, maintenance_margin, liquidation_fee_bps). Each combination's
+    stats equal ``backtest(data, strategy, params=combination, **settings).stats``.
     """
     t0 = time.perf_counter()
     spec_s = get_strategy(strategy)
@@ -318,28 +377,20 @@ def sweep(
         raise ConfigError(
             f"unknown parameter(s) {', '.join(sorted(unknown))} for {strategy}: it takes {', '.join(spec_s.params)}"
         )
-    missing = set(spec_s.params) - set(grid)
+    missing = set(spec_s.required) - set(grid)
     if missing:
         raise ConfigError(
             f"the grid needs a value for {', '.join(sorted(missing))} (e.g. --grid {sorted(missing)[0]}=10)"
         )
-    bad = set(settings) - set(SETTINGS_DEFAULTS)
-    if bad:
-        raise ConfigError(
-            f"unknown setting(s) {', '.join(sorted(bad))}: sweeps take {', '.join(SETTINGS_DEFAULTS)}"
-        )
-    g = Grid(dict(grid), where=where, random=random, seed=seed)
+    st = sweep_settings(settings)
+    axes = {**dict(grid), **({} if "short" in grid else {"short": [False]})}
+    g = Grid(axes, where=where, random=random, seed=seed)
     combos = g.combinations()
-    for p in spec_s.params:
-        v = combos[p].to_numpy()
-        if not np.issubdtype(v.dtype, np.number) or (v < 1).any() or (v != np.round(v)).any():
-            raise ConfigError(f"parameter {p} must be a positive whole number of bars")
-        combos[p] = v.astype(np.int64)
+    _check_params(strategy, combos)
     bars = as_bars(data)
     n = len(bars["close"])
     lo, hi = _bar_range(bars, start, end)
-    st = {**SETTINGS_DEFAULTS, **settings}
-    st["periods_per_year"] = periods_per_year(bars["ts"])
+    _ts_ns_increasing(bars["ts"][lo:hi])
     workers = int(workers) if workers else (os.cpu_count() or 1)
 
     if walk_forward is not None:
@@ -351,7 +402,7 @@ def sweep(
     data_ref = _shareable(data, bars, executor, home)
     ident = _data_identity(data, bars)
     spec = {"strategy": strategy, "grid": g.axes, "where": where, "random": random, "seed": seed,
-            "settings": {k: st[k] for k in SETTINGS_DEFAULTS}, "data": ident, "range": [lo, hi],
+            "settings": st, "data": ident, "range": [lo, hi],
             "n_blocks": n_blocks, "bars": n}  # fmt: skip
     out_dir = _sweep_dir(home, sweep_id, spec)
     done = _read_parts(out_dir) if out_dir else None
@@ -480,7 +531,8 @@ def _part_frame(rows: pd.DataFrame, res: dict[str, np.ndarray], n_blocks: int) -
     df = rows.reset_index(drop=True).copy()
     for name in STAT_NAMES:
         df[name] = res[name]
-    df["trades"] = df["trades"].astype(np.int64)
+    for name in INT_STATS:
+        df[name] = df[name].astype(np.int64)
     df["_s1"] = list(res["_s1"])
     df["_s2"] = list(res["_s2"])
     return df
@@ -511,9 +563,10 @@ def _finish(full: pd.DataFrame, spec_s: SweepStrategy, strategy: str, metric: st
     s2 = np.stack(full["_s2"].to_numpy()) if len(full) else np.empty((0, n_blocks))
     results = full.drop(columns=["_s1", "_s2"])
     res = SweepResult(
-        results, metric, list(spec_s.params), strategy, {k: st[k] for k in SETTINGS_DEFAULTS}
+        results, metric, list(spec_s.params), strategy, dict(st)
     )
-    res.extra["periods_per_year"] = st["periods_per_year"]
+    years = years_of(np.asarray(bars["ts"]), lo, hi)
+    res.extra["periods_per_year"] = (hi - lo) / years if years > 0 else 0.0
     res.extra["bars"] = hi - lo
     _overfit(res, s1, s2, bars, st, lo, hi, n_blocks, data_id)
     return res

@@ -1,12 +1,23 @@
-"""Numba kernels of the sweep: many parameter combinations over one bar series.
+"""Numba kernels of the sweep: many moving-average-cross backtests over one bar series.
 
 Rules (as in `engine/kernels.py`): arrays in and out, no objects, no I/O, `_nb` suffix,
 `cache=True`. Each combination is independent, so the outer loop is a `prange`: numba's
 threads take combinations, and every thread reads the same (memory-mapped) price arrays
 and cached indicator arrays.
 
-Stats columns written per combination (``STAT_NAMES`` order) and, for CSCV, per-block sums
-of per-bar returns and of their squares.
+One combination is the engine's bars backtest (`engine.kernels.simulate_bars_nb`) of the
+`sma_cross`/`ema_cross` strategy, trade for trade: every fill goes through the engine's own
+`fill_nb` (cash, fees, average entry, round trips) and `target_qty_nb` (all-in sizing),
+and liquidations through `liquidation_px_nb`, so accounting cannot drift apart (a test
+compares every stat with `algo_trade.backtest`). What the sweep leaves out is the per-bar
+output arrays (cash, qty, equity ... 64 bytes a bar) and the fill records: equity
+statistics are accumulated in the loop with the engine's definitions
+(`engine.kernels.equity_stats_nb`, `engine.api.compute_stats`), and each round trip is
+folded into running sums as soon as `fill_nb` closes it. Bars carry no funding here, so
+funding_pnl is 0.
+
+Outputs per combination: ``STAT_NAMES`` in order and, for CSCV, per-block sums of the
+per-bar returns and of their squares.
 """
 
 from __future__ import annotations
@@ -14,124 +25,236 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from algo_trade.engine import kernels as K
+
 STAT_NAMES = (
+    "final_equity",
     "total_return",
+    "cagr",
+    "volatility",
     "sharpe",
     "sortino",
     "max_drawdown",
+    "max_drawdown_days",
+    "calmar",
+    "orders",
     "trades",
+    "win_rate",
+    "profit_factor",
+    "avg_trade",
+    "avg_trade_return",
+    "exposure",
     "turnover",
     "fees",
-    "exposure",
-    "final_equity",
+    "funding_pnl",
+    "liquidations",
 )
 N_STATS = len(STAT_NAMES)
+INT_STATS = ("orders", "trades", "liquidations")
+NS_PER_DAY = 86_400e9
 
 
 @njit(cache=True, nogil=True)
-def cross_target_nb(fast, slow, t, long_only):  # pragma: no cover - compiled
-    """Target position (-1, 0, 1) decided at bar t's close from two moving averages."""
-    f = fast[t]
-    s = slow[t]
-    if not (f == f and s == s):  # NaN during warm-up: stay flat
-        return 0.0
-    if f > s:
-        return 1.0
-    if f < s and not long_only:
-        return -1.0
+def cross_state_nb(fast, slow, i, low):  # pragma: no cover - compiled
+    """The cross signal at bar i as `strategies.indicators.cross_signal_nb` has it: a tie
+    holds the previous value, so walk back to the last bar that was not a tie."""
+    while i >= 0:
+        f = fast[i]
+        s = slow[i]
+        if not (f == f and s == s):
+            return 0.0
+        if f > s:
+            return 1.0
+        if f < s:
+            return low
+        i -= 1
     return 0.0
 
 
 @njit(cache=True, nogil=True)
-def run_cross_nb(open_, close, fast, slow, lo, hi, long_only, leverage, fee_bps, slippage_bps,
-                 periods_per_year, stats, s1, s2, rets):  # fmt: skip  # pragma: no cover - compiled
-    """One moving-average-cross backtest over bars [lo, hi).
+def _fill_nb(st, ledger, trades, acc, i, dq, px, fee, kind):  # pragma: no cover - compiled
+    """The engine's fill_nb into two-row record arrays, emptied at once: a closed round trip
+    is folded into acc (fills, trades, winners, sum of wins, sum of losses, sum of pnl, sum
+    of returns)."""
+    K.fill_nb(st, ledger, trades, i, dq, px, fee, kind, 0.0)
+    acc[0] += 1.0
+    st[K.S_NLEDGER] = 0.0
+    for k in range(int(st[K.S_NTRADE])):
+        p = trades[k, K.T_PNL]
+        acc[1] += 1.0
+        if p > 0:
+            acc[2] += 1.0
+            acc[3] += p
+        elif p < 0:
+            acc[4] -= p
+        acc[5] += p
+        acc[6] += trades[k, K.T_RETURN]
+    st[K.S_NTRADE] = 0.0
 
-    open_, close: float64[n] prices; fast, slow: float64[n] indicators (NaN in warm-up);
-    the target decided at bar t-1's close is traded at bar t's open (slippage_bps against
-    the trader, fee_bps on the traded notional); equity starts at 1.0, marked at each close.
-    stats: float64[N_STATS] out; s1, s2: float64[B] per-block sums (B = len(s1), may be 0);
+
+@njit(cache=True, nogil=True)
+def _trade_to_nb(st, fills, trades, acc, i, t, px, bar_range, fee, slip, slippage_range, leverage,
+                 init_cash):  # fmt: skip  # pragma: no cover - compiled
+    """As the engine's bars trade: to target fraction t at px moved against the order by slippage."""
+    s = slip + (slippage_range * bar_range / px if px > 0.0 else 0.0)
+    dq = K.target_qty_nb(st[K.S_CASH], st[K.S_QTY], px, t * leverage, fee + s) - st[K.S_QTY]
+    if abs(dq) * px > 1e-12 * init_cash:
+        fill_px = px * (1.0 + s) if dq > 0.0 else px * (1.0 - s)
+        _fill_nb(st, fills, trades, acc, i, dq, fill_px, fee, K.KIND_TAKER)
+
+
+@njit(cache=True, nogil=True)
+def run_cross_nb(ts, open_, high, low, close, fast, slow, lo, hi, short, fill_at_close, init_cash,
+                 fee_bps, slippage_bps, slippage_range, leverage, mm, liq_fee_bps, years, stats,
+                 s1, s2, rets):  # fmt: skip  # pragma: no cover - compiled
+    """One cross backtest over bars [lo, hi), starting flat with init_cash.
+
+    ts: int64[n] ns; open_, high, low, close: float64[n]; fast, slow: float64[n] indicators
+    (NaN in warm-up); short: -1 instead of 0 while fast < slow; fill_at_close: trade bar i's
+    target at close[i] (else at open[i+1]); fee_bps, slippage_bps, slippage_range, leverage,
+    mm (maintenance margin fraction), liq_fee_bps: as the engine's settings; years: the
+    range's span for annualizing (the engine's: (ts[hi-1]-ts[lo]) * n/(n-1) / year).
+    stats: float64[N_STATS] out; s1, s2: float64[B] per-block return sums (B may be 0);
     rets: float64[hi-lo] per-bar returns out, or an empty array to skip.
     """
-    cash = 1.0
-    qty = 0.0
-    pos = 0.0
-    prev_eq = 1.0
-    peak = 1.0
-    mdd = 0.0
-    n_tr = 0
-    turnover = 0.0
-    fees = 0.0
-    exposed = 0
-    sum_r = 0.0
-    sum_r2 = 0.0
-    sum_dn2 = 0.0
+    st = np.zeros(K.N_STATE, dtype=np.float64)
+    st[K.S_CASH] = init_cash
+    fills = np.empty((2, K.N_LEDGER_COLS), dtype=np.float64)
+    trades = np.empty((2, K.N_TRADE_COLS), dtype=np.float64)
+    acc = np.zeros(7, dtype=np.float64)
+    fee = fee_bps * 1e-4
+    slip = slippage_bps * 1e-4
+    liq_fee = liq_fee_bps * 1e-4
+    lowv = -1.0 if short else 0.0
+    n = hi - lo
     nb = s1.shape[0]
     for b in range(nb):
         s1[b] = 0.0
         s2[b] = 0.0
-    n = hi - lo
     keep = rets.shape[0] == n
-    fee = fee_bps * 1e-4
-    slip = slippage_bps * 1e-4
-    for t in range(lo, hi):
-        tgt = cross_target_nb(fast, slow, t - 1, long_only) if t > lo else 0.0
-        if tgt != pos:
-            px = open_[t]
-            eq_open = cash + qty * px
-            if eq_open > 0.0:
-                new_qty = tgt * leverage * eq_open / px
-                d = new_qty - qty
-                fill = px * (1.0 + slip) if d > 0 else px * (1.0 - slip)
-                notional = abs(d) * fill
-                cash -= d * fill + notional * fee
-                fees += notional * fee
-                turnover += notional
-                qty = new_qty
-                n_tr += 1
-            pos = tgt
-        eq = cash + qty * close[t]
-        r = eq / prev_eq - 1.0 if prev_eq > 0.0 else 0.0
-        prev_eq = eq
-        if qty != 0.0:
-            exposed += 1
+    # the signal of the bar before lo (a tie holds it), then updated bar by bar
+    sig = cross_state_nb(fast, slow, lo - 1, lowv)
+    last = 0.0  # the target last traded to (the run starts flat)
+    prev_eq = init_cash
+    sum_r = 0.0
+    sum_r2 = 0.0
+    dn2 = 0.0
+    peak = init_cash
+    peak_ts = ts[lo] if n > 0 else 0
+    mdd = 0.0
+    longest = 0
+    exposed = 0
+    blk = 0
+    blk_end = lo + ((n + nb - 1) // nb if nb > 0 else n)  # bar t is in block (t - lo) * nb // n
+    for i in range(lo, hi):
+        if not fill_at_close and i > lo and sig != last:
+            _trade_to_nb(st, fills, trades, acc, i, sig, open_[i], high[i] - low[i], fee, slip,
+                         slippage_range, leverage, init_cash)  # fmt: skip
+            last = sig
+        q = st[K.S_QTY]
+        if q != 0.0 and mm > 0.0:
+            p_liq = K.liquidation_px_nb(st[K.S_CASH], q, mm)
+            if (q > 0.0 and low[i] <= p_liq) or (q < 0.0 and high[i] >= p_liq):
+                _fill_nb(st, fills, trades, acc, i, -q, max(p_liq, 0.0), liq_fee, K.KIND_LIQUIDATION)
+                st[K.S_NLIQ] += 1.0
+        f = fast[i]
+        s = slow[i]
+        if not (f == f and s == s):
+            sig = 0.0
+        elif f > s:
+            sig = 1.0
+        elif f < s:
+            sig = lowv
+        if fill_at_close and sig != last:
+            _trade_to_nb(st, fills, trades, acc, i, sig, close[i], high[i] - low[i], fee, slip,
+                         slippage_range, leverage, init_cash)  # fmt: skip
+            last = sig
+        q = st[K.S_QTY]
+        e = st[K.S_CASH] + q * close[i]
+        r = e / prev_eq - 1.0 if prev_eq > 0.0 else 0.0
+        prev_eq = e
         sum_r += r
         sum_r2 += r * r
         if r < 0.0:
-            sum_dn2 += r * r
+            dn2 += r * r
+        if e >= peak:
+            peak = e
+            peak_ts = ts[i]
+        else:
+            dd = 1.0 - e / peak if peak > 0.0 else 1.0
+            if dd > mdd:
+                mdd = dd
+            if ts[i] - peak_ts > longest:
+                longest = ts[i] - peak_ts
+        if q != 0.0:
+            exposed += 1
         if nb > 0:
-            b = (t - lo) * nb // n
-            s1[b] += r
-            s2[b] += r * r
+            while i >= blk_end and blk < nb - 1:
+                blk += 1
+                blk_end = lo + ((blk + 1) * n + nb - 1) // nb
+            s1[blk] += r
+            s2[blk] += r * r
         if keep:
-            rets[t - lo] = r
-        if eq > peak:
-            peak = eq
-        dd = 1.0 - eq / peak if peak > 0.0 else 1.0
-        if dd > mdd:
-            mdd = dd
+            rets[i - lo] = r
+    _finish_stats_nb(stats, st, acc, n, sum_r, sum_r2, dn2, mdd, longest, exposed, prev_eq,
+                     init_cash, years)  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _finish_stats_nb(stats, st, acc, n, sum_r, sum_r2, dn2, mdd, longest, exposed, final,
+                     init_cash, years):  # fmt: skip  # pragma: no cover - compiled
+    """The engine's `compute_stats` numbers from the loop's sums (same formulas, same order)."""
     mean = sum_r / n if n > 0 else 0.0
-    var = (sum_r2 - n * mean * mean) / (n - 1) if n > 1 else 0.0
-    ann = np.sqrt(periods_per_year)
-    stats[0] = prev_eq - 1.0
-    stats[1] = mean / np.sqrt(var) * ann if var > 0.0 else 0.0
-    dn = np.sqrt(sum_dn2 / n) if n > 0 else 0.0
-    stats[2] = mean / dn * ann if dn > 0.0 else 0.0
-    stats[3] = mdd
-    stats[4] = n_tr
-    stats[5] = turnover
-    stats[6] = fees
-    stats[7] = exposed / n if n > 0 else 0.0
-    stats[8] = prev_eq
+    std = np.sqrt(max(sum_r2 - n * mean * mean, 0.0) / (n - 1)) if n > 1 else 0.0
+    down = np.sqrt(dn2 / n) if n > 0 else 0.0
+    ppy = n / years if years > 0 else 0.0
+    ann = np.sqrt(ppy)
+    if n == 0:
+        final = init_cash
+    if years > 0 and final > 0:
+        cagr = (final / init_cash) ** (1.0 / years) - 1.0
+    else:
+        cagr = -1.0 if final <= 0 else 0.0
+    nt = int(acc[1])
+    n_win = acc[2]
+    wins = acc[3]
+    losses = acc[4]
+    sum_pnl = acc[5]
+    sum_ret = acc[6]
+    stats[0] = final
+    stats[1] = final / init_cash - 1.0
+    stats[2] = cagr
+    stats[3] = std * ann
+    stats[4] = mean / std * ann if std > 0 else 0.0
+    stats[5] = mean / down * ann if down > 0 else 0.0
+    stats[6] = mdd
+    stats[7] = longest / 86_400e9
+    stats[8] = cagr / mdd if mdd > 0 else np.nan
+    stats[9] = acc[0]  # bars mode records only real fills
+    stats[10] = nt
+    stats[11] = n_win / nt if nt > 0 else np.nan
+    if losses > 0:
+        stats[12] = wins / losses
+    else:
+        stats[12] = np.inf if wins > 0 else np.nan
+    stats[13] = sum_pnl / nt if nt > 0 else np.nan
+    stats[14] = sum_ret / nt if nt > 0 else np.nan
+    stats[15] = exposed / n if n > 0 else 0.0
+    stats[16] = st[K.S_TURN] / init_cash
+    stats[17] = st[K.S_FEES]
+    stats[18] = -st[K.S_FUND]
+    stats[19] = st[K.S_NLIQ]
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def sweep_cross_nb(open_, close, inds, fast_idx, slow_idx, lo, hi, long_only, leverage, fee_bps,
-                   slippage_bps, periods_per_year, n_blocks):  # fmt: skip  # pragma: no cover - compiled
-    """Many cross backtests: combination m uses inds[fast_idx[m]] and inds[slow_idx[m]].
+def sweep_cross_nb(ts, open_, high, low, close, inds, fast_idx, slow_idx, short, lo, hi, fill_at_close,
+                   init_cash, fee_bps, slippage_bps, slippage_range, leverage, mm, liq_fee_bps, years,
+                   n_blocks):  # fmt: skip  # pragma: no cover - compiled
+    """Many cross backtests: combination m uses inds[fast_idx[m]], inds[slow_idx[m]], short[m].
 
-    inds: a typed List of float64[n] indicator arrays (each computed once for the sweep).
-    Returns stats float64[M, N_STATS], s1 and s2 float64[M, n_blocks].
+    inds: a typed List of float64[n] indicator arrays (each computed once for the sweep);
+    fast_idx, slow_idx: int64[M]; short: bool[M]. Returns stats float64[M, N_STATS], s1 and
+    s2 float64[M, n_blocks].
     """
     m = fast_idx.shape[0]
     stats = np.empty((m, N_STATS), dtype=np.float64)
@@ -139,6 +262,7 @@ def sweep_cross_nb(open_, close, inds, fast_idx, slow_idx, lo, hi, long_only, le
     s2 = np.zeros((m, n_blocks), dtype=np.float64)
     empty = np.empty(0, dtype=np.float64)
     for i in prange(m):
-        run_cross_nb(open_, close, inds[fast_idx[i]], inds[slow_idx[i]], lo, hi, long_only, leverage,
-                     fee_bps, slippage_bps, periods_per_year, stats[i], s1[i], s2[i], empty)  # fmt: skip
+        run_cross_nb(ts, open_, high, low, close, inds[fast_idx[i]], inds[slow_idx[i]], lo, hi, short[i],
+                     fill_at_close, init_cash, fee_bps, slippage_bps, slippage_range, leverage, mm,
+                     liq_fee_bps, years, stats[i], s1[i], s2[i], empty)  # fmt: skip
     return stats, s1, s2

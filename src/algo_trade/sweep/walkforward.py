@@ -86,6 +86,7 @@ def run_walk_forward(data, bars, strategy, combos, metric, executor, workers, cl
         get_strategy,
         run_batch,
         single_returns,
+        years_of,
     )
     from algo_trade.sweep.executors import dask_client, run_batches
 
@@ -114,7 +115,7 @@ def run_walk_forward(data, bars, strategy, combos, metric, executor, workers, cl
             best = ins.sort_values(metric, ascending=metric in LOWER_IS_BETTER, kind="stable").iloc[
                 0
             ]
-            params = {p: int(best[p]) for p in spec_s.params}
+            params = {p: best[p].item() for p in spec_s.params}
             stats, r = single_returns(bars, strategy, params, st, c, d, ident)
             ts = np.asarray(bars["ts"][c:d])
             rows.append({"window": w, "train_start": _iso(bars["ts"][a]), "train_end": _iso(bars["ts"][b - 1]),
@@ -129,18 +130,21 @@ def run_walk_forward(data, bars, strategy, combos, metric, executor, workers, cl
             own.close()
     r = np.concatenate(oos_r)
     eq = np.cumprod(1.0 + r)
-    ppy = st["periods_per_year"]
+    # annualized over the test bars' own span, as the engine annualizes
+    oos_ts_all = np.concatenate(oos_ts)
+    years = float(sum(years_of(t, 0, len(t)) for t in oos_ts))
+    ppy = len(r) / years if years > 0 else 0.0
     sd = r.std(ddof=1) if len(r) > 1 else 0.0
     peak = np.maximum.accumulate(np.r_[1.0, eq])[1:]
     overall = {"total_return": float(eq[-1] - 1.0), "sharpe": float(r.mean() / sd * np.sqrt(ppy)) if sd > 0 else 0.0,
                "max_drawdown": float(np.max(1.0 - eq / peak)), "windows": len(wins), "bars": int(len(r))}  # fmt: skip
-    wfr = WalkForwardResult(pd.DataFrame(rows), np.concatenate(oos_ts), eq, overall)
+    wfr = WalkForwardResult(pd.DataFrame(rows), oos_ts_all, eq, overall)
     res = SweepResult(
         last,
         metric,
         list(spec_s.params),
         strategy,
-        {k: st[k] for k in ("fee_bps", "slippage_bps", "leverage", "long_only")},
+        dict(st),
     )
     res.walk_forward = wfr
     res.computed = len(combos) * len(wins)

@@ -1,0 +1,129 @@
+"""A sweep equals the same backtests run one by one with `algo_trade.backtest` (every stat,
+every combination), and the sweep kernel agrees with hand-worked numbers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import algo_trade
+from algo_trade.sweep.api import SweepResult, sweep
+from algo_trade.sweep.kernels import STAT_NAMES
+
+
+def _frame(bars: pd.DataFrame) -> pd.DataFrame:
+    return bars.set_index(pd.DatetimeIndex(bars["ts"].to_numpy(), tz="UTC"))[["open", "high", "low", "close", "volume"]]
+
+
+def _assert_same(row: dict, stats: pd.Series, where: str) -> None:
+    for k in STAT_NAMES:
+        got, want = float(row[k]), float(stats[k])
+        if math.isnan(want) or math.isinf(want):
+            assert got == want or (math.isnan(got) and math.isnan(want)), f"{where} {k}: {got} vs {want}"
+        else:
+            assert got == pytest.approx(want, rel=1e-9, abs=1e-9), f"{where} {k}: {got} vs {want}"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"fill_at": "close", "fee_taker_bps": 2.0},
+        {"slippage_bps": 3.0, "slippage_range": 0.1, "init_cash": 1_000.0},
+        {"leverage": 80.0, "maintenance_margin": 0.005, "liquidation_fee_bps": 30.0},
+    ],
+    ids=["defaults", "close", "slippage", "liquidations"],
+)
+def test_every_combination_equals_backtest(ftx_bars, settings):
+    bars = ftx_bars.iloc[:8000].reset_index(drop=True)
+    grid = {"fast": [3, 10, 30], "slow": [20, 60, 240], "short": [False, True]}
+    res = sweep(bars, "sma_cross", grid, where="fast < slow", **settings)
+    assert len(res.results) == 16
+    df = _frame(bars)
+    liquidated = 0
+    for row in res.results.to_dict("records"):
+        params = {"fast": row["fast"], "slow": row["slow"], "short": row["short"]}
+        bt = algo_trade.backtest(df, "sma_cross", params=params, **settings)
+        _assert_same(row, bt.stats, f"{params} {settings}")
+        liquidated += row["liquidations"]
+    if settings.get("leverage", 1) > 1:
+        assert liquidated > 0  # the margin path was exercised, not only the plain one
+
+
+def test_ema_cross_equals_backtest(short_bars):
+    res = sweep(short_bars, "ema_cross", {"fast": [5, 12], "slow": [26, 100]}, fill_at="close")
+    df = _frame(short_bars)
+    for row in res.results.to_dict("records"):
+        bt = algo_trade.backtest(df, "ema_cross", params={"fast": row["fast"], "slow": row["slow"]}, fill_at="close")
+        _assert_same(row, bt.stats, "ema")
+
+
+def test_public_name_is_the_function(short_bars):
+    import algo_trade.sweep.cache  # importing submodules must not rebind the name  # noqa: F401
+
+    assert callable(algo_trade.sweep) and algo_trade.sweep.__name__ == "sweep"
+    assert algo_trade.SweepResult is SweepResult
+    res = algo_trade.sweep(short_bars, "sma_cross", grid={"fast": "5:10:5", "slow": "20:40:20"})
+    assert isinstance(res, SweepResult) and len(res.results) == 4
+    assert set(STAT_NAMES) <= set(res.results.columns) and {"fast", "slow", "short"} <= set(res.results.columns)
+    best = res.best
+    assert best["sharpe"] == res.results["sharpe"].max()
+    fig = res.heatmap()
+    assert fig.data[0].type == "heatmap"
+    html = res.to_html()
+    assert "<html" in html.lower() and "plotly" in html.lower()
+
+
+def test_hand_worked_long_then_short():
+    # five bars; fast/slow chosen so the target is flat, long from bar 1's close, short from
+    # bar 3's close; fill at the next open; 10 bp fee, no slippage, init_cash 1000
+    from algo_trade.sweep.kernels import N_STATS, run_cross_nb
+
+    ts = np.arange(5, dtype=np.int64) * 60 * 10**9
+    open_ = np.array([100.0, 100.0, 110.0, 120.0, 100.0])
+    close = np.array([100.0, 110.0, 120.0, 100.0, 100.0])
+    high = np.maximum(open_, close)
+    low = np.minimum(open_, close)
+    fast = np.array([np.nan, 2.0, 2.0, 0.0, 0.0])
+    slow = np.array([np.nan, 1.0, 1.0, 1.0, 1.0])
+    stats = np.empty(N_STATS)
+    e = np.empty(0)
+    rets = np.empty(5)
+    years = 4 * 60 * 1.25 / (365 * 86_400)  # span (ts[-1]-ts[0]) * n/(n-1), in years
+    run_cross_nb(ts, open_, high, low, close, fast, slow, 0, 5, True, False, 1000.0, 10.0, 0.0, 0.0, 1.0,
+                 0.0, 0.0, years, stats, e, e, rets)  # fmt: skip
+    got = dict(zip(STAT_NAMES, stats, strict=True))
+    # bar 2 open 110: all-in long, notional + fee = 1000 -> notional 1000/1.001
+    n1 = 1000 / 1.001
+    qty = n1 / 110
+    cash = 1000 - n1 - n1 * 0.001  # = 0
+    eq2 = cash + qty * 120
+    eq3 = cash + qty * 100
+    # bar 4 open 100: to all-in short. Selling: n = -(eq - fee * n0) / (1 - (-1) * fee) ... the
+    # engine's closed form with k = -1: n1 = k (eq - c n0) / (1 - k c) = -(eq3 - 0.001 q 100) / 1.001
+    n_short = -(eq3 - 0.001 * qty * 100) / 1.001
+    dq = n_short / 100 - qty
+    cash4 = cash - dq * 100 - abs(dq) * 100 * 0.001
+    eq4 = cash4 + (n_short / 100) * 100
+    assert eq4 == pytest.approx(eq3 - abs(dq) * 100 * 0.001)  # a trade at the mark costs only its fee
+    r = np.array([0.0, 0.0, eq2 / 1000 - 1, eq3 / eq2 - 1, eq4 / eq3 - 1])
+    np.testing.assert_allclose(rets, r, rtol=1e-12)
+    assert got["final_equity"] == pytest.approx(eq4, rel=1e-12)
+    assert got["total_return"] == pytest.approx(eq4 / 1000 - 1, rel=1e-12)
+    assert got["orders"] == 2 and got["trades"] == 1  # the long round trip closed; the short is open
+    long_pnl = qty * (100 - 110) - n1 * 0.001 - qty * 100 * 0.001  # price move, open fee, close fee
+    assert got["avg_trade"] == pytest.approx(long_pnl, rel=1e-9)
+    assert got["win_rate"] == 0.0 and math.isnan(got["profit_factor"]) is False and got["profit_factor"] == 0.0
+    assert got["fees"] == pytest.approx(n1 * 0.001 + abs(dq) * 100 * 0.001, rel=1e-12)
+    assert got["turnover"] == pytest.approx((n1 + abs(dq) * 100) / 1000, rel=1e-12)
+    assert got["exposure"] == pytest.approx(3 / 5)
+    assert got["max_drawdown"] == pytest.approx(1 - eq4 / eq2, rel=1e-12)
+    assert got["max_drawdown_days"] == pytest.approx(2 / 1440)  # peak at bar 2, still below at bar 4
+    mean, sd = r.mean(), r.std(ddof=1)
+    ann = math.sqrt(5 / years)
+    assert got["sharpe"] == pytest.approx(mean / sd * ann, rel=1e-9)
+    assert got["sortino"] == pytest.approx(mean / math.sqrt((r[r < 0] ** 2).sum() / 5) * ann, rel=1e-9)
+    assert got["funding_pnl"] == 0.0 and got["liquidations"] == 0
