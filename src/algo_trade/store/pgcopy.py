@@ -22,7 +22,7 @@ HEADER = SIGNATURE + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"  # no OIDs, no ex
 TRAILER = b"\xff\xff"
 
 # Field type codes shared by the encoder and decoder.
-# RAW: a bytea of the same width in every row (book levels as packed little-endian float64).
+# RAW: k float64 columns packed into one bytea per row, little-endian (book levels).
 I8, F8, I2, BOOL, TEXT, I4, F8ARR, RAW = 0, 1, 2, 3, 4, 5, 6, 7
 WIDTH = {I8: 8, F8: 8, I2: 2, BOOL: 1, I4: 4, TEXT: -1, F8ARR: -1, RAW: -1}
 FLOAT8_OID = 701
@@ -71,7 +71,7 @@ def _encode_rows_nb(buf, start, codes, slot, fixed, fvalid, tidx, tvalid, toffs,
 
     codes: int64[k] field type; slot: int64[k] column of `fixed` (n, f) int64 value bits,
     of `tidx`/`tvalid` (n, t) for TEXT, or of `arrs` (a, n, d) float64 for F8ARR; `raw`
-    (n, w) uint8 holds the one RAW column.
+    (k, n) int64 holds the float64 bits of the one RAW column's k packed values.
     fvalid: (n, f) bool (False: NULL). toffs/tdata: all text columns' strings, with
     indices in tidx already offset into toffs. Returns the end offset.
     """
@@ -98,11 +98,14 @@ def _encode_rows_nb(buf, start, codes, slot, fixed, fvalid, tidx, tvalid, toffs,
                     buf[p + b] = tdata[a + b]
                 p += ln
             elif c == 7:  # RAW
-                w = raw.shape[1]
-                _st4_nb(buf, p, w)
+                w = raw.shape[0]
+                _st4_nb(buf, p, 8 * w)
                 p += 4
-                buf[p : p + w] = raw[i]
-                p += w
+                for e in range(w):  # w column streams advancing together: cache friendly
+                    v = raw[e, i]
+                    for b in range(8):
+                        buf[p + b] = (v >> (8 * b)) & 0xFF
+                    p += 8
             elif c == 6:  # F8ARR
                 d = arrs.shape[2]
                 _st4_nb(buf, p, 20 + 12 * d)
@@ -164,7 +167,7 @@ class Column:
         if self.code == F8ARR:
             return 4 + 20 + 12 * self.values.shape[1]
         if self.code == RAW:
-            return 4 + self.values.shape[1]
+            return 4 + 8 * self.values.shape[0]
         w = 4 + WIDTH[self.code]
         if self.valid is not None:
             return np.where(self.valid, w, 4)
@@ -210,7 +213,7 @@ def encode(columns: list[Column], n: int) -> np.ndarray:
     codes = np.array([c.code for c in columns], dtype=np.int64)
     slot = np.zeros(len(columns), dtype=np.int64)
     fixed_cols, fvalid_cols, text_cols, arr_cols = [], [], [], []
-    raw = np.zeros((1, 1), dtype=np.uint8)
+    raw = np.zeros((1, 1), dtype=np.int64)
     for j, c in enumerate(columns):
         sz = c.sizes(n)
         total += int(sz.sum()) if isinstance(sz, np.ndarray) else sz * n
@@ -218,7 +221,7 @@ def encode(columns: list[Column], n: int) -> np.ndarray:
             slot[j] = len(text_cols)
             text_cols.append(c)
         elif c.code == RAW:
-            raw = np.ascontiguousarray(c.values, dtype=np.uint8)
+            raw = np.ascontiguousarray(c.values, dtype=np.float64).view(np.int64)
         elif c.code == F8ARR:
             slot[j] = len(arr_cols)
             arr_cols.append(np.ascontiguousarray(c.values, dtype=np.float64))
@@ -257,6 +260,29 @@ def encode(columns: list[Column], n: int) -> np.ndarray:
     assert end == total - 2, (end, total)
     buf[-2:] = 0xFF
     return buf
+
+
+def packed_column(columns: list[np.ndarray]) -> Column:
+    """A RAW column: these float64 columns (equal length) packed into one bytea per row."""
+    return Column(RAW, np.stack([np.asarray(c, dtype=np.float64) for c in columns]))
+
+
+@njit(cache=True, nogil=True)
+def unpack_rows_nb(data, n, ts_out, cols_out):  # pragma: no cover - compiled
+    """data: uint8 rows of (int8 ts big-endian, k float64 little-endian) -> ts_out int64[n],
+    cols_out float64[k, n]. Rows are read in order and the k outputs written as streams."""
+    k = cols_out.shape[0]
+    w = 8 + 8 * k
+    bits = cols_out.view(np.int64)
+    for i in range(n):
+        p = i * w
+        ts_out[i] = _ld8_nb(data, p)
+        for j in range(k):
+            q = p + 8 + 8 * j
+            v = np.int64(0)
+            for b in range(8):
+                v |= np.int64(data[q + b]) << (8 * b)
+            bits[j, i] = v
 
 
 # ---------------------------------------------------------------------- decoding kernels

@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 WRITE_SLICE_ROWS = 65_536  # rows per COPY buffer: bounded client memory, encode overlaps send
 SCAN_BATCH_BYTES = 8 << 20  # COPY bytes per decoded batch of a scan
+SCAN_BLOCK_ROWS = 16_384  # book rows per block query (~10 MB at 20 levels)
 TS_MIN, TS_MAX = -(2**63), 2**63 - 1
 _LOCK_ID = 0x616C676F  # advisory lock for migrations and partition creation ("algo")
 
@@ -626,6 +627,9 @@ class PostgresStore:
 
         if limit == 0:
             return
+        if kind == "book":
+            yield from self._scan_book(exchange, symbol, depth, s, e, cols, limit, descending)
+            return
         levels = [c for c in cols if c not in ("ts", "exchange", "symbol")]
         if kind == "book":
             select = [("ts", pgcopy.I8)] + ([("levels", pgcopy.RAW)] if levels else [])
@@ -670,6 +674,48 @@ class PostgresStore:
                                 yield _to_batch(kind, raw, cols, exchange, symbol, depth)
                         if not data:
                             break
+        except psycopg.Error as exc:
+            raise self._fail(exc, "reading") from None
+
+    def _scan_book(self, exchange, symbol, depth, s, e, cols, limit, descending) -> Iterator[pa.RecordBatch]:
+        """Books in blocks: the server packs each block's rows into one bytea (ts big-endian,
+        levels as stored), so the client handles one value per block instead of one per row."""
+        import psycopg
+
+        levels = any(c not in ("ts", "exchange", "symbol") for c in cols)
+        payload = "int8send(ts) || levels" if levels else "int8send(ts)"
+        order = "ts DESC" if descending else "ts"
+        query = (
+            f"SELECT count(*), string_agg({payload}, ''::bytea ORDER BY {order}) FROM"
+            " (SELECT ts, levels FROM book WHERE symbol = %s AND exchange = %s AND ts >= %s AND ts < %s"
+            f" ORDER BY {order} LIMIT %s) page"
+        )
+        k = 4 * depth if levels else 0
+        remaining = limit
+        try:
+            with self._pool.connection() as conn, conn.cursor(binary=True) as cur:
+                while True:
+                    want = SCAN_BLOCK_ROWS if remaining is None else min(SCAN_BLOCK_ROWS, remaining)
+                    cur.execute(query, (symbol, exchange, s, e, want), prepare=True)
+                    n, blob = cur.fetchone()
+                    if not n:
+                        return
+                    data = np.frombuffer(blob, dtype=np.uint8)
+                    ts = np.empty(n, dtype=np.int64)
+                    matrix = np.empty((k, n), dtype=np.float64)
+                    pgcopy.unpack_rows_nb(data, n, ts, matrix)
+                    del blob, data
+                    yield _book_batch(ts, matrix, cols, exchange, symbol, depth)
+                    if remaining is not None:
+                        remaining -= n
+                        if remaining <= 0:
+                            return
+                    if n < want:
+                        return
+                    if descending:
+                        e = int(ts[-1])
+                    else:
+                        s = int(ts[-1]) + 1
         except psycopg.Error as exc:
             raise self._fail(exc, "reading") from None
 
@@ -852,10 +898,7 @@ def encode_table(kind: str, t: pa.Table) -> np.ndarray:
     ]
     if kind == "book":
         names = book_columns(book_depth(t.schema))
-        levels = np.empty((n, len(names)), dtype="<f8")
-        for j, name in enumerate(names):
-            levels[:, j] = t.column(name).to_numpy()
-        cols.append(pgcopy.Column(pgcopy.RAW, levels.view(np.uint8).reshape(n, -1)))
+        cols.append(pgcopy.packed_column([t.column(name).to_numpy() for name in names]))
     else:
         for name, _, code in _COLUMNS[kind]:
             col = t.column(name)
@@ -897,6 +940,23 @@ def _to_batch(kind: str, raw: pa.RecordBatch, cols: list[str], exchange: str, sy
             arr = arrays[name]
             typ = schema.field(name).type
             out.append(arr if arr.type == typ else arr.cast(typ))
+    return pa.RecordBatch.from_arrays(out, schema=pa.schema([schema.field(c) for c in cols]))
+
+
+def _book_batch(ts, matrix, cols, exchange, symbol, depth) -> pa.RecordBatch:
+    schema = schema_for("book", depth)
+    index = {name: j for j, name in enumerate(book_columns(depth))}
+    n = len(ts)
+    out = []
+    for name in cols:
+        if name == "ts":
+            out.append(pa.array(ts))
+        elif name == "exchange":
+            out.append(label_array(exchange, n))
+        elif name == "symbol":
+            out.append(label_array(symbol, n))
+        else:
+            out.append(pa.array(matrix[index[name]]))
     return pa.RecordBatch.from_arrays(out, schema=pa.schema([schema.field(c) for c in cols]))
 
 

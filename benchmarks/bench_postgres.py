@@ -1,0 +1,298 @@
+"""PostgreSQL store figures for 20-level books, each beside plain psycopg ways in the same run.
+
+A throwaway PostgreSQL (fsync on, synchronous_commit on) is started for the run.
+
+- write rows/s, end to end from Arrow: one INSERT per row (autocommit), executemany,
+  psycopg binary COPY with write_row (levels as float8[]), and PostgresStore.write
+  (fresh range: direct COPY; same batch again: staged ON CONFLICT path);
+- bounded query (one series, random 1 h window, LIMIT 1000) on >= 10M rows, median ms with
+  client decoding, vs a psycopg binary cursor fetchall of the same rows;
+- streamed 1-day scan (172,800 rows of one series) rows/s into NumPy, pages cached, vs a
+  psycopg server-side binary cursor; and the peak RSS of a child streaming 5 days.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+from algo_trade.schema import book_columns  # noqa: E402
+from algo_trade.store.postgres import PostgresStore  # noqa: E402
+from benchmarks.bench_lake import DAY, DEPTH, SEC, T0, books  # noqa: E402
+
+ROWS_PER_DAY = 172_800  # one book every 0.5 s
+SERVER_SETTINGS = {"shared_buffers": "'1GB'", "max_wal_size": "'8GB'", "checkpoint_timeout": "'30min'"}
+
+
+def _rate(n: int, seconds: float) -> float:
+    return round(n / seconds) if seconds > 0 else float("inf")
+
+
+def _day(symbol: str, seed: int, day: int, base: dict[str, pa.Table]) -> pa.Table:
+    """One day of books for `symbol`; the level values repeat across days (cheap to make)."""
+    if symbol not in base:
+        base[symbol] = books(ROWS_PER_DAY, T0, symbol, seed, step_ns=SEC // 2)
+    t = base[symbol]
+    ts = T0 + day * DAY + np.arange(ROWS_PER_DAY, dtype=np.int64) * (SEC // 2)
+    return t.set_column(0, "ts", pa.array(ts))
+
+
+def _baseline_table(conn) -> None:
+    conn.execute(
+        "CREATE TABLE book_arr (ts bigint NOT NULL, exchange text NOT NULL, symbol text NOT NULL,"
+        " bid_px float8[], bid_sz float8[], ask_px float8[], ask_sz float8[])"
+    )
+    conn.execute("CREATE UNIQUE INDEX ON book_arr (symbol, exchange, ts DESC)")
+
+
+def _rows(t: pa.Table) -> list[tuple]:
+    """Python rows with the four level arrays, built from the Arrow columns."""
+    names = book_columns(DEPTH)
+    mat = np.column_stack([t.column(c).to_numpy() for c in names])
+    ts = t.column("ts").to_numpy().tolist()
+    ex = t.column("exchange").to_pylist()
+    sym = t.column("symbol").to_pylist()
+    d = DEPTH
+    return [
+        (ts[i], ex[i], sym[i], *(mat[i, k * d : (k + 1) * d].tolist() for k in range(4)))
+        for i in range(t.num_rows)
+    ]
+
+
+def bench_write(url: str, quick: bool) -> list[dict]:
+    import psycopg
+
+    out = []
+    table = books(100_000 if quick else 400_000, T0 + 900 * DAY, "ETH-USDT-PERP", 7, step_ns=SEC // 2)
+    with psycopg.connect(url, autocommit=True) as conn:
+        _baseline_table(conn)
+        sql = "INSERT INTO book_arr VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        n = 1_000 if quick else 3_000
+        t0 = time.perf_counter()
+        rows = _rows(table.slice(0, n))
+        with conn.cursor() as cur:
+            for r in rows:
+                cur.execute(sql, r)
+        per_row = _rate(n, time.perf_counter() - t0)
+        n2 = 5_000 if quick else 20_000
+        t0 = time.perf_counter()
+        rows = _rows(table.slice(n, n2))
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(sql, rows)
+        many = _rate(n2, time.perf_counter() - t0)
+        n3 = 20_000 if quick else 100_000
+        t0 = time.perf_counter()
+        rows = _rows(table.slice(n + n2, n3))
+        with conn.transaction(), conn.cursor() as cur:
+            with cur.copy("COPY book_arr FROM STDIN (FORMAT BINARY)") as cp:
+                cp.set_types(["int8", "text", "text", "float8[]", "float8[]", "float8[]", "float8[]"])
+                for r in rows:
+                    cp.write_row(r)
+        copy_rows = _rate(n3, time.perf_counter() - t0)
+    store = PostgresStore(url)
+    try:
+        t0 = time.perf_counter()
+        res = store.write("book", table)
+        direct = _rate(table.num_rows, time.perf_counter() - t0)
+        assert res.written == table.num_rows
+        half = table.num_rows // 2
+        again = pa.concat_tables([table.slice(half), books(half, T0 + 950 * DAY, "ETH-USDT-PERP", 8, SEC // 2)])
+        t0 = time.perf_counter()
+        res = store.write("book", again)
+        staged = _rate(again.num_rows, time.perf_counter() - t0)
+        assert res.duplicates == table.num_rows - half
+    finally:
+        store.close()
+    for name, value, note in [
+        ("write: one INSERT per row (autocommit)", per_row, f"{n:,} rows"),
+        ("write: executemany", many, f"{n2:,} rows, one transaction"),
+        ("write: psycopg binary COPY write_row (float8[])", copy_rows, f"{n3:,} rows"),
+    ]:
+        out.append({"name": name, "value": value, "unit": "rows/s", "note": note + "; baseline"})
+    out.append(
+        {
+            "name": "write: PostgresStore.write (binary COPY from Arrow)",
+            "value": direct,
+            "unit": "rows/s",
+            "target": ">= 150,000",
+            "baseline": copy_rows,
+            "ok": direct >= 150_000,
+            "note": f"{table.num_rows:,} rows, new range: direct COPY",
+        }
+    )
+    out.append(
+        {
+            "name": "write: PostgresStore.write, half already stored",
+            "value": staged,
+            "unit": "rows/s",
+            "baseline": copy_rows,
+            "note": "staging table + INSERT ON CONFLICT DO NOTHING",
+        }
+    )
+    return out
+
+
+def load(url: str, days: int, symbols: list[str]) -> tuple[int, float]:
+    store = PostgresStore(url)
+    base: dict[str, pa.Table] = {}
+    n = 0
+    spent = 0.0
+    try:
+        for day in range(days):
+            for k, sym in enumerate(symbols):
+                t = _day(sym, k + 1, day, base)
+                t0 = time.perf_counter()
+                n += store.write("book", t).written
+                spent += time.perf_counter() - t0
+    finally:
+        store.close()
+    return n, spent
+
+
+def bench_reads(url: str, days: int, quick: bool) -> list[dict]:
+    import psycopg
+
+    out = []
+    store = PostgresStore(url)
+    sym = "BTC-USDT-PERP"
+    rng = np.random.default_rng(0)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ANALYZE book")
+        # Bounded LIMIT 1000 query at random hours.
+        starts = T0 + rng.integers(0, days * 24 - 1, 41) * 3600 * SEC
+        times = []
+        for i, s in enumerate(starts):
+            t0 = time.perf_counter()
+            got = pa.Table.from_batches(list(store.scan("book", "sim", sym, int(s), int(s) + 3600 * SEC, limit=1000)))
+            if i:  # the first warms the connection
+                times.append(time.perf_counter() - t0)
+            assert got.num_rows == 1000
+        ours = float(np.median(times) * 1000)
+        base_times = []
+        with psycopg.connect(url) as conn:
+            for i, s in enumerate(starts):
+                t0 = time.perf_counter()
+                rows = conn.cursor(binary=True).execute(
+                    "SELECT ts, levels FROM book WHERE symbol = %s AND exchange = %s AND ts >= %s AND ts < %s"
+                    " ORDER BY ts LIMIT 1000",
+                    (sym, "sim", int(s), int(s) + 3600 * SEC),
+                ).fetchall()
+                ts = np.array([r[0] for r in rows])
+                lv = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f8").reshape(len(rows), -1)
+                if i:
+                    base_times.append(time.perf_counter() - t0)
+                assert len(ts) == 1000 and lv.shape[1] == 4 * DEPTH
+        base = float(np.median(base_times) * 1000)
+        out.append(
+            {
+                "name": f"bounded query: 1 h window, LIMIT 1000, {days * ROWS_PER_DAY * 2:,} rows stored",
+                "value": round(ours, 2),
+                "unit": "ms median",
+                "target": "<= 5",
+                "baseline": round(base, 2),
+                "ok": ours <= 5,
+                "note": "client decoding to Arrow included; baseline: psycopg binary cursor fetchall",
+            }
+        )
+        # Streamed 1-day scan, pages cached by a first pass.
+        day0 = T0 + (days // 2) * DAY
+        for _ in range(2):
+            t0 = time.perf_counter()
+            n = 0
+            for batch in store.scan("book", "sim", sym, day0, day0 + DAY):
+                _ = batch.column("bid_px_0").to_numpy()
+                n += batch.num_rows
+            scan_s = time.perf_counter() - t0
+        assert n == ROWS_PER_DAY
+        ours_scan = _rate(n, scan_s)
+        with psycopg.connect(url) as conn, conn.transaction():
+            t0 = time.perf_counter()
+            cur = conn.cursor("day", binary=True)
+            cur.itersize = 10_000
+            cur.execute(
+                "SELECT ts, levels FROM book WHERE symbol = %s AND exchange = %s AND ts >= %s AND ts < %s ORDER BY ts",
+                (sym, "sim", day0, day0 + DAY),
+            )
+            m = 0
+            while True:
+                rows = cur.fetchmany(10_000)
+                if not rows:
+                    break
+                lv = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f8").reshape(len(rows), -1)
+                m += lv.shape[0]
+            base_scan = _rate(m, time.perf_counter() - t0)
+            cur.close()
+        out.append(
+            {
+                "name": "streamed 1-day scan (172,800 rows of one series) into NumPy",
+                "value": ours_scan,
+                "unit": "rows/s",
+                "target": ">= 500,000",
+                "baseline": base_scan,
+                "ok": ours_scan >= 500_000,
+                "note": "pages cached; baseline: psycopg server-side binary cursor, 10k rows a fetch",
+            }
+        )
+    finally:
+        store.close()
+    # Peak RSS of a fresh process streaming several days.
+    span = min(5, days)
+    code = (
+        "import resource, sys; sys.path.insert(0, {src!r});"
+        "from algo_trade.store.postgres import PostgresStore;"
+        "s = PostgresStore({url!r}); n = 0\n"
+        "for b in s.scan('book', 'sim', 'BTC-USDT-PERP', {a}, {b}): n += b.num_rows\n"
+        "s.close(); print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    ).format(src=str(ROOT / "src"), url=url, a=T0, b=T0 + span * DAY)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    rows, rss_kb = (int(x) for x in r.stdout.split())
+    out.append(
+        {
+            "name": f"peak RSS streaming {span} days ({rows:,} rows, ~{rows * 700 / 2**20:,.0f} MB of rows)",
+            "value": round(rss_kb / 1024),
+            "unit": "MB",
+            "target": "bounded (fetchall peaks at 830 MB for 1 day)",
+            "ok": rss_kb / 1024 < 400,
+        }
+    )
+    return out
+
+
+def run(quick: bool) -> list[dict]:
+    from tests.pg import create_database, start_server
+
+    server = start_server(fsync=True, settings=SERVER_SETTINGS)
+    try:
+        rows = bench_write(create_database(server.url), quick)
+        url = create_database(server.url)
+        days = 2 if quick else 29  # 2 symbols x 29 days x 172,800 = 10.0M rows
+        n, spent = load(url, days, ["BTC-USDT-PERP", "ETH-USDT-PERP"])
+        rows.append(
+            {
+                "name": f"write: PostgresStore.write, {n:,} rows in 1-day batches",
+                "value": _rate(n, spent),
+                "unit": "rows/s",
+                "target": ">= 150,000",
+                "ok": _rate(n, spent) >= 150_000,
+                "note": "the read benchmarks' data set",
+            }
+        )
+        rows += bench_reads(url, days, quick)
+    finally:
+        server.stop()
+    return rows
+
+
+if __name__ == "__main__":
+    print(json.dumps(run("--quick" in sys.argv), indent=2))
