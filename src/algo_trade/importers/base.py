@@ -208,7 +208,8 @@ def _one_pass(
                 ords = ords[keep] if ords is not None else None
         if table.num_rows == 0:
             continue
-        keep_symbol(opts, path, table)
+        if not getattr(fmt, "checks_symbol", False):
+            keep_symbol(opts, path, table)
         checked = validate(piece.kind, table)
         for reason, pos in checked.rows.items():
             if ords is None:

@@ -144,6 +144,7 @@ def detect(path: Path, opts: ImportOptions) -> tuple[str, list[str]]:
 class CaptureFormat:
     name = "capture"
     suffixes = (".gz",)
+    checks_symbol = True  # --symbol is matched to the venue's stored name in `detect`
 
     def __init__(self) -> None:
         self._normalizers: dict[tuple[str, tuple[str, ...]], BaseNormalizer] = {}
