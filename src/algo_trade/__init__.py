@@ -4,6 +4,9 @@
 >>> store = algo_trade.open_store("./algo-trade-data")  # doctest: +SKIP
 """
 
+from algo_trade.data.load import load
+from algo_trade.data.market import MarketData
+from algo_trade.engine.api import Result, backtest
 from algo_trade.errors import AlgoTradeError, ConfigError, DataError, ExchangeError, StoreError
 from algo_trade.store.base import Store, open_store
 
@@ -16,9 +19,13 @@ __all__ = [
     "ConfigError",
     "DataError",
     "ExchangeError",
+    "MarketData",
+    "Result",
     "Store",
     "StoreError",
     "SweepResult",
+    "backtest",
+    "load",
     "open_store",
     "sweep",
 ]

@@ -1,0 +1,1 @@
+"""Market data for the engine: `load` from a store into `MarketData` (one timeline)."""

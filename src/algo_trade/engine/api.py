@@ -1,0 +1,461 @@
+"""`backtest`: run a strategy over bars or L2 books and get a `Result`.
+
+>>> import algo_trade
+>>> res = algo_trade.backtest(df, "sma_cross", params={"fast": 10, "slow": 50},
+...                           fee_taker_bps=5, fill_at="close")  # doctest: +SKIP
+>>> res.stats["sharpe"], res.trades.head()  # doctest: +SKIP
+
+The pandas-facing side: data to arrays, the strategy's signal, one kernel call
+(`engine/kernels.py`), stats, and lazily built DataFrames. Semantics: docs/engine.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from algo_trade.data.market import MarketData, bad_bar_message
+from algo_trade.engine import kernels as K
+from algo_trade.errors import ConfigError, DataError
+from algo_trade.strategies import Inputs, Strategy
+from algo_trade.strategies import get as get_strategy
+
+NS_PER_YEAR = 365 * 86_400 * 10**9
+MODES = ("bars", "book")
+FILL_AT = ("next", "close")
+OVERFLOW = {"penalty": K.OVERFLOW_PENALTY, "unfilled": K.OVERFLOW_UNFILLED}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Backtest settings; the same names are the CLI's options (``--fee-taker-bps`` ...)."""
+
+    init_cash: float = 10_000.0
+    fee_taker_bps: float = 5.0  # every engine order is a market order: taker fee
+    fee_maker_bps: float = 2.0  # recorded for reports; no maker (limit) orders yet
+    fill_at: str = "next"  # "next": next bar's open / next snapshot after latency; "close": bars only
+    slippage_bps: float = 0.0  # bars: fill price moved against the order
+    slippage_range: float = 0.0  # bars: plus this fraction of the bar's high-low range
+    leverage: float = 1.0  # target 1 means notional = leverage x equity
+    maintenance_margin: float = 0.005  # fraction of notional; 0 disables liquidation
+    liquidation_fee_bps: float = 20.0  # on a liquidation's notional
+    latency_ms: float = 0.0  # book mode: an order reaches the book this much later
+    rebalance: bool = False  # trade back to the target fraction at every event
+    book_overflow: str = "penalty"  # an order deeper than the book: "penalty" | "unfilled"
+    overflow_penalty_bps: float = 10.0  # beyond the worst displayed level
+
+    @classmethod
+    def build(cls, **given: Any) -> Settings:
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in given if k not in names]
+        if unknown:
+            raise ConfigError(f"unknown setting {unknown[0]!r}: valid settings are {', '.join(names)}")
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in given or given[f.name] is None:
+                continue
+            v = given[f.name]
+            typ = type(f.default)
+            try:
+                if typ is bool:
+                    if isinstance(v, str):
+                        if v.lower() not in ("true", "false", "1", "0"):
+                            raise ValueError
+                        v = v.lower() in ("true", "1")
+                    elif not isinstance(v, (bool, np.bool_)):
+                        raise ValueError
+                    v = bool(v)
+                elif typ is float:
+                    if isinstance(v, bool):
+                        raise ValueError
+                    v = float(v)
+                    if not math.isfinite(v):
+                        raise ValueError
+                else:
+                    v = str(v)
+            except (TypeError, ValueError):
+                raise ConfigError(f"setting {f.name} must be a {typ.__name__}, got {v!r}") from None
+            values[f.name] = v
+        s = cls(**values)
+        s.check()
+        return s
+
+    def check(self) -> None:
+        if self.init_cash <= 0:
+            raise ConfigError(f"init_cash must be positive, got {self.init_cash}")
+        if self.leverage <= 0:
+            raise ConfigError(f"leverage must be > 0 (1 = no leverage), got {self.leverage}")
+        if self.fill_at not in FILL_AT:
+            raise ConfigError(f"fill_at must be one of {', '.join(FILL_AT)}, got {self.fill_at!r}")
+        if self.book_overflow not in OVERFLOW:
+            raise ConfigError(
+                f"book_overflow must be one of {', '.join(OVERFLOW)}, got {self.book_overflow!r}"
+            )
+        for name in ("fee_taker_bps", "fee_maker_bps", "slippage_bps", "slippage_range",
+                     "maintenance_margin", "liquidation_fee_bps", "latency_ms", "overflow_penalty_bps"):  # fmt: skip
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.maintenance_margin >= 1:
+            raise ConfigError(f"maintenance_margin is a fraction of notional (e.g. 0.005), got {self.maintenance_margin}")
+        if self.maintenance_margin > 0 and self.leverage * self.maintenance_margin >= 1:
+            raise ConfigError(
+                f"leverage {self.leverage} with maintenance_margin {self.maintenance_margin} is liquidated "
+                f"at once: use leverage < {1 / self.maintenance_margin:g}"
+            )
+        cost = (self.fee_taker_bps + self.slippage_bps) * 1e-4
+        if self.leverage * cost >= 1:
+            raise ConfigError(
+                f"leverage x (fee + slippage) = {self.leverage * cost:g} must be below 1; lower the fees or leverage"
+            )
+
+
+# ----------------------------------------------------------------------------- result
+_KINDS = np.array(["taker", "liquidation", "funding", "miss"], dtype=object)
+
+
+@dataclass
+class Result:
+    """A backtest's outcome. ``stats`` is a Series; the DataFrames are built on first use.
+
+    equity: equity, cash, position_value, drawdown (a positive fraction of the peak) per event.
+    positions: price (the mark), target, qty, avg_entry (NaN when flat), realized_pnl,
+    unrealized_pnl, fees, funding (cumulative; funding > 0 = paid) per event.
+    trades: closed round trips, indexed by entry time. fills: every order fill (and missed
+    book order). funding: every funding payment.
+    """
+
+    stats: pd.Series
+    strategy: str
+    params: dict[str, Any]
+    settings: Settings
+    mode: str
+    exchange: str = ""
+    symbol: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _ledger: np.ndarray = field(default_factory=lambda: np.empty((0, K.N_LEDGER_COLS)), repr=False)
+    _trades: np.ndarray = field(default_factory=lambda: np.empty((0, K.N_TRADE_COLS)), repr=False)
+
+    def _index(self, idx: np.ndarray | None = None) -> pd.DatetimeIndex:
+        ts = self._arrays["ts"] if idx is None else self._arrays["ts"][idx]
+        return pd.DatetimeIndex(pd.to_datetime(ts, unit="ns", utc=True), name="ts")
+
+    def _per_event(self, col: int, before: float) -> np.ndarray:
+        """A ledger state column as of the end of each event (steps at ledger rows)."""
+        led = self._ledger
+        n = len(self._arrays["ts"])
+        row = np.searchsorted(led[:, K.L_IDX], np.arange(n), side="right") - 1
+        vals = np.append(led[:, col], before)  # row -1 picks `before`
+        return vals[row]
+
+    @cached_property
+    def equity(self) -> pd.DataFrame:
+        eq = self._arrays["equity"]
+        cash = self._per_event(K.L_CASH, self.settings.init_cash)
+        peak = np.maximum.accumulate(np.maximum(eq, self.settings.init_cash))
+        return pd.DataFrame(
+            {"equity": eq, "cash": cash, "position_value": eq - cash, "drawdown": 1.0 - eq / peak},
+            index=self._index(),
+        )
+
+    @cached_property
+    def positions(self) -> pd.DataFrame:
+        a = self._arrays
+        qty = self._per_event(K.L_POS, 0.0)
+        avg = self._per_event(K.L_AVG, np.nan)
+        return pd.DataFrame(
+            {
+                "price": a["mark"],
+                "target": a["target"],
+                "qty": qty,
+                "avg_entry": avg,
+                "realized_pnl": self._per_event(K.L_REAL, 0.0),
+                "unrealized_pnl": np.where(qty != 0.0, qty * (a["mark"] - avg), 0.0),
+                "fees": self._per_event(K.L_FEES, 0.0),
+                "funding": self._per_event(K.L_FUND, 0.0),
+            },
+            index=self._index(),
+        )
+
+    def _ledger_frame(self, kinds: tuple[int, ...]) -> pd.DataFrame:
+        led = self._ledger[np.isin(self._ledger[:, K.L_KIND], kinds)]
+        return pd.DataFrame(
+            {
+                "kind": _KINDS[led[:, K.L_KIND].astype(np.int64)],
+                "side": led[:, K.L_SIDE].astype(np.int8),
+                "qty": led[:, K.L_QTY],
+                "price": led[:, K.L_PX],
+                "notional": led[:, K.L_NOTIONAL],
+                "fee": led[:, K.L_FEE],
+                "unfilled": led[:, K.L_UNFILLED],
+                "rate": led[:, K.L_RATE],
+                "payment": led[:, K.L_FUNDING],
+                "position_after": led[:, K.L_POS],
+                "cash_after": led[:, K.L_CASH],
+            },
+            index=self._index(led[:, K.L_IDX].astype(np.int64)),
+        )
+
+    @cached_property
+    def fills(self) -> pd.DataFrame:
+        """Fills (kind taker or liquidation) and missed book orders (kind miss, qty 0)."""
+        df = self._ledger_frame((K.KIND_TAKER, K.KIND_LIQUIDATION, K.KIND_MISS))
+        return df.drop(columns=["rate", "payment"])
+
+    @cached_property
+    def funding(self) -> pd.DataFrame:
+        """Funding payments: rate, mark price, payment (> 0 paid by us), position."""
+        df = self._ledger_frame((K.KIND_FUNDING,))
+        return df[["rate", "price", "payment", "position_after", "cash_after"]].rename(
+            columns={"price": "mark_px", "position_after": "position"}
+        )
+
+    @property
+    def orders(self) -> pd.DataFrame:
+        """Same as `fills` (every order in the engine is a market order, filled at once)."""
+        return self.fills
+
+    @cached_property
+    def trades(self) -> pd.DataFrame:
+        t = self._trades
+        entry = t[:, K.T_ENTRY_IDX].astype(np.int64)
+        exit_ = t[:, K.T_EXIT_IDX].astype(np.int64)
+        exit_ts = self._index(exit_)
+        df = pd.DataFrame(
+            {
+                "exit_time": exit_ts,
+                "side": t[:, K.T_SIDE].astype(np.int8),
+                "qty": t[:, K.T_QTY],
+                "entry_px": t[:, K.T_ENTRY_PX],
+                "exit_px": t[:, K.T_EXIT_PX],
+                "pnl": t[:, K.T_PNL],
+                "return": t[:, K.T_RETURN],
+                "fees": t[:, K.T_FEES],
+                "funding": t[:, K.T_FUNDING],
+                "liquidated": t[:, K.T_LIQUIDATED] > 0,
+            },
+            index=self._index(entry).rename("entry_time"),
+        )
+        df.insert(1, "duration", df["exit_time"] - df.index)
+        return df
+
+    def plot(self) -> Any:
+        """A plotly Figure: price and trades, equity, drawdown, position, funding."""
+        from algo_trade.report.backtest import figure
+
+        return figure(self)
+
+    def to_html(self, path: str | Path) -> Path:
+        """Write a self-contained HTML report (works offline) and return its path."""
+        from algo_trade.report.backtest import write_html
+
+        out = write_html(self, path)
+        return Path(out) if out is not None else Path(path)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly: strategy, params, settings and stats."""
+        return {
+            "strategy": self.strategy,
+            "mode": self.mode,
+            "exchange": self.exchange,
+            "symbol": self.symbol,
+            "params": self.params,
+            "settings": dataclasses.asdict(self.settings),
+            "stats": {k: _plain(v) for k, v in self.stats.items()},
+            "timings": self.timings,
+        }
+
+    def __repr__(self) -> str:
+        s = self.stats
+        return (
+            f"Result({self.strategy} {self.params}, {self.mode}, final_equity={s['final_equity']:.2f}, "
+            f"total_return={s['total_return']:.4f}, sharpe={s['sharpe']:.3f}, trades={int(s['trades'])})"
+        )
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (np.floating, float)):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+# ----------------------------------------------------------------------------- run
+@contextmanager
+def _timed(timings: dict[str, float], name: str, stages: Any) -> Iterator[None]:
+    t0 = time.perf_counter()
+    if stages is not None:
+        with stages.stage(name):
+            yield
+    else:
+        yield
+    timings[name] = round(time.perf_counter() - t0, 6)
+
+
+def _as_market(data: Any) -> MarketData:
+    if isinstance(data, MarketData):
+        if len(data) == 0:
+            raise DataError("no data: the market data has no events in its range")
+        return data
+    if isinstance(data, pd.DataFrame):
+        return MarketData.from_bars(data)
+    raise DataError(
+        "data must be a DataFrame of bars or MarketData from algo_trade.load(...), "
+        f"got {type(data).__name__}"
+    )
+
+
+def backtest(
+    data: pd.DataFrame | MarketData,
+    strategy: str | Strategy | Callable[..., np.ndarray],
+    params: Mapping[str, Any] | None = None,
+    *,
+    mode: str | None = None,
+    stages: Any = None,
+    **settings: Any,
+) -> Result:
+    """Backtest `strategy` on `data` with `params`; settings as in `Settings`.
+
+    data: bars (DataFrame with open/high/low/close[/volume] and a UTC DatetimeIndex) or
+    `algo_trade.load(...)` output. strategy: a registered name (see
+    `algo_trade.strategies.registry()`), ``module:function``, or a function
+    ``fn(data: Inputs, **params) -> target array``. mode: "bars" | "book" (default: the
+    data's own). stages: an `algo_trade.profiling.Stages` to record per-stage time/memory.
+
+    >>> res = backtest(df, "sma_cross", params={"fast": 10, "slow": 50}, fee_taker_bps=5,
+    ...                fill_at="close")  # doctest: +SKIP
+    """
+    cfg = Settings.build(**settings)
+    strat = get_strategy(strategy)
+    p = strat.resolve(params)
+    md = _as_market(data)
+    mode = mode or md.mode
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode == "book" and "bid_px" not in md:
+        raise ConfigError("mode 'book' needs order books: load with kinds including 'book'")
+    if mode == "book" and cfg.fill_at == "close":
+        raise ConfigError("fill_at='close' exists for bars only; book mode fills at the next snapshot")
+    if "book" in strat.needs and "bid_sz" not in md:
+        raise ConfigError(f"strategy {strat.name!r} needs order books: load with kinds including 'book'")
+    timings: dict[str, float] = {}
+    n = len(md)
+    ts = md.ts
+    cols = md.columns
+    with _timed(timings, "signals", stages):
+        inputs = Inputs({"ts": ts, **cols}, mode)
+        target = np.asarray(strat.fn(inputs, **p), dtype=np.float64)
+        if target.shape != (n,):
+            raise DataError(
+                f"strategy {strat.name!r} returned shape {target.shape}, expected ({n},): one target per event"
+            )
+    no_funding = np.empty(0)
+    f_rate = cols.get("fund_settle_rate", no_funding)
+    f_mark = cols.get("fund_settle_mark", no_funding)
+    equity = np.empty(n)
+    with _timed(timings, "simulate", stages):
+        cap = 1024 + n // 32  # enough for most runs; an exact count costs a pass over target
+        for _ in range(2):
+            ledger = np.empty((cap, K.N_LEDGER_COLS))
+            trades = np.empty((cap, K.N_TRADE_COLS))
+            st = _simulate(mode, md, target, f_rate, f_mark, cfg, equity, ledger, trades)
+            if not st[K.S_FULL]:
+                break
+        if st[K.S_BAD_ROW] >= 0:
+            raise DataError(bad_bar_message(ts, int(st[K.S_BAD_ROW]), int(st[K.S_BAD_COL])))
+            cap = K.ledger_capacity_nb(target, f_rate, cfg.rebalance) + K.ROWS_PER_EVENT
+        # copies, so the unused capacity is freed
+        ledger = ledger[: int(st[K.S_NLEDGER])].copy()
+        trades = trades[: int(st[K.S_NTRADE])].copy()
+    with _timed(timings, "metrics", stages):
+        stats = compute_stats(ts, equity, ledger, trades, st, cfg)
+    mark = cols["close"] if "close" in cols else _mid(cols)
+    arrays = {"ts": ts, "mark": mark, "target": target, "equity": equity}
+    return Result(stats, strat.name, p, cfg, mode, md.exchange, md.symbol, timings, arrays, ledger, trades)
+
+
+def _simulate(mode: str, md: MarketData, target: np.ndarray, f_rate: np.ndarray, f_mark: np.ndarray,
+              cfg: Settings, equity: np.ndarray, ledger: np.ndarray, trades: np.ndarray) -> np.ndarray:  # fmt: skip
+    cols = md.columns
+    if mode == "bars":
+        return K.simulate_bars_nb(
+            md.ts, cols["open"], cols["high"], cols["low"], cols["close"], target, f_rate, f_mark,
+            cfg.fill_at == "close", cfg.init_cash, cfg.fee_taker_bps, cfg.slippage_bps,
+            cfg.slippage_range, cfg.leverage, cfg.maintenance_margin, cfg.liquidation_fee_bps,
+            cfg.rebalance, equity, ledger, trades,
+        )  # fmt: skip
+    return K.simulate_book_nb(
+        md.ts, cols["bid_px"], cols["bid_sz"], cols["ask_px"], cols["ask_sz"], target, f_rate,
+        f_mark, int(round(cfg.latency_ms * 1e6)), cfg.init_cash, cfg.fee_taker_bps,
+        cfg.leverage, cfg.maintenance_margin, cfg.liquidation_fee_bps, cfg.rebalance,
+        OVERFLOW[cfg.book_overflow], cfg.overflow_penalty_bps, equity, ledger, trades,
+    )  # fmt: skip
+
+
+def _mid(cols: Mapping[str, np.ndarray]) -> np.ndarray:
+    b, a = cols["bid_px"][:, 0], cols["ask_px"][:, 0]
+    return np.where(np.isnan(b), a, np.where(np.isnan(a), b, 0.5 * (a + b)))
+
+
+def compute_stats(ts: np.ndarray, equity: np.ndarray, ledger: np.ndarray, trades: np.ndarray,
+                  st: np.ndarray, cfg: Settings) -> pd.Series:  # fmt: skip
+    """The stats Series (definitions in docs/engine.md); moments come from the kernel's state."""
+    n = len(equity)
+    span_ns = float(ts[-1] - ts[0]) * n / (n - 1) if n > 1 else 0.0
+    years = span_ns / NS_PER_YEAR
+    ppy = n / years if years > 0 else 0.0
+    final = float(equity[-1]) if n else cfg.init_cash
+    total = final / cfg.init_cash - 1.0
+    if final <= 0:
+        cagr = -1.0
+    else:
+        cagr = (final / cfg.init_cash) ** (1.0 / years) - 1.0 if years > 0 else 0.0
+    mean = st[K.S_SUM_R] / n if n else 0.0
+    std = math.sqrt(max(st[K.S_SUM_R2] - n * mean * mean, 0.0) / (n - 1)) if n > 1 else 0.0
+    down = math.sqrt(st[K.S_SUM_DN2] / n) if n else 0.0
+    ann = math.sqrt(ppy)
+    mdd = float(st[K.S_MAX_DD])
+    pnl = trades[:, K.T_PNL]
+    wins = pnl[pnl > 0].sum()
+    losses = -pnl[pnl < 0].sum()
+    n_trades = len(pnl)
+    stats = {
+        "start": pd.Timestamp(int(ts[0]), tz="UTC") if n else pd.NaT,
+        "end": pd.Timestamp(int(ts[-1]), tz="UTC") if n else pd.NaT,
+        "events": n,
+        "days": span_ns / 86_400e9,
+        "init_cash": cfg.init_cash,
+        "final_equity": final,
+        "total_return": total,
+        "cagr": cagr,
+        "volatility": std * ann,
+        "sharpe": mean / std * ann if std > 0 else 0.0,
+        "sortino": mean / down * ann if down > 0 else 0.0,
+        "max_drawdown": mdd,
+        "max_drawdown_days": st[K.S_MAX_DD_NS] / 86_400e9,
+        "calmar": cagr / mdd if mdd > 0 else np.nan,
+        "orders": int(st[K.S_NFILL]),
+        "trades": n_trades,
+        "win_rate": float((pnl > 0).mean()) if n_trades else np.nan,
+        "profit_factor": (wins / losses if losses > 0 else (np.inf if wins > 0 else np.nan)),
+        "avg_trade": float(pnl.mean()) if n_trades else np.nan,
+        "avg_trade_return": float(trades[:, K.T_RETURN].mean()) if n_trades else np.nan,
+        "exposure": st[K.S_EXPOSED] / n if n else 0.0,
+        "turnover": st[K.S_TURN] / cfg.init_cash,
+        "fees": st[K.S_FEES],
+        "funding_pnl": -st[K.S_FUND],
+        "liquidations": int(st[K.S_NLIQ]),
+    }
+    return pd.Series(stats, dtype=object, name="stats")

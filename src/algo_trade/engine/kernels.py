@@ -1,0 +1,540 @@
+"""Numba kernels of the backtest engine: arrays in, arrays out.
+
+Rules: every jitted function ends in ``_nb``, is ``@njit(cache=True, nogil=True)``, takes
+and returns plain NumPy arrays and scalars, and knows nothing of pandas, files or the CLI
+(the pandas-facing side is `engine/api.py`). One kernel call runs one whole backtest.
+
+Accounting model (linear perpetuals, quote currency):
+    cash     = init_cash - sum(signed traded notional) - fees - funding paid
+    equity   = cash + qty * mark            (the identity the tests check at every event)
+    realized = sum over reductions of closed_qty * (fill_px - avg_entry) * sign(position)
+    equity   = init_cash + realized + qty * (mark - avg_entry) - fees - funding paid
+
+Outputs: equity per event (float64[n], the only per-event array: cash, position, average
+entry, realized PnL, fees and funding change only at ledger rows, so the API rebuilds them
+per event from the ledger's state-after columns), a ledger and a trades record array
+(float64 2-D, one row per record, preallocated by the caller; kernels never reassign
+them, which keeps reference counting out of the per-event loop; when they run out the
+kernel stops with S_FULL set and the caller runs it again with `ledger_capacity_nb` rows),
+and the final state vector (S_* slots), which also carries one-pass return/drawdown stats.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# --- ledger columns: one row per fill, liquidation, missed order or funding payment
+(L_IDX, L_KIND, L_SIDE, L_QTY, L_PX, L_FEE, L_UNFILLED, L_NOTIONAL, L_FUNDING, L_RATE,
+ L_CASH, L_POS, L_AVG, L_REAL, L_FEES, L_FUND) = range(16)  # fmt: skip
+N_LEDGER_COLS = 16
+KIND_TAKER, KIND_LIQUIDATION, KIND_FUNDING, KIND_MISS = 0, 1, 2, 3
+
+# --- trades columns
+(T_ENTRY_IDX, T_EXIT_IDX, T_SIDE, T_QTY, T_ENTRY_PX, T_EXIT_PX, T_PNL, T_FEES, T_FUNDING,
+ T_RETURN, T_LIQUIDATED) = range(11)  # fmt: skip
+N_TRADE_COLS = 11
+
+# --- running state, one float64 vector (keeps helpers pure and numba-friendly)
+(S_CASH, S_QTY, S_AVG, S_REAL, S_FEES, S_FUND, S_TURN, S_NLIQ, S_NLEDGER, S_NTRADE, S_NFILL,
+ S_T_ENTRY, S_T_PEAK, S_T_PNL, S_T_FEES, S_T_FUND, S_T_IN_QTY, S_T_IN_COST, S_T_OUT_QTY,
+ S_T_OUT_COST,
+ # equity statistics, accumulated per event (definitions in docs/engine.md)
+ S_PREV_EQ, S_SUM_R, S_SUM_R2, S_SUM_DN2, S_PEAK, S_PEAK_TS, S_MAX_DD, S_MAX_DD_NS,
+ S_EXPOSED,
+ # S_FULL: 1 when the record arrays ran out (run again, larger); S_BAD_ROW/COL: the first
+ # input the kernel refused (-1: none; column 0-3 open/high/low/close, 4 ts)
+ S_FULL, S_BAD_ROW, S_BAD_COL) = range(32)  # fmt: skip
+N_STATE = 32
+ROWS_PER_EVENT = 3  # ledger rows one event can add at most (fill, funding, liquidation)
+
+# --- book overflow modes (an order larger than the displayed depth)
+OVERFLOW_PENALTY, OVERFLOW_UNFILLED = 0, 1
+
+
+@njit(cache=True, nogil=True)
+def ledger_capacity_nb(target, fund_rate, rebalance):  # pragma: no cover - compiled
+    """Ledger rows a run can need: one fill per target change (every event when
+    rebalancing), at most one liquidation or missed order each, one row per funding
+    settlement. Trades need at most the same."""
+    n = target.shape[0]
+    rows = 2
+    prev = 0.0
+    for i in range(n):
+        if rebalance:
+            rows += 2
+        else:
+            t = _clip_target_nb(target[i], 1.0)
+            if t != prev:
+                rows += 2
+                prev = t
+    for i in range(fund_rate.shape[0]):
+        if fund_rate[i] == fund_rate[i]:
+            rows += 1
+    return rows
+
+
+@njit(cache=True, nogil=True)
+def _no_room_nb(st, ledger, trades):  # pragma: no cover - compiled
+    """True (and S_FULL set) when one more event might not fit in the record arrays."""
+    if st[S_NLEDGER] + ROWS_PER_EVENT > ledger.shape[0] or st[S_NTRADE] + 2 > trades.shape[0]:
+        st[S_FULL] = 1.0
+        return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _sign_nb(x):  # pragma: no cover - compiled
+    return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+
+
+@njit(cache=True, nogil=True)
+def _close_trade_nb(st, trades, i, side, liquidated):  # pragma: no cover - compiled
+    """Append the open round trip to `trades`."""
+    nt = int(st[S_NTRADE])
+    if nt == trades.shape[0]:
+        raise ValueError("trades capacity exceeded")
+    cost = st[S_T_IN_COST]
+    trades[nt, T_ENTRY_IDX] = st[S_T_ENTRY]
+    trades[nt, T_EXIT_IDX] = i
+    trades[nt, T_SIDE] = side
+    trades[nt, T_QTY] = st[S_T_PEAK]
+    trades[nt, T_ENTRY_PX] = cost / st[S_T_IN_QTY] if st[S_T_IN_QTY] > 0.0 else np.nan
+    trades[nt, T_EXIT_PX] = st[S_T_OUT_COST] / st[S_T_OUT_QTY] if st[S_T_OUT_QTY] > 0.0 else np.nan
+    trades[nt, T_PNL] = st[S_T_PNL]
+    trades[nt, T_FEES] = st[S_T_FEES]
+    trades[nt, T_FUNDING] = st[S_T_FUND]
+    trades[nt, T_RETURN] = st[S_T_PNL] / cost if cost > 0.0 else 0.0
+    trades[nt, T_LIQUIDATED] = 1.0 if liquidated else 0.0
+    st[S_NTRADE] = nt + 1
+
+
+@njit(cache=True, nogil=True)
+def _open_trade_nb(st, i, qty_abs, px, fee):  # pragma: no cover - compiled
+    st[S_T_ENTRY] = i
+    st[S_T_PEAK] = qty_abs
+    st[S_T_PNL] = -fee
+    st[S_T_FEES] = fee
+    st[S_T_FUND] = 0.0
+    st[S_T_IN_QTY] = qty_abs
+    st[S_T_IN_COST] = qty_abs * px
+    st[S_T_OUT_QTY] = 0.0
+    st[S_T_OUT_COST] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def fill_nb(st, ledger, trades, i, dq, px, fee_rate, kind, unfilled):  # pragma: no cover - compiled
+    """Book a fill of signed quantity dq at price px into state st; record it.
+
+    st: float64[N_STATE] running state; ledger, trades: record arrays (rows appended);
+    i: event index; fee_rate: fraction of traded notional; kind: KIND_*; unfilled: qty the
+    order wanted but did not get (book mode).
+    """
+    q0 = st[S_QTY]
+    q1 = q0 + dq
+    a_dq = abs(dq)
+    notional = a_dq * px
+    fee = notional * fee_rate
+    st[S_CASH] -= dq * px + fee
+    st[S_FEES] += fee
+    st[S_TURN] += notional
+    s0 = _sign_nb(q0)
+    if q0 == 0.0:
+        st[S_AVG] = px
+        _open_trade_nb(st, i, a_dq, px, fee)
+    elif _sign_nb(dq) == s0:  # adding to the position
+        st[S_AVG] = (st[S_AVG] * abs(q0) + px * a_dq) / abs(q1)
+        st[S_T_PNL] -= fee
+        st[S_T_FEES] += fee
+        st[S_T_IN_QTY] += a_dq
+        st[S_T_IN_COST] += a_dq * px
+        if abs(q1) > st[S_T_PEAK]:
+            st[S_T_PEAK] = abs(q1)
+    else:  # reducing, closing or flipping
+        closed = min(a_dq, abs(q0))
+        pnl = closed * (px - st[S_AVG]) * s0
+        st[S_REAL] += pnl
+        close_fee = fee * closed / a_dq
+        st[S_T_PNL] += pnl - close_fee
+        st[S_T_FEES] += close_fee
+        st[S_T_OUT_QTY] += closed
+        st[S_T_OUT_COST] += closed * px
+        if a_dq >= abs(q0):
+            _close_trade_nb(st, trades, i, s0, kind == KIND_LIQUIDATION)
+            rest = a_dq - closed
+            if rest > 0.0:
+                st[S_AVG] = px
+                _open_trade_nb(st, i, rest, px, fee - close_fee)
+            else:
+                st[S_AVG] = 0.0
+                q1 = 0.0  # exact flat, no float residue
+    st[S_QTY] = q1
+    st[S_NFILL] += 1.0
+    r = _ledger_row_nb(st, ledger, i, kind)
+    ledger[r, L_SIDE] = _sign_nb(dq)
+    ledger[r, L_QTY] = a_dq
+    ledger[r, L_PX] = px
+    ledger[r, L_FEE] = fee
+    ledger[r, L_UNFILLED] = unfilled
+    ledger[r, L_NOTIONAL] = notional
+
+
+@njit(cache=True, nogil=True)
+def _ledger_row_nb(st, ledger, i, kind):  # pragma: no cover - compiled
+    """Append a ledger row for event i with the state after it; returns the row number."""
+    r = int(st[S_NLEDGER])
+    if r == ledger.shape[0]:
+        raise ValueError("ledger capacity exceeded")
+    for c in range(N_LEDGER_COLS):  # 2-D indexing: a row view would cost reference counting
+        ledger[r, c] = 0.0
+    ledger[r, L_IDX] = i
+    ledger[r, L_KIND] = kind
+    ledger[r, L_RATE] = np.nan
+    ledger[r, L_CASH] = st[S_CASH]
+    ledger[r, L_POS] = st[S_QTY]
+    ledger[r, L_AVG] = st[S_AVG] if st[S_QTY] != 0.0 else np.nan
+    ledger[r, L_REAL] = st[S_REAL]
+    ledger[r, L_FEES] = st[S_FEES]
+    ledger[r, L_FUND] = st[S_FUND]
+    st[S_NLEDGER] = r + 1
+    return r
+
+
+@njit(cache=True, nogil=True)
+def pay_funding_nb(st, ledger, i, rate, mark):  # pragma: no cover - compiled
+    """Funding on the open position: longs pay positive rates (payment = qty * mark * rate)."""
+    pay = st[S_QTY] * mark * rate
+    st[S_CASH] -= pay
+    st[S_FUND] += pay
+    st[S_T_PNL] -= pay
+    st[S_T_FUND] += pay
+    r = _ledger_row_nb(st, ledger, i, KIND_FUNDING)
+    ledger[r, L_PX] = mark
+    ledger[r, L_RATE] = rate
+    ledger[r, L_FUNDING] = pay
+
+
+@njit(cache=True, nogil=True)
+def liquidation_px_nb(cash, qty, mm):  # pragma: no cover - compiled
+    """Mark price at which equity (cash + qty * P) falls to the maintenance margin mm * |qty| * P."""
+    if qty > 0.0:
+        return -cash / (qty * (1.0 - mm))
+    return -cash / (qty * (1.0 + mm))
+
+
+@njit(cache=True, nogil=True)
+def _liq_bounds_nb(st, mm):  # pragma: no cover - compiled
+    """(low, high): a long is liquidated when the price reaches low, a short at high."""
+    q = st[S_QTY]
+    if q == 0.0 or mm <= 0.0:
+        return -np.inf, np.inf
+    p = liquidation_px_nb(st[S_CASH], q, mm)
+    return (p, np.inf) if q > 0.0 else (-np.inf, p)
+
+
+@njit(cache=True, nogil=True)
+def target_qty_nb(cash, q0, px, k, cost_rate):  # pragma: no cover - compiled
+    """Quantity whose notional is k x equity after paying cost_rate on the traded notional.
+
+    Equity is cash + q0 * px; "all-in" (k = 1) gives notional + fee = equity. Solved in
+    closed form for each trade direction (|k| * cost_rate < 1 is checked by the API).
+    """
+    eq = cash + q0 * px
+    if eq <= 0.0 or px <= 0.0:
+        return 0.0
+    n0 = q0 * px
+    n1 = k * (eq + cost_rate * n0) / (1.0 + k * cost_rate)  # buying: n1 >= n0
+    if n1 < n0:
+        n1 = k * (eq - cost_rate * n0) / (1.0 - k * cost_rate)  # selling
+    return n1 / px
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _acc_nb(acc, ts_i, eq, q):  # pragma: no cover - compiled
+    """One event's return and drawdown statistics, carried in a tuple of locals (registers:
+    keeping them in the state array costs a store-to-load chain per event)."""
+    prev, s1, s2, dn2, peak, peak_ts, mdd, longest, exposed = acc
+    r = eq / prev - 1.0 if prev > 0.0 else 0.0
+    dn = min(r, 0.0)
+    if eq >= peak:
+        peak = eq
+        peak_ts = ts_i
+    dd = 1.0 - eq / peak if peak > 0.0 else 1.0
+    return (eq, s1 + r, s2 + r * r, dn2 + dn * dn, peak, peak_ts, max(mdd, dd),
+            max(longest, ts_i - peak_ts), exposed + (1 if q != 0.0 else 0))  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _acc_init_nb(init_cash, ts0):  # pragma: no cover - compiled
+    return (init_cash, 0.0, 0.0, 0.0, init_cash, ts0, 0.0, np.int64(0), np.int64(0))
+
+
+@njit(cache=True, nogil=True)
+def _acc_store_nb(st, acc):  # pragma: no cover - compiled
+    prev, s1, s2, dn2, peak, peak_ts, mdd, longest, exposed = acc
+    st[S_PREV_EQ] = prev
+    st[S_SUM_R] = s1
+    st[S_SUM_R2] = s2
+    st[S_SUM_DN2] = dn2
+    st[S_PEAK] = peak
+    st[S_PEAK_TS] = peak_ts
+    st[S_MAX_DD] = mdd
+    st[S_MAX_DD_NS] = longest
+    st[S_EXPOSED] = exposed
+
+
+@njit(cache=True, nogil=True)
+def new_state_nb(init_cash, ts0):  # pragma: no cover - compiled
+    st = np.zeros(N_STATE, dtype=np.float64)
+    st[S_CASH] = init_cash
+    st[S_PREV_EQ] = init_cash
+    st[S_PEAK] = init_cash
+    st[S_PEAK_TS] = ts0
+    st[S_BAD_ROW] = -1.0
+    st[S_BAD_COL] = -1.0
+    return st
+
+
+@njit(cache=True, nogil=True)
+def _bad_nb(st, i, col):  # pragma: no cover - compiled
+    st[S_BAD_ROW] = i
+    st[S_BAD_COL] = col
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ok_px(x):  # pragma: no cover - compiled
+    return x > 0.0 and x < np.inf
+
+
+@njit(cache=True, nogil=True)
+def _clip_target_nb(t, lim):  # pragma: no cover - compiled
+    if t != t:
+        return 0.0
+    return min(max(t, -lim), lim)
+
+
+@njit(cache=True, nogil=True)
+def _liquidate_nb(st, ledger, trades, i, p_liq, liq_fee):  # pragma: no cover - compiled
+    """Close the whole position at the liquidation price, paying the liquidation fee."""
+    fill_nb(st, ledger, trades, i, -st[S_QTY], max(p_liq, 0.0), liq_fee,
+                            KIND_LIQUIDATION, 0.0)  # fmt: skip
+    st[S_NLIQ] += 1.0
+
+
+@njit(cache=True, nogil=True)
+def _trade_bar_nb(st, ledger, trades, i, t, px, bar_range, fee, slip, slippage_range, leverage,
+                  init_cash):  # fmt: skip  # pragma: no cover - compiled
+    """Trade to target fraction t at price px (moved against the order by the slippage)."""
+    s = slip + (slippage_range * bar_range / px if slippage_range > 0.0 else 0.0)
+    dq = target_qty_nb(st[S_CASH], st[S_QTY], px, t * leverage, fee + s) - st[S_QTY]
+    if abs(dq) * px > 1e-12 * init_cash:
+        fill_px = px * (1.0 + s) if dq > 0.0 else px * (1.0 - s)
+        fill_nb(st, ledger, trades, i, dq, fill_px, fee, KIND_TAKER, 0.0)
+
+
+@njit(cache=True, nogil=True)
+def simulate_bars_nb(ts, open_, high, low, close, target, fund_rate, fund_mark, fill_at_close,
+                     init_cash, fee_bps, slippage_bps, slippage_range, leverage, mm, liq_fee_bps,
+                     rebalance, equity, ledger, trades):  # fmt: skip  # pragma: no cover - compiled
+    """Backtest target positions over bars.
+
+    open_, high, low, close: float64[n] prices; target: float64[n] position decided at bar
+    i's close as a fraction of equity (clipped to [-1, 1], NaN = flat), scaled by leverage;
+    fund_rate, fund_mark: float64[n] funding settled during bar i (NaN: none) and its mark
+    price (NaN: use the bar's open), or empty arrays when there is no funding;
+    fill_at_close: fill bar i's target at close[i] (else at open[i+1]); fee_bps: taker fee on traded notional; slippage_bps and slippage_range
+    (fraction of high-low): price moved against the order; mm: maintenance margin fraction
+    (0 disables liquidation); liq_fee_bps: fee on a liquidation's notional; rebalance: trade
+    back to the target fraction at every bar, not only when the target changes.
+    ts: int64[n] bar open times (ns; for drawdown durations). Outputs: equity float64[n]
+    (marked at each close); ledger, trades: record arrays sized by ledger_capacity_nb.
+    Returns the final state (S_NLEDGER, S_NTRADE: rows used; S_BAD_ROW >= 0: stopped at a
+    NaN/non-positive price or a timestamp not after the previous one).
+    """
+    n = close.shape[0]
+    st = new_state_nb(init_cash, ts[0] if n > 0 else 0)
+    acc = _acc_init_nb(init_cash, ts[0] if n > 0 else np.int64(0))
+    has_funding = fund_rate.shape[0] == n
+    fee = fee_bps * 1e-4
+    slip = slippage_bps * 1e-4
+    liq_fee = liq_fee_bps * 1e-4
+    last = 0.0  # the target last traded to
+    liq_lo, liq_hi = _liq_bounds_nb(st, mm)
+    for i in range(n):
+        # inputs are checked here, as they are read (close and ts every bar; open, high and
+        # low where used), which costs nothing next to a separate pass over them
+        c = close[i]
+        if not _ok_px(c):
+            _bad_nb(st, i, 3)
+            break
+        if i > 0 and ts[i] <= ts[i - 1]:
+            _bad_nb(st, i, 4)
+            break
+        # helpers that change the state run only when something happens; the liquidation
+        # bounds are recomputed only then
+        if not fill_at_close and i > 0:
+            t = _clip_target_nb(target[i - 1], 1.0)
+            if t != last or (rebalance and (t != 0.0 or st[S_QTY] != 0.0)):
+                if _no_room_nb(st, ledger, trades):
+                    break
+                if not _ok_px(open_[i]):
+                    _bad_nb(st, i, 0)
+                    break
+                _trade_bar_nb(st, ledger, trades, i, t, open_[i], high[i] - low[i],
+                              fee, slip, slippage_range, leverage, init_cash)  # fmt: skip
+                last = t
+                liq_lo, liq_hi = _liq_bounds_nb(st, mm)
+        if has_funding and st[S_QTY] != 0.0 and fund_rate[i] == fund_rate[i]:
+            if _no_room_nb(st, ledger, trades):
+                break
+            m = fund_mark[i]
+            pay_funding_nb(st, ledger, i, fund_rate[i], m if m == m else open_[i])
+            liq_lo, liq_hi = _liq_bounds_nb(st, mm)
+        if st[S_QTY] != 0.0:
+            lo = low[i]
+            hi = high[i]
+            if not (_ok_px(lo) and _ok_px(hi)):
+                _bad_nb(st, i, 2 if not _ok_px(lo) else 1)
+                break
+            if lo <= liq_lo or hi >= liq_hi:
+                if _no_room_nb(st, ledger, trades):
+                    break
+                _liquidate_nb(st, ledger, trades, i, liq_lo if st[S_QTY] > 0.0 else liq_hi, liq_fee)
+                liq_lo, liq_hi = _liq_bounds_nb(st, mm)
+        if fill_at_close:
+            t = _clip_target_nb(target[i], 1.0)
+            if t != last or (rebalance and (t != 0.0 or st[S_QTY] != 0.0)):
+                if _no_room_nb(st, ledger, trades):
+                    break
+                _trade_bar_nb(st, ledger, trades, i, t, close[i], high[i] - low[i],
+                              fee, slip, slippage_range, leverage, init_cash)  # fmt: skip
+                last = t
+                liq_lo, liq_hi = _liq_bounds_nb(st, mm)
+        q = st[S_QTY]
+        eq = st[S_CASH] + q * c
+        equity[i] = eq
+        acc = _acc_nb(acc, ts[i], eq, q)
+    _acc_store_nb(st, acc)
+    return st
+
+
+@njit(cache=True, nogil=True)
+def walk_book_nb(px, sz, qty, sign, overflow, penalty):  # pragma: no cover - compiled
+    """Fill a market order of qty > 0 against one side of a book.
+
+    px, sz: float64[L] that side's levels, best first, NaN-padded; sign: +1 buy (asks),
+    -1 sell (bids); overflow: OVERFLOW_PENALTY fills what the book lacks at the worst
+    displayed level moved `penalty` (fraction) against the order, OVERFLOW_UNFILLED leaves
+    it unfilled. Returns (filled qty, VWAP price; NaN if nothing filled).
+    """
+    rem = qty
+    cost = 0.0
+    worst = np.nan
+    for lvl in range(px.shape[0]):
+        p = px[lvl]
+        s = sz[lvl]
+        if p != p:
+            break
+        if not (s > 0.0):
+            continue
+        take = s if s < rem else rem
+        cost += take * p
+        rem -= take
+        worst = p
+        if rem <= 0.0:
+            rem = 0.0
+            break
+    if rem > 0.0 and overflow == OVERFLOW_PENALTY and worst == worst:
+        cost += rem * worst * (1.0 + sign * penalty)
+        rem = 0.0
+    filled = qty - rem
+    return filled, (cost / filled if filled > 0.0 else np.nan)
+
+
+@njit(cache=True, nogil=True)
+def _record_miss_nb(st, ledger, i, side, wanted):  # pragma: no cover - compiled
+    """A ledger row for an order that got nothing (qty 0, the wanted qty as unfilled)."""
+    r = _ledger_row_nb(st, ledger, i, KIND_MISS)
+    ledger[r, L_SIDE] = side
+    ledger[r, L_PX] = np.nan
+    ledger[r, L_UNFILLED] = wanted
+
+
+@njit(cache=True, nogil=True)
+def simulate_book_nb(ts, bid_px, bid_sz, ask_px, ask_sz, target, fund_rate, fund_mark, latency_ns,
+                     init_cash, fee_bps, leverage, mm, liq_fee_bps, rebalance, overflow,
+                     overflow_penalty_bps, equity, ledger, trades):  # fmt: skip  # pragma: no cover - compiled
+    """Backtest target positions over L2 book snapshots with market orders.
+
+    ts: int64[n] snapshot times (ns); bid_px, bid_sz, ask_px, ask_sz: float64[n, L] levels,
+    best first, NaN-padded; target: float64[n] decided at snapshot i (fraction of equity,
+    clipped to [-1, 1], scaled by leverage); an order sent at snapshot i executes at the first
+    later snapshot j > i with ts[j] >= ts[i] + latency_ns, walking that snapshot's levels
+    (several orders arriving at one snapshot: the newest wins). fund_rate, fund_mark:
+    float64[n] funding settled at or after snapshot i and before the next (NaN: none; mark
+    NaN: the mid). overflow, overflow_penalty_bps: see walk_book_nb. Positions are marked at
+    the mid (the last one when a side is empty); outputs as in simulate_bars_nb.
+    """
+    n = ts.shape[0]
+    st = new_state_nb(init_cash, ts[0] if n > 0 else 0)
+    acc = _acc_init_nb(init_cash, ts[0] if n > 0 else np.int64(0))
+    has_funding = fund_rate.shape[0] == n
+    fee = fee_bps * 1e-4
+    liq_fee = liq_fee_bps * 1e-4
+    pen = overflow_penalty_bps * 1e-4
+    pending = np.empty(n, dtype=np.int64)  # events whose order is in flight, oldest first
+    head = 0
+    tail = 0
+    last = 0.0
+    mid = np.nan
+    for i in range(n):
+        b = bid_px[i, 0]
+        a = ask_px[i, 0]
+        if a == a and b == b:
+            mid = 0.5 * (a + b)
+        elif b == b:
+            mid = b
+        elif a == a:
+            mid = a
+        if _no_room_nb(st, ledger, trades):
+            break
+        j = -1
+        while head < tail and ts[pending[head]] + latency_ns <= ts[i]:
+            j = pending[head]
+            head += 1
+        if j >= 0 and mid == mid:
+            t = _clip_target_nb(target[j], 1.0)
+            half = 0.5 * (a - b) / mid if (a == a and b == b) else 0.0
+            dq = target_qty_nb(st[S_CASH], st[S_QTY], mid, t * leverage, fee + half) - st[S_QTY]
+            if abs(dq) * mid > 1e-12 * init_cash:
+                if dq > 0.0:
+                    got, vwap = walk_book_nb(ask_px[i], ask_sz[i], dq, 1.0, overflow, pen)
+                    sdq = got
+                else:
+                    got, vwap = walk_book_nb(bid_px[i], bid_sz[i], -dq, -1.0, overflow, pen)
+                    sdq = -got
+                if got > 0.0:
+                    fill_nb(st, ledger, trades, i, sdq, vwap, fee, KIND_TAKER,
+                                            abs(dq) - got)  # fmt: skip
+                else:  # nothing displayed on that side: record the miss
+                    _record_miss_nb(st, ledger, i, _sign_nb(dq), abs(dq))
+        if has_funding and st[S_QTY] != 0.0 and fund_rate[i] == fund_rate[i]:
+            r = fund_rate[i]
+            m = fund_mark[i]
+            pay_funding_nb(st, ledger, i, r, m if m == m else mid)
+        q = st[S_QTY]
+        if q != 0.0 and mm > 0.0:
+            p_liq = liquidation_px_nb(st[S_CASH], q, mm)
+            if (q > 0.0 and mid <= p_liq) or (q < 0.0 and mid >= p_liq):
+                _liquidate_nb(st, ledger, trades, i, p_liq, liq_fee)
+        q = st[S_QTY]
+        eq = st[S_CASH] + q * mid
+        equity[i] = eq
+        acc = _acc_nb(acc, ts[i], eq, q)
+        t = _clip_target_nb(target[i], 1.0)
+        if t != last or (rebalance and (t != 0.0 or st[S_QTY] != 0.0)):
+            pending[tail] = i
+            tail += 1
+            last = t
+    _acc_store_nb(st, acc)
+    return st

@@ -1,0 +1,229 @@
+"""Numba indicator and signal kernels used by the built-in strategies (arrays in and out).
+
+Every output at index i depends only on inputs at indices <= i (no look-ahead); NaN marks
+the warm-up, during which signal kernels hold a flat target.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def sma_nb(x, window):  # pragma: no cover - compiled
+    """Simple moving average of float64[n] over `window` events; NaN for the first window-1."""
+    n = x.shape[0]
+    out = np.empty(n, dtype=np.float64)
+    acc = 0.0
+    for i in range(n):
+        acc += x[i]
+        if i >= window:
+            acc -= x[i - window]
+        out[i] = acc / window if i >= window - 1 else np.nan
+    return out
+
+
+@njit(cache=True, nogil=True)
+def ema_nb(x, span):  # pragma: no cover - compiled
+    """Exponential moving average, alpha = 2 / (span + 1), seeded with the first value;
+    NaN for the first span-1 events."""
+    n = x.shape[0]
+    out = np.empty(n, dtype=np.float64)
+    a = 2.0 / (span + 1.0)
+    m = x[0] if n > 0 else 0.0
+    for i in range(n):
+        m = a * x[i] + (1.0 - a) * m
+        out[i] = m if i >= span - 1 else np.nan
+    return out
+
+
+@njit(cache=True, nogil=True)
+def rolling_std_nb(x, window):  # pragma: no cover - compiled
+    """Population standard deviation over `window` events (two-pass per window: exact)."""
+    n = x.shape[0]
+    out = np.full(n, np.nan)
+    for i in range(window - 1, n):
+        m = 0.0
+        for k in range(i - window + 1, i + 1):
+            m += x[k]
+        m /= window
+        v = 0.0
+        for k in range(i - window + 1, i + 1):
+            v += (x[k] - m) ** 2
+        out[i] = np.sqrt(v / window)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def rsi_nb(x, window):  # pragma: no cover - compiled
+    """Wilder's RSI (0..100) of float64[n]; NaN for the first `window` events."""
+    n = x.shape[0]
+    out = np.full(n, np.nan)
+    up = 0.0
+    dn = 0.0
+    for i in range(1, n):
+        d = x[i] - x[i - 1]
+        g = d if d > 0.0 else 0.0
+        lo = -d if d < 0.0 else 0.0
+        if i <= window:
+            up += g / window
+            dn += lo / window
+        else:
+            up = (up * (window - 1) + g) / window
+            dn = (dn * (window - 1) + lo) / window
+        if i >= window:
+            out[i] = 100.0 if dn == 0.0 else 100.0 - 100.0 / (1.0 + up / dn)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def cross_signal_nb(fast, slow, short):  # pragma: no cover - compiled
+    """1 while fast > slow; -1 (short) or 0 while fast < slow or warm-up; holds on ties."""
+    n = fast.shape[0]
+    out = np.empty(n, dtype=np.float64)
+    low = -1.0 if short else 0.0
+    prev = 0.0
+    for i in range(n):
+        f = fast[i]
+        s = slow[i]
+        if not (f == f and s == s):
+            prev = 0.0
+        elif f > s:
+            prev = 1.0
+        elif f < s:
+            prev = low
+        else:
+            prev = 0.0 if prev == 0.0 else prev
+        out[i] = prev
+    return out
+
+
+@njit(cache=True, nogil=True)
+def band_signal_nb(x, lower, upper, exit_lo, exit_hi, revert, short):  # pragma: no cover - compiled
+    """Enter on a band break and hold until the exit level is crossed.
+
+    revert=True (mean reversion): long below `lower` until x >= exit_lo, short above
+    `upper` until x <= exit_hi. revert=False (breakout): long above `upper` until
+    x <= exit_hi, short below `lower` until x >= exit_lo. All inputs float64[n].
+    """
+    n = x.shape[0]
+    out = np.empty(n, dtype=np.float64)
+    pos = 0.0
+    for i in range(n):
+        v = x[i]
+        lo = lower[i]
+        hi = upper[i]
+        if not (v == v and lo == lo and hi == hi):
+            pos = 0.0
+        elif revert:
+            if pos > 0.0 and v >= exit_lo[i]:
+                pos = 0.0
+            elif pos < 0.0 and v <= exit_hi[i]:
+                pos = 0.0
+            if pos == 0.0:
+                if v < lo:
+                    pos = 1.0
+                elif v > hi and short:
+                    pos = -1.0
+        else:
+            if pos > 0.0 and v <= exit_hi[i]:
+                pos = 0.0
+            elif pos < 0.0 and v >= exit_lo[i]:
+                pos = 0.0
+            if pos == 0.0:
+                if v > hi:
+                    pos = 1.0
+                elif v < lo and short:
+                    pos = -1.0
+        out[i] = pos
+    return out
+
+
+@njit(cache=True, nogil=True)
+def book_imbalance_signal_nb(bid_sz, ask_sz, levels, threshold, short):  # pragma: no cover - compiled
+    """Depth imbalance I = (B - A) / (B + A) over the top `levels` (B, A: summed sizes).
+
+    bid_sz, ask_sz: float64[n, L] (NaN-padded). Enter long when I > threshold (short when
+    I < -threshold and `short`); exit when I crosses back through 0. Returns float64[n].
+    """
+    n = bid_sz.shape[0]
+    m = min(levels, bid_sz.shape[1])
+    out = np.empty(n, dtype=np.float64)
+    pos = 0.0
+    for i in range(n):
+        b = 0.0
+        a = 0.0
+        for k in range(m):
+            sb = bid_sz[i, k]
+            sa = ask_sz[i, k]
+            if sb == sb:
+                b += sb
+            if sa == sa:
+                a += sa
+        tot = a + b
+        imb = (b - a) / tot if tot > 0.0 else 0.0
+        if pos > 0.0 and imb <= 0.0:
+            pos = 0.0
+        elif pos < 0.0 and imb >= 0.0:
+            pos = 0.0
+        if pos == 0.0:
+            if imb > threshold:
+                pos = 1.0
+            elif imb < -threshold and short:
+                pos = -1.0
+        out[i] = pos
+    return out
+
+
+@njit(cache=True, nogil=True)
+def threshold_signal_nb(x, threshold, fade):  # pragma: no cover - compiled
+    """-1 while x > threshold, 1 while x < -threshold, 0 otherwise (signs swapped if not
+    fade); NaN counts as 0. For funding carry: short a perp whose longs pay."""
+    n = x.shape[0]
+    out = np.empty(n, dtype=np.float64)
+    s = -1.0 if fade else 1.0
+    for i in range(n):
+        v = x[i]
+        if v > threshold:
+            out[i] = s
+        elif v < -threshold:
+            out[i] = -s
+        else:
+            out[i] = 0.0
+    return out
+
+
+@njit(cache=True, nogil=True)
+def cascade_signal_nb(sell_notional, buy_notional, window, threshold, hold, fade):  # pragma: no cover - compiled
+    """Trade after a liquidation cascade.
+
+    sell_notional, buy_notional: float64[n] notional of forced sells (longs liquidated) and
+    forced buys in each event. When the sum over the last `window` events of one side passes
+    `threshold` (quote currency), take a position for `hold` events: with `fade`, against
+    the forced flow (long after forced selling), else with it.
+    """
+    n = sell_notional.shape[0]
+    out = np.zeros(n, dtype=np.float64)
+    s_sum = 0.0
+    b_sum = 0.0
+    left = 0
+    pos = 0.0
+    for i in range(n):
+        s_sum += sell_notional[i]
+        b_sum += buy_notional[i]
+        if i >= window:
+            s_sum -= sell_notional[i - window]
+            b_sum -= buy_notional[i - window]
+        if s_sum >= threshold and s_sum >= b_sum:
+            pos = 1.0 if fade else -1.0
+            left = hold
+        elif b_sum >= threshold:
+            pos = -1.0 if fade else 1.0
+            left = hold
+        if left > 0:
+            out[i] = pos
+            left -= 1
+        else:
+            out[i] = 0.0
+    return out
