@@ -126,7 +126,7 @@ def test_mapping_errors_say_what_to_do(lake):
     opts = ImportOptions(
         exchange="a", symbol="XRP-USDT-PERP", mapping={"close": "Price"}, strict=True
     )
-    with pytest.raises(DataError, match=r"--map close=Price: no such column \(columns: date,open"):
+    with pytest.raises(DataError, match=r"--map close=Price: no such column \(columns: date, open"):
         run_import(lake, "ohlcv", [DATA / XRP_1H], opts)
     with pytest.raises(ConfigError, match="--symbol"):
         run_import(lake, "ohlcv", [DATA / XRP_1H], ImportOptions(exchange="a", strict=True))
