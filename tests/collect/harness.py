@@ -117,7 +117,20 @@ async def drive(col: Collector, done, timeout_s: float = 60.0, settle_s: float =
             await task
             raise AssertionError(f"not done after {timeout_s} s: {col.summary()}")
         await asyncio.sleep(0.05)
-    await asyncio.sleep(settle_s)
+    # Then wait until the collector is quiet (nothing new read, queues and writer empty)
+    # for settle_s: on a loaded machine the last frames may still sit in the socket.
+    last, quiet_since = None, time.monotonic()
+    while time.monotonic() - quiet_since < settle_s and not task.done():
+        state = (
+            sum(v.norm.counters.messages for v in col.venues),
+            sum(v.queue.qsize() for v in col.venues),
+            col.writer.backlog_rows,
+        )
+        if state != last or state[1] or state[2]:
+            last, quiet_since = state, time.monotonic()
+        if time.monotonic() - t0 > timeout_s:
+            break
+        await asyncio.sleep(0.05)
     col.stop()
     return await task
 

@@ -25,6 +25,7 @@ that kept publishing nothing while the client was away: lost frames are the clie
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -85,6 +86,7 @@ class ReplayServer:
         speed: float | None = None,
         faults: Faults | None = None,
         loops: int = 1,
+        shift_loops: bool = False,
     ) -> None:
         self.exchange = exchange
         self.rest = dict(rest or {})
@@ -102,6 +104,7 @@ class ReplayServer:
                 sym = snap.get("s") or next(k.split("@")[0].upper() for _, k, _ in self.frames)
                 self.snapshots[sym.upper()] = snap
         self.n = len(self.frames)
+        self.shift = _LoopShift(self.frames) if shift_loops and exchange == "binance" else None
         self.cursor: dict[str, int] = {}  # key -> next global index (over all loops)
         self.sent = 0
         self.drops = 0
@@ -283,6 +286,8 @@ class ReplayServer:
             if i in f.skip:
                 i += 1
                 continue
+            if self.shift is not None and i >= n:
+                raw = self.shift.frame(i % n, i // n)
             if i in f.malformed:
                 raw = raw[: len(raw) // 2]
             await ws.send_str(raw)
@@ -347,6 +352,11 @@ class ReplayServer:
                     else:
                         side[p] = q
             last, e, t = d["u"], d["E"], d["T"]
+        if self.shift is not None:
+            k = pos // self.n if self.n else 0
+            last += k * self.shift.span["u"]
+            e += k * self.shift.span["E"]
+            t += k * self.shift.span["E"]
         b, a = self._levels(bids, asks)
         limit = int(request.query.get("limit", 1000))
         body = orjson.dumps(
@@ -385,6 +395,56 @@ class ReplayServer:
             "data": {"s": d["s"], "b": b, "a": a, "u": d["u"], "seq": d.get("seq", 0)},
         }
         return orjson.dumps(out).decode()
+
+
+_SHIFTED = re.compile(r'"(E|T|U|u|pu|t|a)":(\d+)')
+
+
+class _LoopShift:
+    """Binance frames of loop k with times, update ids and trade ids moved forward by k
+    spans, so a capture replayed in loops stays new data: continuous ``pu``/``u``
+    sequences, unique trade ids, rising times (the benchmark's sustained load)."""
+
+    def __init__(self, frames: list[tuple[int, str, str]]) -> None:
+        self.parts: list[tuple[list[str], list[str]]] = []
+        lo: dict[str, int] = {}
+        hi: dict[str, int] = {}
+        first_pu = last_u = None
+        for _, _, raw in frames:
+            texts, keys = [], []
+            pos = 0
+            for m in _SHIFTED.finditer(raw):
+                texts.append(raw[pos : m.start(2)])
+                keys.append(m.group(1))
+                texts.append(m.group(2))
+                pos = m.end(2)
+                group = "E" if m.group(1) in ("E", "T") else m.group(1)
+                v = int(m.group(2))
+                if m.group(1) != "T":  # T can be a future time (next funding): not a span
+                    lo[group] = min(lo.get(group, v), v)
+                    hi[group] = max(hi.get(group, v), v)
+                if m.group(1) == "pu" and first_pu is None:
+                    first_pu = v
+                if m.group(1) == "u":
+                    last_u = v
+            texts.append(raw[pos:])
+            self.parts.append((texts, keys))
+        self.span = {g: hi[g] - lo[g] + 1 for g in hi}
+        self.span["E"] = self.span.get("E", 0) + 100  # the next loop starts 100 ms later
+        if first_pu is not None and last_u is not None:
+            seq = last_u - first_pu  # the next loop's first pu equals this loop's last u
+            self.span.update(U=seq, u=seq, pu=seq)
+        else:
+            self.span.update(U=0, u=0, pu=0)
+
+    def frame(self, index: int, loop: int) -> str:
+        texts, keys = self.parts[index]
+        out = [texts[0]]
+        for j, key in enumerate(keys):
+            group = "E" if key in ("E", "T") else key
+            out.append(str(int(texts[2 * j + 1]) + loop * self.span.get(group, 0)))
+            out.append(texts[2 * j + 2])
+        return "".join(out)
 
 
 def load_capture(path, ts_scale: int = 1, limit: int | None = None) -> list[tuple[int, str]]:
