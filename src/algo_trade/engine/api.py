@@ -420,8 +420,13 @@ def compute_stats(ts: np.ndarray, equity: np.ndarray, ledger: np.ndarray, trades
     total = final / cfg.init_cash - 1.0
     if final <= 0:
         cagr = -1.0
+    elif years <= 0:
+        cagr = 0.0
     else:
-        cagr = (final / cfg.init_cash) ** (1.0 / years) - 1.0 if years > 0 else 0.0
+        try:
+            cagr = (final / cfg.init_cash) ** (1.0 / years) - 1.0
+        except OverflowError:  # a short run's return compounded over a year
+            cagr = math.inf
     mean = st[K.S_SUM_R] / n if n else 0.0
     std = math.sqrt(max(st[K.S_SUM_R2] - n * mean * mean, 0.0) / (n - 1)) if n > 1 else 0.0
     down = math.sqrt(st[K.S_SUM_DN2] / n) if n else 0.0
@@ -445,7 +450,7 @@ def compute_stats(ts: np.ndarray, equity: np.ndarray, ledger: np.ndarray, trades
         "sortino": mean / down * ann if down > 0 else 0.0,
         "max_drawdown": mdd,
         "max_drawdown_days": st[K.S_MAX_DD_NS] / 86_400e9,
-        "calmar": cagr / mdd if mdd > 0 else np.nan,
+        "calmar": cagr / mdd if mdd > 0 and math.isfinite(cagr) else np.nan,
         "orders": int(st[K.S_NFILL]),
         "trades": n_trades,
         "win_rate": float((pnl > 0).mean()) if n_trades else np.nan,
