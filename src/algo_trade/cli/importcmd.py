@@ -99,10 +99,12 @@ def _print_summary(summary: Summary) -> None:
         )
         for f in summary.files:
             for b in f.samples:
-                err_console.print(f"  bad row {b}", markup=False, highlight=False)
+                err_console.print(f"  bad row {b}", markup=False, highlight=False, soft_wrap=True)
     for f in summary.files:
         for note in f.notes:
-            console.print(f"  {Path(f.path).name}: {note}", markup=False, highlight=False)
+            console.print(
+                f"  {Path(f.path).name}: {note}", markup=False, highlight=False, soft_wrap=True
+            )
 
 
 def register(app: typer.Typer) -> None:
@@ -197,6 +199,6 @@ def register(app: typer.Typer) -> None:
         else:
             _print_summary(summary)
         for f in failed:
-            err_console.print(f"error: {f.error}", markup=False, highlight=False)
+            err_console.print(f"error: {f.error}", markup=False, highlight=False, soft_wrap=True)
         if failed:
             raise typer.Exit(2)

@@ -31,7 +31,7 @@ from algo_trade.store.base import Store
 from algo_trade.timeutil import NS_PER_S
 
 Progress = Callable[[int, int], None]  # (done, total) bytes of the current file
-WRITE_BATCH_BYTES = 48 << 20  # rows gathered per store write (about 60k 25-level book rows)
+WRITE_BATCH_BYTES = 16 << 20  # rows gathered per store write (about 20k 25-level book rows)
 
 
 @dataclass(frozen=True)

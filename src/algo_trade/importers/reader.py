@@ -136,7 +136,7 @@ class _ArrowGzip:
 
     @property
     def pos(self) -> int:
-        return self._raw.tell()
+        return self.size if self._raw.closed else self._raw.tell()
 
     def read(self, n: int) -> bytes:
         return self._stream.read(n)
