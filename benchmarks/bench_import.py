@@ -1,0 +1,161 @@
+"""Import figures, each beside a plain-tool baseline measured in the same run.
+
+- Tardis book_snapshot_25 .csv.gz -> lake, rows/s (target >= 200,000 on 2 cores) vs
+  pyarrow.csv reading the same file (streaming `open_csv`, and `read_csv` all at once),
+  which parse only: no validation, no store;
+- re-import of the same file: rows/s and rows written (must be 0);
+- peak RSS of a child process importing files of two sizes (bounded: the same peak);
+- raw capture replay (Binance USD-M, 12k lines) lines/s vs decoding the same lines with
+  orjson alone.
+
+The big CSV has the real sample's header and value formats (two-decimal prices,
+three-decimal amounts) with random-walk values: see tests/importers/helpers.py.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pv
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+from algo_trade.importers import ImportOptions, run_import  # noqa: E402
+from algo_trade.store.lake import LakeStore  # noqa: E402
+from tests.importers.helpers import DATA, write_tardis_book_csv  # noqa: E402
+
+TARGET = 200_000
+
+RSS_CHILD = """
+import json, sys
+from algo_trade.importers import ImportOptions, run_import
+from algo_trade.profiling import peak_rss_mb
+from algo_trade.store.lake import LakeStore
+s = run_import(LakeStore(sys.argv[2]), "tardis", [sys.argv[1]], ImportOptions())
+print(json.dumps({"rows": s.rows().get("book", 0), "peak_rss_mb": peak_rss_mb()}))
+"""
+
+
+def _warm(work: Path) -> None:
+    """Load the compiled kernels once, so the timed runs measure steady work."""
+    sample = DATA / "tardis_binance-futures_book_snapshot_25_BTCUSDT.csv"
+    run_import(LakeStore(work / "warm"), "tardis", [sample], ImportOptions())
+
+
+def bench_tardis(work: Path, n: int) -> list[dict]:
+    path = write_tardis_book_csv(work / "binance-futures_book_snapshot_25_BTCUSDT.csv.gz", n)
+    mb = path.stat().st_size / 2**20
+    _warm(work)
+    t0 = time.perf_counter()
+    reader = pv.open_csv(pa.input_stream(str(path), compression="gzip"))
+    got = sum(b.num_rows for b in reader)
+    stream_base = got / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    got = pv.read_csv(pa.input_stream(str(path), compression="gzip")).num_rows
+    whole_base = got / (time.perf_counter() - t0)
+    store = LakeStore(work / "lake")  # fsync on, as users run it
+    t0 = time.perf_counter()
+    first = run_import(store, "tardis", [path], ImportOptions())
+    ours = n / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    again = run_import(store, "tardis", [path], ImportOptions())
+    reimport = n / (time.perf_counter() - t0)
+    assert first.rows() == {"book": n}, first.rows()
+    base = (
+        f"pyarrow.csv parse only, same file: open_csv {stream_base:,.0f} rows/s, "
+        f"read_csv {whole_base:,.0f} rows/s"
+    )
+    return [
+        {
+            "name": f"import Tardis book_snapshot_25 .csv.gz -> lake ({n:,} rows, {mb:,.0f} MB gz)",
+            "value": round(ours),
+            "unit": "rows/s",
+            "baseline": base,
+            "target": f">= {TARGET:,}",
+            "ok": ours >= TARGET,
+        },
+        {
+            "name": "re-import the same file (idempotent: rows written)",
+            "value": sum(again.rows().values()),
+            "unit": "rows",
+            "baseline": f"{reimport:,.0f} rows/s read, checked and skipped",
+            "target": "0",
+            "ok": sum(again.rows().values()) == 0,
+        },
+    ]
+
+
+def bench_rss(work: Path, sizes: tuple[int, int]) -> list[dict]:
+    peaks = []
+    for n in sizes:
+        path = write_tardis_book_csv(work / f"binance-futures_book_snapshot_25_{n}.csv", n, seed=n)
+        proc = subprocess.run(
+            [sys.executable, "-c", RSS_CHILD, str(path), str(work / f"rss-{n}")],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+        )
+        got = json.loads(proc.stdout)
+        peaks.append((n, path.stat().st_size / 2**20, got["peak_rss_mb"]))
+        path.unlink()
+    (n1, mb1, rss1), (n2, mb2, rss2) = peaks
+    return [
+        {
+            "name": f"peak RSS importing a {mb2:,.0f} MB CSV ({n2:,} rows)",
+            "value": round(rss2, 1),
+            "unit": "MB",
+            "baseline": f"{rss1:,.0f} MB for a {mb1:,.0f} MB file ({n1:,} rows)",
+            "target": "bounded: within 10% + 30 MB of the smaller file's peak",
+            "ok": rss2 <= rss1 * 1.1 + 30,
+        }
+    ]
+
+
+def bench_capture(work: Path) -> list[dict]:
+    src = DATA / "binance_usdm_btcusdt_20240808_head12000.gz"
+    import orjson
+
+    lines = gzip.open(src).read().splitlines()
+    t0 = time.perf_counter()
+    for line in lines:
+        orjson.loads(line.split(b" ", 1)[1])
+    base = len(lines) / (time.perf_counter() - t0)
+    run_import(LakeStore(work / "cap-warm"), "capture", [src], ImportOptions())
+    t0 = time.perf_counter()
+    run_import(LakeStore(work / "cap"), "capture", [src], ImportOptions())
+    ours = len(lines) / (time.perf_counter() - t0)
+    return [
+        {
+            "name": "import raw capture (Binance USD-M, through the collector's Normalizer)",
+            "value": round(ours),
+            "unit": "lines/s",
+            "baseline": f"orjson decode only: {base:,.0f} lines/s",
+        }
+    ]
+
+
+def run(quick: bool) -> list[dict]:
+    work = Path(tempfile.mkdtemp(prefix="bench-import-"))
+    try:
+        rows = bench_tardis(work, 200_000 if quick else 1_000_000)
+        rows += bench_rss(work, (150_000, 300_000) if quick else (250_000, 600_000))
+        rows += bench_capture(work)
+        return rows
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    for r in run("--quick" in sys.argv):
+        print(r)
