@@ -79,23 +79,19 @@ def rsi_nb(x, window):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def cross_signal_nb(fast, slow, short):  # pragma: no cover - compiled
-    """1 while fast > slow; -1 (short) or 0 while fast < slow or warm-up; holds on ties."""
+    """1 while fast > slow, else 0; with `short`, -1 while fast < slow. Warm-up (NaN): 0."""
     n = fast.shape[0]
     out = np.empty(n, dtype=np.float64)
     low = -1.0 if short else 0.0
-    prev = 0.0
     for i in range(n):
         f = fast[i]
         s = slow[i]
-        if not (f == f and s == s):
-            prev = 0.0
-        elif f > s:
-            prev = 1.0
+        if f > s:
+            out[i] = 1.0
         elif f < s:
-            prev = low
-        else:
-            prev = 0.0 if prev == 0.0 else prev
-        out[i] = prev
+            out[i] = low
+        else:  # equal, or NaN in warm-up
+            out[i] = 0.0
     return out
 
 
@@ -141,7 +137,9 @@ def band_signal_nb(x, lower, upper, exit_lo, exit_hi, revert, short):  # pragma:
 
 
 @njit(cache=True, nogil=True)
-def book_imbalance_signal_nb(bid_sz, ask_sz, levels, threshold, short):  # pragma: no cover - compiled
+def book_imbalance_signal_nb(
+    bid_sz, ask_sz, levels, threshold, short
+):  # pragma: no cover - compiled
     """Depth imbalance I = (B - A) / (B + A) over the top `levels` (B, A: summed sizes).
 
     bid_sz, ask_sz: float64[n, L] (NaN-padded). Enter long when I > threshold (short when
@@ -195,7 +193,9 @@ def threshold_signal_nb(x, threshold, fade):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def cascade_signal_nb(sell_notional, buy_notional, window, threshold, hold, fade):  # pragma: no cover - compiled
+def cascade_signal_nb(
+    sell_notional, buy_notional, window, threshold, hold, fade
+):  # pragma: no cover - compiled
     """Trade after a liquidation cascade.
 
     sell_notional, buy_notional: float64[n] notional of forced sells (longs liquidated) and
