@@ -53,20 +53,32 @@ def _st8_nb(buf, p, v):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True, inline="always")
 def _ld4_nb(buf, p):  # pragma: no cover - compiled
-    return (np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16) | (np.int64(buf[p + 2]) << 8) | np.int64(buf[p + 3])
+    return (
+        (np.int64(buf[p]) << 24)
+        | (np.int64(buf[p + 1]) << 16)
+        | (np.int64(buf[p + 2]) << 8)
+        | np.int64(buf[p + 3])
+    )
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _ld8_nb(buf, p):  # pragma: no cover - compiled
     return (
-        (np.int64(buf[p]) << 56) | (np.int64(buf[p + 1]) << 48) | (np.int64(buf[p + 2]) << 40)
-        | (np.int64(buf[p + 3]) << 32) | (np.int64(buf[p + 4]) << 24) | (np.int64(buf[p + 5]) << 16)
-        | (np.int64(buf[p + 6]) << 8) | np.int64(buf[p + 7])
+        (np.int64(buf[p]) << 56)
+        | (np.int64(buf[p + 1]) << 48)
+        | (np.int64(buf[p + 2]) << 40)
+        | (np.int64(buf[p + 3]) << 32)
+        | (np.int64(buf[p + 4]) << 24)
+        | (np.int64(buf[p + 5]) << 16)
+        | (np.int64(buf[p + 6]) << 8)
+        | np.int64(buf[p + 7])
     )
 
 
 @njit(cache=True, nogil=True)
-def _encode_rows_nb(buf, start, codes, slot, fixed, fvalid, tidx, tvalid, toffs, tdata, arrs, raw):  # pragma: no cover - compiled
+def _encode_rows_nb(
+    buf, start, codes, slot, fixed, fvalid, tidx, tvalid, toffs, tdata, arrs, raw
+):  # pragma: no cover - compiled
     """Write n tuples row by row from `start` (rows are contiguous, so writes stream).
 
     codes: int64[k] field type; slot: int64[k] column of `fixed` (n, f) int64 value bits,
@@ -149,10 +161,18 @@ class Column:
 
     __slots__ = ("code", "values", "valid", "offs", "data")
 
-    def __init__(self, code: int, values: np.ndarray, valid: np.ndarray | None = None,
-                 offs: np.ndarray | None = None, data: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        values: np.ndarray,
+        valid: np.ndarray | None = None,
+        offs: np.ndarray | None = None,
+        data: np.ndarray | None = None,
+    ) -> None:
         self.code = code
-        self.values = values  # fixed: the values; TEXT: int64 indices into offs; F8ARR: float64[n, d]
+        self.values = (
+            values  # fixed: the values; TEXT: int64 indices into offs; F8ARR: float64[n, d]
+        )
         self.valid = valid
         self.offs = offs
         self.data = data
@@ -256,7 +276,9 @@ def encode(columns: list[Column], n: int) -> np.ndarray:
     arrs = np.stack(arr_cols) if arr_cols else np.zeros((1, n, 1), dtype=np.float64)
     buf = np.empty(total, dtype=np.uint8)
     buf[: len(HEADER)] = np.frombuffer(HEADER, dtype=np.uint8)
-    end = _encode_rows_nb(buf, len(HEADER), codes, slot, fixed, fvalid, tidx, tvalid, toffs, tdata, arrs, raw)
+    end = _encode_rows_nb(
+        buf, len(HEADER), codes, slot, fixed, fvalid, tidx, tvalid, toffs, tdata, arrs, raw
+    )
     assert end == total - 2, (end, total)
     buf[-2:] = 0xFF
     return buf
@@ -268,21 +290,13 @@ def packed_column(columns: list[np.ndarray]) -> Column:
 
 
 @njit(cache=True, nogil=True)
-def unpack_rows_nb(data, n, ts_out, cols_out):  # pragma: no cover - compiled
-    """data: uint8 rows of (int8 ts big-endian, k float64 little-endian) -> ts_out int64[n],
-    cols_out float64[k, n]. Rows are read in order and the k outputs written as streams."""
-    k = cols_out.shape[0]
-    w = 8 + 8 * k
-    bits = cols_out.view(np.int64)
+def columns_from_rows_nb(rows, out):  # pragma: no cover - compiled
+    """rows: float64[n, k] -> out: float64[k, n]. Reads rows in order and writes k streams,
+    which the cache handles well (NumPy's transpose copy walks the other way)."""
+    n, k = rows.shape
     for i in range(n):
-        p = i * w
-        ts_out[i] = _ld8_nb(data, p)
         for j in range(k):
-            q = p + 8 + 8 * j
-            v = np.int64(0)
-            for b in range(8):
-                v |= np.int64(data[q + b]) << (8 * b)
-            bits[j, i] = v
+            out[j, i] = rows[i, j]
 
 
 # ---------------------------------------------------------------------- decoding kernels
@@ -314,7 +328,9 @@ def _count_nb(buf, start, widths):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _decode_nb(buf, start, n, widths, fixed, valid, var_offs, var_base, var_data):  # pragma: no cover - compiled
+def _decode_nb(
+    buf, start, n, widths, fixed, valid, var_offs, var_base, var_data
+):  # pragma: no cover - compiled
     """Fill fixed[j, i] (native int64 bits), valid[j, i], and var_offs[j, i] / var_data."""
     k = widths.shape[0]
     cur = var_base.copy()
@@ -347,8 +363,12 @@ def _decode_nb(buf, start, n, widths, fixed, valid, var_offs, var_base, var_data
             p += ln
 
 
-def decode(buf: np.ndarray | bytes | bytearray | memoryview, codes: list[int], names: list[str],
-           with_header: bool) -> tuple[pa.RecordBatch, bool]:
+def decode(
+    buf: np.ndarray | bytes | bytearray | memoryview,
+    codes: list[int],
+    names: list[str],
+    with_header: bool,
+) -> tuple[pa.RecordBatch, bool]:
     """Binary COPY tuples -> an Arrow record batch (types by code). Returns (batch, saw_trailer).
 
     `buf` holds whole tuples (a header first when `with_header`); several COPY data
@@ -380,28 +400,46 @@ def decode(buf: np.ndarray | bytes | bytearray | memoryview, codes: list[int], n
         elif code == I8:
             arrays.append(pa.Array.from_buffers(pa.int64(), n, [mask, pa.py_buffer(fixed[j])]))
         elif code == I4:
-            arrays.append(pa.Array.from_buffers(pa.int32(), n, [mask, pa.py_buffer(fixed[j].astype(np.int32))]))
+            arrays.append(
+                pa.Array.from_buffers(
+                    pa.int32(), n, [mask, pa.py_buffer(fixed[j].astype(np.int32))]
+                )
+            )
         elif code == I2:
             # int2 in the database holds int8 values (trade side).
-            arrays.append(pa.Array.from_buffers(pa.int8(), n, [mask, pa.py_buffer(fixed[j].astype(np.int8))]))
+            arrays.append(
+                pa.Array.from_buffers(pa.int8(), n, [mask, pa.py_buffer(fixed[j].astype(np.int8))])
+            )
         elif code == BOOL:
             bits = pa.py_buffer(np.packbits(fixed[j].astype(np.bool_), bitorder="little"))
             arrays.append(pa.Array.from_buffers(pa.bool_(), n, [mask, bits]))
         elif code == RAW:
             a, b = var_base[j], var_base[j] + var[j]
             arrays.append(
-                pa.Array.from_buffers(pa.large_binary(), n, [mask, pa.py_buffer(var_offs[j].copy()), pa.py_buffer(var_data[a:b])])
+                pa.Array.from_buffers(
+                    pa.large_binary(),
+                    n,
+                    [mask, pa.py_buffer(var_offs[j].copy()), pa.py_buffer(var_data[a:b])],
+                )
             )
         elif code == TEXT:
             a, b = var_base[j], var_base[j] + var[j]
             offs = var_offs[j]
             if var[j] < 2**31:
                 arrays.append(
-                    pa.Array.from_buffers(pa.string(), n, [mask, pa.py_buffer(offs.astype(np.int32)), pa.py_buffer(var_data[a:b])])
+                    pa.Array.from_buffers(
+                        pa.string(),
+                        n,
+                        [mask, pa.py_buffer(offs.astype(np.int32)), pa.py_buffer(var_data[a:b])],
+                    )
                 )
             else:
                 arrays.append(
-                    pa.Array.from_buffers(pa.large_string(), n, [mask, pa.py_buffer(offs), pa.py_buffer(var_data[a:b])])
+                    pa.Array.from_buffers(
+                        pa.large_string(),
+                        n,
+                        [mask, pa.py_buffer(offs), pa.py_buffer(var_data[a:b])],
+                    )
                 )
         else:
             raise ValueError(f"cannot decode field type {code}")
