@@ -280,6 +280,8 @@ def test_derivative_ticker_funding_and_the_settlement(lake, tmp_path):
     settle_ms = 1680652800000
     last_rate = [float(m["r"]) for m in msgs if m["T"] == settle_ms][-1]
     assert [(f["ts"], f["rate"]) for f in settled] == [(settle_ms * 1_000_000, last_rate)]
+    # The next funding time moved 8 h: the interval is read from the file from then on.
+    assert settled[0]["interval_h"] == 8.0 and predicted[-1]["interval_h"] == 8.0
     p0 = predicted[0]
     assert p0["mark_px"] == float(msgs[0]["p"]) and p0["index_px"] == float(msgs[0]["i"])
     assert p0["next_ts"] == msgs[0]["T"] * 1_000_000

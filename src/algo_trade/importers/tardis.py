@@ -33,6 +33,8 @@ from algo_trade.importers.reader import CsvSource, FileReport, read_header
 from algo_trade.schema import DEFAULT_DEPTH, SYMBOL_RE, book_columns, book_schema, schema_for
 
 US = 1_000  # Tardis times are µs
+HOUR_NS = 3_600_000_000_000
+DEFAULT_FUNDING_H = 8.0
 _QUOTES = ("USDT", "USDC", "BUSD", "USD", "BTC", "ETH", "EUR")
 _LEVEL_RE = re.compile(r"^(asks|bids)\[(\d+)\]\.(price|amount)$")
 DICT = pa.dictionary(pa.int32(), pa.string())
@@ -325,7 +327,34 @@ class TardisFormat:
         ts_np = ts.to_numpy()
         sym_idx = symbol.indices.to_numpy(zero_copy_only=False)
         names = symbol.dictionary.to_pylist()
-        interval_h = np.full(n, 8.0)
+        # Tardis gives no interval: 8 h until the file shows two funding times in a row,
+        # then their distance (venues settle every 1, 4 or 8 h).
+        interval_h = np.full(n, DEFAULT_FUNDING_H)
+        s_ts, s_sym, s_rate, s_ih, s_mark, s_idx, s_ord = [], [], [], [], [], [], []
+        for code in np.unique(sym_idx):
+            rows = np.flatnonzero(sym_idx == code)
+            name = names[code]
+            prev_next, prev_rate, ih = state.get(name, (-1, np.nan, DEFAULT_FUNDING_H))
+            f_next = np.concatenate(([prev_next], nxt[rows]))
+            f_rate = np.concatenate(([prev_rate], rate[rows]))
+            roll = np.flatnonzero(
+                (f_next[1:] > f_next[:-1]) & (f_next[:-1] > 0) & (ts_np[rows] >= f_next[:-1])
+            )
+            ih_rows = np.full(len(rows), ih)
+            for j in roll:
+                ih = (f_next[j + 1] - f_next[j]) / HOUR_NS
+                ih_rows[j:] = ih
+                s_ts.append(f_next[j])
+                s_sym.append(code)
+                s_rate.append(f_rate[j])
+                s_ih.append(ih)
+                s_mark.append(mark[rows[j]])
+                s_idx.append(index[rows[j]])
+                s_ord.append(ordinals[rows[j]])
+            interval_h[rows] = ih_rows
+            valid = rows[nxt[rows] > 0]
+            if len(valid):
+                state[name] = (int(nxt[valid[-1]]), float(rate[valid[-1]]), ih)
         table = pa.table(
             [
                 ts,
@@ -341,27 +370,6 @@ class TardisFormat:
             schema=schema_for("funding"),
         )
         yield Piece("funding", table, ordinals)
-        # Settlements: per symbol, where the announced funding time moves forward.
-        s_ts, s_sym, s_rate, s_mark, s_idx, s_ord = [], [], [], [], [], []
-        for code in np.unique(sym_idx):
-            rows = np.flatnonzero(sym_idx == code)
-            name = names[code]
-            prev_next, prev_rate = state.get(name, (-1, np.nan))
-            f_next = np.concatenate(([prev_next], nxt[rows]))
-            f_rate = np.concatenate(([prev_rate], rate[rows]))
-            roll = np.flatnonzero(
-                (f_next[1:] > f_next[:-1]) & (f_next[:-1] > 0) & (ts_np[rows] >= f_next[:-1])
-            )
-            for j in roll:
-                s_ts.append(f_next[j])
-                s_sym.append(code)
-                s_rate.append(f_rate[j])
-                s_mark.append(mark[rows[j]])
-                s_idx.append(index[rows[j]])
-                s_ord.append(ordinals[rows[j]])
-            valid = rows[nxt[rows] > 0]
-            if len(valid):
-                state[name] = (int(nxt[valid[-1]]), float(rate[valid[-1]]))
         if s_ts:
             k = len(s_ts)
             table = pa.table(
@@ -370,7 +378,7 @@ class TardisFormat:
                     exchange.slice(0, k),
                     pa.DictionaryArray.from_arrays(pa.array(s_sym, pa.int32()), symbol.dictionary),
                     pa.array(s_rate, pa.float64()),
-                    pa.array(np.full(k, 8.0)),
+                    pa.array(s_ih, pa.float64()),
                     pa.array(s_mark, pa.float64()),
                     pa.array(s_idx, pa.float64()),
                     pa.array(s_ts, pa.int64()),
