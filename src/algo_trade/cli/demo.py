@@ -1,4 +1,5 @@
-"""`algo-trade demo`: the main job end to end on the embedded store."""
+"""`algo-trade demo`: the main job end to end on the embedded store:
+simulated market → lake → backtest (bars and books) → reports → sweep → sweep report."""
 
 from __future__ import annotations
 
@@ -6,13 +7,24 @@ import time
 
 import typer
 
-from algo_trade.cli.common import DEFAULT_HOME, Home, Json, Profile, ProfileMemory, console, emit_json, run_context
+from algo_trade.cli.common import (
+    DEFAULT_HOME,
+    Home,
+    Json,
+    Profile,
+    ProfileMemory,
+    console,
+    emit_json,
+    run_context,
+)
 from algo_trade.cli.db import print_stats, stats_rows
 from algo_trade.cli.generate import generate_into
 from algo_trade.store.lake import LakeStore
-from algo_trade.timeutil import NS_PER_S
+from algo_trade.timeutil import NS_PER_DAY, NS_PER_S, fmt_ns, parse_time_ns
 
 DEMO_SYMBOLS = ["BTC-USDT-PERP", "ETH-USDT-PERP"]
+DEMO_START = "2024-01-01"
+BOOK_HOURS = 2  # book mode replays every 1 s snapshot: two hours keep the demo quick
 
 
 def register(app: typer.Typer) -> None:
@@ -24,23 +36,68 @@ def register(app: typer.Typer) -> None:
         profile: Profile = None,
         profile_memory: ProfileMemory = False,
     ) -> None:
-        """Generate a day of two simulated perps, then show what the store holds.
+        """Generate two simulated perps, backtest on bars and books, sweep, and write the reports.
 
         Example: algo-trade demo --home /tmp/algo-demo
         """
+        from algo_trade.cli.backtest import print_result, run_backtest_cli
+        from algo_trade.cli.sweep import run_sweep_cli
+
         t0 = time.perf_counter()
         summary: dict = {}
+        quiet = json
+        say = (lambda *_a, **_k: None) if quiet else console.print
+        s0 = parse_time_ns(DEMO_START)
+        end = fmt_ns(s0 + int(days * NS_PER_DAY))
+        book_end = fmt_ns(s0 + min(int(days * NS_PER_DAY), BOOK_HOURS * 3600 * NS_PER_S))
+        sym = DEMO_SYMBOLS[0]
+        reports = home / "reports"
         with run_context(profile, profile_memory, json) as stages:
             store = LakeStore(home)
             with stages.stage("generate"):
-                if not json:
-                    console.rule("1. simulated market → lake")
-                summary["generated"] = generate_into(store, DEMO_SYMBOLS, days, NS_PER_S, 20, 42, "2024-01-01", quiet=json)
-            if not json:
+                say("[bold]1. simulated market → lake[/bold]")
+                summary["generated"] = generate_into(
+                    store, DEMO_SYMBOLS, days, NS_PER_S, 20, 42, DEMO_START, quiet=quiet
+                )
+            if not quiet:
                 print_stats(store, False)
             summary["stats"] = stats_rows(store)
+
+            say(
+                "[bold]2. backtest on 1-minute bars: sma_cross fast=10 slow=60, 5 bp taker, funding[/bold]"
+            )
+            bars = run_backtest_cli(store, "sma_cross", "sim", sym, DEMO_START, end, {"fast": 10, "slow": 60},
+                                    "bars", "1m", {"fee_taker_bps": 5.0}, stages)  # fmt: skip
+            with stages.stage("report"):
+                bars_report = bars.to_html(reports / "backtest-bars.html")
+            if not quiet:
+                print_result(bars)
+            say(f"report: {bars_report}")
+
+            say(
+                f"[bold]3. backtest on L2 books ({BOOK_HOURS} h of 1 s snapshots): book_imbalance, 100 ms latency[/bold]"
+            )
+            book = run_backtest_cli(store, "book_imbalance", "sim", sym, DEMO_START, book_end,
+                                    {"levels": 20, "threshold": 0.5}, "book", None, {"latency_ms": 100.0}, stages)  # fmt: skip
+            with stages.stage("report"):
+                book_report = book.to_html(reports / "backtest-book.html")
+            if not quiet:
+                print_result(book)
+            say(f"report: {book_report}")
+
+            say("[bold]4. sweep sma_cross over a grid (fast < slow), all cores[/bold]")
+            _, sweep_out = run_sweep_cli(
+                home, None, "sma_cross", "sim", sym, DEMO_START, end, ["fast=5:40:5", "slow=20:200:20"],
+                "fast < slow", None, 0, "sharpe", 10, "local", None, None, None, None,
+                {"fee_taker_bps": 5.0}, reports / "sweep.html", quiet, stages,
+            )  # fmt: skip
+        summary["backtest_bars"] = bars.summary() | {"report": str(bars_report)}
+        summary["backtest_book"] = book.summary() | {"report": str(book_report)}
+        summary["sweep"] = sweep_out
         summary["seconds"] = round(time.perf_counter() - t0, 2)
         if json:
             emit_json(summary)
         else:
-            console.print(f"demo finished in {summary['seconds']} s; data in {home}")
+            console.print(
+                f"demo finished in {summary['seconds']} s; data in {home}, reports in {reports}"
+            )
