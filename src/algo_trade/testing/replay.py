@@ -25,6 +25,7 @@ that kept publishing nothing while the client was away: lost frames are the clie
 from __future__ import annotations
 
 import asyncio
+import bisect
 import re
 import time
 from dataclasses import dataclass, field
@@ -104,6 +105,9 @@ class ReplayServer:
                 sym = snap.get("s") or next(k.split("@")[0].upper() for _, k, _ in self.frames)
                 self.snapshots[sym.upper()] = snap
         self.n = len(self.frames)
+        self._by_key: dict[str, list[int]] = {}
+        for i, (_, key, _) in enumerate(self.frames):
+            self._by_key.setdefault(key, []).append(i)
         self.shift = _LoopShift(self.frames) if shift_loops and exchange == "binance" else None
         self.cursor: dict[str, int] = {}  # key -> next global index (over all loops)
         self.sent = 0
@@ -119,6 +123,7 @@ class ReplayServer:
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> int:
         app = web.Application()
+        app.router.add_get("/_replay/stats", self._stats)
         if self.exchange == "binance":
             app.router.add_get("/stream", self._ws_binance)
             app.router.add_get("/fapi/v1/depth", self._depth)
@@ -177,13 +182,13 @@ class ReplayServer:
         if refused is not None:
             return refused
         keys = {_sub_key("binance", s) for s in request.query.get("streams", "").split("/") if s}
-        ws = web.WebSocketResponse(max_msg_size=0)
+        ws = web.WebSocketResponse(max_msg_size=0, compress=False)
         await ws.prepare(request)
         self.connections += 1
         self._sockets.add(ws)
         reader = asyncio.get_running_loop().create_task(self._drain_client(ws))
         try:
-            await self._pump(ws, keys)
+            await self._pump(ws, keys, request.transport)
         finally:
             reader.cancel()
             self._sockets.discard(ws)
@@ -197,7 +202,7 @@ class ReplayServer:
         refused = await self._refuse(request)
         if refused is not None:
             return refused
-        ws = web.WebSocketResponse(max_msg_size=0)
+        ws = web.WebSocketResponse(max_msg_size=0, compress=False)
         await ws.prepare(request)
         self.connections += 1
         self._sockets.add(ws)
@@ -253,20 +258,45 @@ class ReplayServer:
                 pump.cancel()
         return ws
 
-    async def _pump(self, ws: web.WebSocketResponse, keys: set[str]) -> None:
-        """Send the frames of `keys` from their cursors, with pacing and faults."""
+    async def _pump(
+        self, ws: web.WebSocketResponse, keys: set[str], transport: asyncio.Transport | None = None
+    ) -> None:
+        """Send the frames of `keys` from their cursors, with pacing and faults.
+
+        Without pacing or faults (the benchmark), frames are framed here and written to
+        the transport in batches: a Python server sending one frame per call would be
+        slower than the collector it measures."""
         f = self.faults
         n = self.n
         frames = self.frames
+        batch = transport is not None and self.speed is None and not (
+            f.skip or f.malformed or f.drop_every or f.stall_at is not None
+        )
+        out: list[bytes] = []
         start = min((self.cursor.get(k, 0) for k in keys), default=0)
         sent_here = 0
         t0 = time.monotonic()
         ts0 = None
         i = start
         end = n * self.loops
+        seen: frozenset[str] = frozenset()
+        offsets: list[int] = []
         while i < end:
-            ts, key, raw = frames[i % n]
-            if key not in keys or self.cursor.get(key, 0) > i:
+            if seen != keys:  # subscriptions changed: the positions to visit
+                seen = frozenset(keys)
+                offsets = sorted(o for k in seen for o in self._by_key.get(k, ()))
+            loop, off = divmod(i, n)
+            j = bisect.bisect_left(offsets, off)
+            if j == len(offsets):
+                i = (loop + 1) * n
+                if out:
+                    await self._write(transport, out)
+                if not offsets:
+                    await asyncio.sleep(0.05)
+                continue
+            i = loop * n + offsets[j]
+            ts, key, raw = frames[offsets[j]]
+            if self.cursor.get(key, 0) > i:
                 i += 1
                 continue
             if f.stall_at is not None and i == f.stall_at and f.stall_s > 0:
@@ -280,17 +310,22 @@ class ReplayServer:
                 delay = (ts - ts0) / 1e9 / self.speed - (time.monotonic() - t0)
                 if delay > 0:
                     await asyncio.sleep(delay)
-            if ws.closed:
+            if ws.closed or (transport is not None and transport.is_closing()):
                 return
             self.cursor[key] = i + 1
             if i in f.skip:
                 i += 1
                 continue
             if self.shift is not None and i >= n:
-                raw = self.shift.frame(i % n, i // n)
+                raw = self.shift.frame(offsets[j], loop)
             if i in f.malformed:
                 raw = raw[: len(raw) // 2]
-            await ws.send_str(raw)
+            if batch:
+                out.append(_text_frame(raw.encode()))
+                if len(out) >= 256:
+                    await self._write(transport, out)
+            else:
+                await ws.send_str(raw)
             self.sent += 1
             sent_here += 1
             i += 1
@@ -298,13 +333,34 @@ class ReplayServer:
                 self.drops += 1
                 await ws.close()
                 return
-            if sent_here % 256 == 0:
+            if not batch and sent_here % 256 == 0:
                 await asyncio.sleep(0)  # let other connections and REST calls in
+        if out:
+            await self._write(transport, out)
         # All sent: stay open and quiet, like a venue with nothing new.
         while not ws.closed:
             await asyncio.sleep(0.2)
 
+    async def _write(self, transport: asyncio.Transport | None, out: list[bytes]) -> None:
+        if transport is None or transport.is_closing():
+            out.clear()
+            return
+        transport.write(b"".join(out))
+        out.clear()
+        while transport.get_write_buffer_size() > 1 << 20 and not transport.is_closing():
+            await asyncio.sleep(0.001)  # the client's pace: TCP pushes back
+        await asyncio.sleep(0)
+
     # ------------------------------------------------------------ REST
+    async def _stats(self, request: web.Request) -> web.Response:
+        body = {
+            "sent": self.sent,
+            "connections": self.connections,
+            "drops": self.drops,
+            "cursor": self.cursor,
+        }
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
     async def _rest_get(self, request: web.Request) -> web.Response:
         body = self.rest.get(request.path)
         if body is None:
@@ -411,6 +467,7 @@ class _LoopShift:
         hi: dict[str, int] = {}
         first_pu = last_u = None
         for _, _, raw in frames:
+            depth = '"depthUpdate"' in raw  # bookTicker frames carry their own u
             texts, keys = [], []
             pos = 0
             for m in _SHIFTED.finditer(raw):
@@ -423,9 +480,9 @@ class _LoopShift:
                 if m.group(1) != "T":  # T can be a future time (next funding): not a span
                     lo[group] = min(lo.get(group, v), v)
                     hi[group] = max(hi.get(group, v), v)
-                if m.group(1) == "pu" and first_pu is None:
+                if depth and m.group(1) == "pu" and first_pu is None:
                     first_pu = v
-                if m.group(1) == "u":
+                if depth and m.group(1) == "u":
                     last_u = v
             texts.append(raw[pos:])
             self.parts.append((texts, keys))
@@ -445,6 +502,16 @@ class _LoopShift:
             out.append(str(int(texts[2 * j + 1]) + loop * self.span.get(group, 0)))
             out.append(texts[2 * j + 2])
         return "".join(out)
+
+
+def _text_frame(payload: bytes) -> bytes:
+    """One unmasked, uncompressed websocket text frame (RFC 6455 5.2), server to client."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 1 << 16:
+        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
 
 
 def load_capture(path, ts_scale: int = 1, limit: int | None = None) -> list[tuple[int, str]]:
@@ -482,3 +549,53 @@ def force_order(symbol: str, side: str, price: str, qty: str, ts_ms: int) -> str
         },
     }
     return orjson.dumps({"stream": f"{symbol.lower()}@forceOrder", "data": data}).decode()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve a capture until SIGTERM: ``python -m algo_trade.testing.replay --exchange
+    binance --capture FILE [--ts-scale 1000] [--rest /fapi/v1/exchangeInfo=FILE]
+    [--loops N --shift-loops] [--speed X] [--port-file F]``; prints the port."""
+    import argparse
+    import signal
+    from pathlib import Path
+
+    ap = argparse.ArgumentParser(prog="python -m algo_trade.testing.replay")
+    ap.add_argument("--exchange", required=True, choices=["binance", "bybit", "hyperliquid"])
+    ap.add_argument("--capture", required=True, help="'<recv ts> <raw>' gzip capture")
+    ap.add_argument("--ts-scale", type=int, default=1, help="1000 for a µs capture")
+    ap.add_argument("--rest", action="append", default=[], help="PATH=FILE served as-is")
+    ap.add_argument("--loops", type=int, default=1)
+    ap.add_argument("--shift-loops", action="store_true")
+    ap.add_argument("--speed", type=float, default=None, help="default: as fast as possible")
+    ap.add_argument("--port-file", type=Path)
+    args = ap.parse_args(argv)
+    rest = {}
+    for item in args.rest:
+        path, _, file = item.partition("=")
+        rest[path] = Path(file).read_bytes()
+
+    async def serve() -> None:
+        srv = ReplayServer(
+            args.exchange,
+            load_capture(args.capture, args.ts_scale),
+            rest=rest,
+            speed=args.speed,
+            loops=args.loops,
+            shift_loops=args.shift_loops,
+        )
+        port = await srv.start()
+        print(port, flush=True)
+        if args.port_file:
+            args.port_file.write_text(str(port))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await srv.stop()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
