@@ -285,3 +285,22 @@ def test_derivative_ticker_funding_and_the_settlement(lake, tmp_path):
     p0 = predicted[0]
     assert p0["mark_px"] == float(msgs[0]["p"]) and p0["index_px"] == float(msgs[0]["i"])
     assert p0["next_ts"] == msgs[0]["T"] * 1_000_000
+
+
+def test_liquidations_share_the_trades_header_and_are_told_by_name(lake, tmp_path):
+    """Tardis liquidations files have the trades header; the file name says which it is."""
+    path = tmp_path / "binance-futures_liquidations_BTCUSDT_2020-02-22.csv.gz"
+    path.write_bytes((DATA / TRADES).read_bytes())
+    summary = run_import(lake, "tardis", [path], ImportOptions())
+    assert summary.files[0].dataset == "liquidations"
+    ref = {
+        (
+            int(r["timestamp"]) * 1000,
+            1 if r["side"] == "buy" else -1,
+            float(r["price"]),
+            float(r["amount"]),
+        )
+        for r in rows_of(TRADES)
+    }
+    got = stored(lake, "liquidation", "binance", "BTC-USDT-PERP").to_pylist()
+    assert {(g["ts"], g["side"], g["price"], g["qty"]) for g in got} == ref and len(got) == len(ref)

@@ -189,6 +189,9 @@ class BadRow:
         return f"{where}: {self.reason}"
 
 
+_REPORT_LOCK = threading.Lock()
+
+
 class StrictStop(DataError):
     """--strict: the first bad row of a file."""
 
@@ -215,7 +218,8 @@ class FileReport:
     ) -> None:
         """Count a rejected row under `counted_as` (default `reason`) and keep a sample."""
         key = counted_as or reason
-        self.rejected[key] = self.rejected.get(key, 0) + count
+        with _REPORT_LOCK:  # blocks of one file are parsed on several threads
+            self.rejected[key] = self.rejected.get(key, 0) + count
         if self.strict:
             raise StrictStop(
                 str(BadRow(self.path, line, reason)) + " (--strict: nothing written from this file)"
@@ -231,7 +235,8 @@ class FileReport:
         first = self.line_of(int(ordinals[0]), header_lines)
         self.bad(reason, first)
         if n > 1:
-            self.rejected[reason] += n - 1
+            with _REPORT_LOCK:
+                self.rejected[reason] += n - 1
             room = MAX_SAMPLES - len(self.samples)
             for o in ordinals[1 : 1 + max(0, room)]:
                 self.samples.append(BadRow(self.path, self.line_of(int(o), header_lines), reason))
