@@ -61,7 +61,7 @@ HAND90 = f"""
 from numba import njit
 from algo_trade.strategies.indicators import sma_nb
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True)  # code given with -c has no file for numba's cache; warmed up below
 def cross_nb(close, fast, slow, fee):
     cash = 1.0
     qty = 0.0

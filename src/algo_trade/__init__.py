@@ -10,9 +10,10 @@ from algo_trade.engine.api import Result, backtest
 from algo_trade.errors import AlgoTradeError, ConfigError, DataError, ExchangeError, StoreError
 from algo_trade.store.base import Store, open_store
 
-# Imported after the subpackage loads, so the name `algo_trade.sweep` is the function (the
-# import system binds the subpackage first; this line rebinds it).
-from algo_trade.sweep import SweepResult, sweep  # noqa: E402
+# `sweep` is the sweep package, which is callable: algo_trade.sweep(...) runs the sweep
+# function whatever else imports its submodules (see algo_trade/sweep/__init__.py).
+from algo_trade import sweep
+from algo_trade.sweep import SweepResult
 
 __all__ = [
     "AlgoTradeError",

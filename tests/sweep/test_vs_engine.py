@@ -61,12 +61,25 @@ def test_ema_cross_equals_backtest(short_bars):
         _assert_same(row, bt.stats, "ema")
 
 
-def test_public_name_is_the_function(short_bars):
-    import algo_trade.sweep.cache  # importing submodules must not rebind the name  # noqa: F401
+def test_algo_trade_sweep_runs_the_sweep_however_it_is_imported(short_bars):
+    import importlib
+    import inspect
 
-    assert callable(algo_trade.sweep) and algo_trade.sweep.__name__ == "sweep"
-    assert algo_trade.SweepResult is SweepResult
-    res = algo_trade.sweep(short_bars, "sma_cross", grid={"fast": "5:10:5", "slow": "20:40:20"})
+    import algo_trade.sweep.walkforward as wf  # a submodule import after the package is loaded
+
+    from algo_trade import sweep as imported
+
+    importlib.import_module("algo_trade.sweep.report")
+    grid = {"fast": "5:10:5", "slow": "20:40:20"}
+    a = algo_trade.sweep(short_bars, "sma_cross", grid=grid)
+    b = imported(short_bars, "sma_cross", grid=grid)
+    c = sweep(short_bars, "sma_cross", grid=grid)
+    pd.testing.assert_frame_equal(a.results, c.results)
+    pd.testing.assert_frame_equal(b.results, c.results)
+    assert wf.windows is algo_trade.sweep.walkforward.windows  # submodules stay reachable
+    assert "where" in inspect.signature(algo_trade.sweep).parameters
+    assert algo_trade.SweepResult is SweepResult and "sweep" in algo_trade.__all__
+    res = a
     assert isinstance(res, SweepResult) and len(res.results) == 4
     assert set(STAT_NAMES) <= set(res.results.columns) and {"fast", "slow", "short"} <= set(res.results.columns)
     best = res.best

@@ -1,5 +1,14 @@
 """Parameter sweeps: grids, a memory-mapped data cache, an indicator cache, executors,
-walk-forward and overfitting statistics. See docs/sweeps.md."""
+walk-forward and overfitting statistics. See docs/sweeps.md.
+
+The package itself is callable, so ``algo_trade.sweep(data, "sma_cross", grid=...)`` runs
+`sweep` however the names were imported (``import algo_trade.sweep.cache`` binds the
+package, never the function, to ``algo_trade.sweep``).
+"""
+
+import inspect as _inspect
+import sys as _sys
+import types as _types
 
 from algo_trade.sweep.api import SweepResult, sweep
 from algo_trade.sweep.cache import CachedData, cache_entries, clear_cache, load_cached, open_cached
@@ -17,3 +26,12 @@ __all__ = [
     "parse_axis",
     "sweep",
 ]
+
+
+class _CallableModule(_types.ModuleType):
+    def __call__(self, *args, **kwargs) -> SweepResult:
+        return sweep(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallableModule
+__signature__ = _inspect.signature(sweep)  # what help() and inspect show for the call

@@ -91,10 +91,14 @@ def _check_params(strategy: str, combos: pd.DataFrame) -> None:
         v = combos[p].to_numpy()
         spec = specs[p]
         if v.dtype == bool or not np.issubdtype(v.dtype, np.number) or (v != np.round(v)).any():
-            raise ConfigError(f"parameter {p} of {strategy} must be a whole number of bars ({spec.describe()})")
+            raise ConfigError(
+                f"parameter {p} of {strategy} must be a whole number of bars ({spec.describe()})"
+            )
         if (v < spec.min).any() or (v > spec.max).any():
             bad = v[(v < spec.min) | (v > spec.max)][0]
-            raise ConfigError(f"parameter {p} of {strategy} is {bad}, out of range: {spec.describe()}")
+            raise ConfigError(
+                f"parameter {p} of {strategy} is {bad}, out of range: {spec.describe()}"
+            )
         combos[p] = v.astype(np.int64)
     s = combos["short"].to_numpy()
     if s.dtype != bool:
@@ -147,7 +151,9 @@ def as_bars(data: object) -> dict[str, np.ndarray]:
         )
     for c in ("ts", "open", "high", "low", "close"):
         if c not in cols:
-            raise DataError(f"sweep data has no {c!r} column (bars need ts, open, high, low, close)")
+            raise DataError(
+                f"sweep data has no {c!r} column (bars need ts, open, high, low, close)"
+            )
     if len(cols["close"]) < 3:
         raise DataError("sweep data has fewer than 3 bars")
     return cols
@@ -155,7 +161,9 @@ def as_bars(data: object) -> dict[str, np.ndarray]:
 
 def _ts_ns(ts: object) -> np.ndarray:
     """int64 ns since the epoch from an int column or datetimes of any unit (pandas 3 may use us)."""
-    if isinstance(ts, pd.Series) and isinstance(ts.dtype, pd.DatetimeTZDtype | np.dtypes.DateTime64DType):
+    if isinstance(ts, pd.Series) and isinstance(
+        ts.dtype, pd.DatetimeTZDtype | np.dtypes.DateTime64DType
+    ):
         ts = pd.DatetimeIndex(ts)
     if isinstance(ts, pd.DatetimeIndex):
         if ts.tz is not None:
@@ -368,6 +376,10 @@ def sweep(
     """
     t0 = time.perf_counter()
     spec_s = get_strategy(strategy)
+    if n_blocks and (n_blocks < 2 or n_blocks % 2):
+        raise ConfigError(
+            f"n_blocks (CSCV blocks) must be 0 (no PBO) or an even number >= 2, got {n_blocks}"
+        )
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
     if metric not in STAT_NAMES:
@@ -407,7 +419,9 @@ def sweep(
     out_dir = _sweep_dir(home, sweep_id, spec)
     done = _read_parts(out_dir) if out_dir else None
     combos.insert(0, "combo", np.arange(len(combos), dtype=np.int64))
-    todo = combos if done is None else combos[~combos["combo"].isin(done["combo"])]
+    todo = (
+        combos if done is None else combos[~combos["combo"].isin(done.column("combo").to_numpy())]
+    )
     slices = _batch_slices(len(todo), workers, executor)
     batches = [
         (
@@ -423,7 +437,7 @@ def sweep(
         )
         for s in slices
     ]
-    parts: list[pd.DataFrame] = [] if done is None else [done]
+    parts: list[pa.Table] = [] if done is None else [done]
     own_cluster = None
     if executor == "dask" and client is None and batches:  # connect before drawing progress
         from algo_trade.sweep.executors import dask_client
@@ -433,14 +447,14 @@ def sweep(
     bar = _progress(progress, len(combos), len(combos) - len(todo))
     try:
         for i, res in run_batches(run_batch, batches, executor, workers, cluster, client):
-            part = _part_frame(todo.iloc[slices[i]], res, n_blocks)
+            part = _part_table(todo.iloc[slices[i]], res, n_blocks)
             if out_dir is not None:
                 _write_part(out_dir, part)
             parts.append(part)
             if bar is not None:
-                bar[0].advance(bar[1], len(part))
+                bar[0].advance(bar[1], part.num_rows)
             if on_batch is not None:
-                on_batch(i, len(part))
+                on_batch(i, part.num_rows)
     finally:
         if bar is not None:
             bar[0].stop()
@@ -448,11 +462,7 @@ def sweep(
             own_cluster[0].close()
             if own_cluster[1] is not None:
                 own_cluster[1].close()
-    full = (
-        pd.concat(parts, ignore_index=True)
-        .sort_values("combo", kind="stable")
-        .reset_index(drop=True)
-    )
+    full = _by_combo(parts)
     result = _finish(full, spec_s, strategy, metric, st, bars, lo, hi, n_blocks, ident)
     result.sweep_id = out_dir.name if out_dir else None
     result.path = out_dir
@@ -527,44 +537,53 @@ def _sweep_dir(home: str | Path | None, sweep_id: str | None, spec: dict) -> Pat
     return d
 
 
-def _part_frame(rows: pd.DataFrame, res: dict[str, np.ndarray], n_blocks: int) -> pd.DataFrame:
-    df = rows.reset_index(drop=True).copy()
+def _part_table(rows: pd.DataFrame, res: dict[str, np.ndarray], n_blocks: int) -> pa.Table:
+    """One batch's rows as an Arrow table: combo, parameters, stats, and (for CSCV) the
+    per-block return sums as fixed-size lists. Built column by column from arrays."""
+    cols: dict[str, pa.Array] = {c: pa.array(rows[c].to_numpy()) for c in rows.columns}
     for name in STAT_NAMES:
-        df[name] = res[name]
-    for name in INT_STATS:
-        df[name] = df[name].astype(np.int64)
-    df["_s1"] = list(res["_s1"])
-    df["_s2"] = list(res["_s2"])
-    return df
+        v = res[name]
+        cols[name] = pa.array(v.astype(np.int64) if name in INT_STATS else v)
+    if n_blocks > 0:
+        for k in ("_s1", "_s2"):
+            flat = pa.array(np.ascontiguousarray(res[k], dtype=np.float64).ravel())
+            cols[k] = pa.FixedSizeListArray.from_arrays(flat, n_blocks)
+    return pa.table(cols)
 
 
-def _write_part(out_dir: Path, part: pd.DataFrame) -> None:
+def _write_part(out_dir: Path, part: pa.Table) -> None:
     d = out_dir / "results.parquet"
-    name = f"part-{int(part['combo'].iloc[0]):09d}-{uuid.uuid4().hex[:8]}.parquet"
+    name = f"part-{int(part.column('combo')[0].as_py()):09d}-{uuid.uuid4().hex[:8]}.parquet"
     tmp = d / f".{name}.tmp"
-    pq.write_table(pa.Table.from_pandas(part, preserve_index=False), tmp)
+    pq.write_table(part, tmp)
     os.replace(tmp, d / name)  # a part is visible whole or not at all
 
 
-def _read_parts(out_dir: Path) -> pd.DataFrame | None:
-    d = out_dir / "results.parquet"
-    files = sorted(p for p in d.glob("part-*.parquet"))
+def _read_parts(out_dir: Path) -> pa.Table | None:
+    files = sorted((out_dir / "results.parquet").glob("part-*.parquet"))
     if not files:
         return None
-    df = pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
-    df["_s1"] = [np.asarray(x, dtype=np.float64) for x in df["_s1"]]
-    df["_s2"] = [np.asarray(x, dtype=np.float64) for x in df["_s2"]]
-    return df.drop_duplicates("combo")
+    return _by_combo([pq.read_table(f) for f in files])
 
 
-def _finish(full: pd.DataFrame, spec_s: SweepStrategy, strategy: str, metric: str, st: dict, bars: dict,
+def _by_combo(parts: list[pa.Table]) -> pa.Table:
+    """Parts concatenated, ordered by combination, each combination once."""
+    t = pa.concat_tables(parts)
+    combo = t.column("combo").to_numpy()
+    _, first = np.unique(combo, return_index=True)  # sorted by combo; a repeat is dropped
+    return t.take(pa.array(first))
+
+
+def _finish(full: pa.Table, spec_s: SweepStrategy, strategy: str, metric: str, st: dict, bars: dict,
             lo: int, hi: int, n_blocks: int, data_id: str) -> SweepResult:  # fmt: skip
-    s1 = np.stack(full["_s1"].to_numpy()) if len(full) else np.empty((0, n_blocks))
-    s2 = np.stack(full["_s2"].to_numpy()) if len(full) else np.empty((0, n_blocks))
-    results = full.drop(columns=["_s1", "_s2"])
-    res = SweepResult(
-        results, metric, list(spec_s.params), strategy, dict(st)
-    )
+    s1 = s2 = np.empty((full.num_rows, 0))
+    if "_s1" in full.column_names:
+        s1, s2 = (
+            full.column(k).combine_chunks().flatten().to_numpy().reshape(-1, n_blocks)
+            for k in ("_s1", "_s2")
+        )
+        full = full.drop_columns(["_s1", "_s2"])
+    res = SweepResult(full.to_pandas(), metric, list(spec_s.params), strategy, dict(st))
     years = years_of(np.asarray(bars["ts"]), lo, hi)
     res.extra["periods_per_year"] = (hi - lo) / years if years > 0 else 0.0
     res.extra["bars"] = hi - lo
@@ -588,11 +607,13 @@ def _overfit(
     n = hi - lo
     if len(res.results) == 0:
         return
-    tot1, tot2 = s1.sum(axis=1), s2.sum(axis=1)
-    mean = tot1 / n
-    var = (tot2 - n * mean * mean) / max(n - 1, 1)
-    with np.errstate(all="ignore"):
-        trial_sr = np.where(var > 0, mean / np.sqrt(var), np.nan)
+    ppy = res.extra["periods_per_year"]
+    # every trial's per-bar Sharpe (the paper's unit): the annualized one without its factor
+    trial_sr = (
+        res.results["sharpe"].to_numpy() / np.sqrt(ppy)
+        if ppy > 0
+        else np.full(len(res.results), np.nan)
+    )
     _, rets = single_returns(bars, res.strategy, res.best_params, st, lo, hi, data_id)
     d = deflated_sharpe(rets, trial_sr)
     res.dsr = {"dsr": d.dsr, "sharpe_per_bar": d.sr, "expected_max_sharpe_per_bar": d.sr0, "trials": d.n_trials,

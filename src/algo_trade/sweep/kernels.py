@@ -54,20 +54,14 @@ INT_STATS = ("orders", "trades", "liquidations")
 NS_PER_DAY = 86_400e9
 
 
-@njit(cache=True, nogil=True)
-def cross_state_nb(fast, slow, i, low):  # pragma: no cover - compiled
-    """The cross signal at bar i as `strategies.indicators.cross_signal_nb` has it: a tie
-    holds the previous value, so walk back to the last bar that was not a tie."""
-    while i >= 0:
-        f = fast[i]
-        s = slow[i]
-        if not (f == f and s == s):
-            return 0.0
-        if f > s:
-            return 1.0
-        if f < s:
-            return low
-        i -= 1
+@njit(cache=True, nogil=True, inline="always")
+def cross_target_nb(f, s, low):  # pragma: no cover - compiled
+    """`strategies.indicators.cross_signal_nb` at one bar: 1 while fast > slow, `low` (0, or
+    -1 with short) while fast < slow, 0 on a tie or in warm-up (NaN)."""
+    if f > s:
+        return 1.0
+    if f < s:
+        return low
     return 0.0
 
 
@@ -104,6 +98,17 @@ def _trade_to_nb(st, fills, trades, acc, i, t, px, bar_range, fee, slip, slippag
 
 
 @njit(cache=True, nogil=True)
+def _liq_bounds_nb(st, mm):  # pragma: no cover - compiled
+    """(low, high) prices at which the open position is liquidated (the state changes only on
+    fills, so this runs only then, not every bar)."""
+    q = st[K.S_QTY]
+    if q == 0.0 or mm <= 0.0:
+        return -np.inf, np.inf
+    p = K.liquidation_px_nb(st[K.S_CASH], q, mm)
+    return (p, np.inf) if q > 0.0 else (-np.inf, p)
+
+
+@njit(cache=True, nogil=True)
 def run_cross_nb(ts, open_, high, low, close, fast, slow, lo, hi, short, fill_at_close, init_cash,
                  fee_bps, slippage_bps, slippage_range, leverage, mm, liq_fee_bps, years, stats,
                  s1, s2, rets):  # fmt: skip  # pragma: no cover - compiled
@@ -132,8 +137,7 @@ def run_cross_nb(ts, open_, high, low, close, fast, slow, lo, hi, short, fill_at
         s1[b] = 0.0
         s2[b] = 0.0
     keep = rets.shape[0] == n
-    # the signal of the bar before lo (a tie holds it), then updated bar by bar
-    sig = cross_state_nb(fast, slow, lo - 1, lowv)
+    sig = 0.0  # the target decided at the previous bar's close (the run starts flat)
     last = 0.0  # the target last traded to (the run starts flat)
     prev_eq = init_cash
     sum_r = 0.0
@@ -146,31 +150,32 @@ def run_cross_nb(ts, open_, high, low, close, fast, slow, lo, hi, short, fill_at
     exposed = 0
     blk = 0
     blk_end = lo + ((n + nb - 1) // nb if nb > 0 else n)  # bar t is in block (t - lo) * nb // n
+    b1 = 0.0  # the current block's sums, in registers (flushed at each block's end)
+    b2 = 0.0
+    liq_lo, liq_hi = -np.inf, np.inf
+    cash = init_cash
+    q = 0.0
     for i in range(lo, hi):
         if not fill_at_close and i > lo and sig != last:
             _trade_to_nb(st, fills, trades, acc, i, sig, open_[i], high[i] - low[i], fee, slip,
                          slippage_range, leverage, init_cash)  # fmt: skip
             last = sig
-        q = st[K.S_QTY]
-        if q != 0.0 and mm > 0.0:
-            p_liq = K.liquidation_px_nb(st[K.S_CASH], q, mm)
-            if (q > 0.0 and low[i] <= p_liq) or (q < 0.0 and high[i] >= p_liq):
-                _fill_nb(st, fills, trades, acc, i, -q, max(p_liq, 0.0), liq_fee, K.KIND_LIQUIDATION)
-                st[K.S_NLIQ] += 1.0
-        f = fast[i]
-        s = slow[i]
-        if not (f == f and s == s):
-            sig = 0.0
-        elif f > s:
-            sig = 1.0
-        elif f < s:
-            sig = lowv
+            cash, q = st[K.S_CASH], st[K.S_QTY]
+            liq_lo, liq_hi = _liq_bounds_nb(st, mm)
+        if q != 0.0 and (low[i] <= liq_lo or high[i] >= liq_hi):
+            _fill_nb(st, fills, trades, acc, i, -q, max(liq_lo if q > 0.0 else liq_hi, 0.0), liq_fee,
+                     K.KIND_LIQUIDATION)  # fmt: skip
+            st[K.S_NLIQ] += 1.0
+            cash, q = st[K.S_CASH], st[K.S_QTY]
+            liq_lo, liq_hi = _liq_bounds_nb(st, mm)
+        sig = cross_target_nb(fast[i], slow[i], lowv)
         if fill_at_close and sig != last:
             _trade_to_nb(st, fills, trades, acc, i, sig, close[i], high[i] - low[i], fee, slip,
                          slippage_range, leverage, init_cash)  # fmt: skip
             last = sig
-        q = st[K.S_QTY]
-        e = st[K.S_CASH] + q * close[i]
+            cash, q = st[K.S_CASH], st[K.S_QTY]
+            liq_lo, liq_hi = _liq_bounds_nb(st, mm)
+        e = cash + q * close[i]
         r = e / prev_eq - 1.0 if prev_eq > 0.0 else 0.0
         prev_eq = e
         sum_r += r
@@ -189,13 +194,21 @@ def run_cross_nb(ts, open_, high, low, close, fast, slow, lo, hi, short, fill_at
         if q != 0.0:
             exposed += 1
         if nb > 0:
-            while i >= blk_end and blk < nb - 1:
-                blk += 1
-                blk_end = lo + ((blk + 1) * n + nb - 1) // nb
-            s1[blk] += r
-            s2[blk] += r * r
+            if i >= blk_end:
+                s1[blk] = b1
+                s2[blk] = b2
+                b1 = 0.0
+                b2 = 0.0
+                while i >= blk_end and blk < nb - 1:
+                    blk += 1
+                    blk_end = lo + ((blk + 1) * n + nb - 1) // nb
+            b1 += r
+            b2 += r * r
         if keep:
             rets[i - lo] = r
+    if nb > 0:
+        s1[blk] = b1
+        s2[blk] = b2
     _finish_stats_nb(stats, st, acc, n, sum_r, sum_r2, dn2, mdd, longest, exposed, prev_eq,
                      init_cash, years)  # fmt: skip
 

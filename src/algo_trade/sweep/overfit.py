@@ -74,8 +74,9 @@ def deflated_sharpe(returns: np.ndarray, trial_sharpes: np.ndarray) -> DeflatedS
         )
     sr = r.mean() / sd
     z = (r - r.mean()) / r.std()
-    skew = float(np.mean(z**3))
-    kurt = float(np.mean(z**4))
+    z2 = z * z
+    skew = float(np.mean(z2 * z))
+    kurt = float(np.mean(z2 * z2))
     sr0 = expected_max_sharpe(float(srs.var(ddof=1)) if srs.size > 1 else 0.0, max(len(srs), 1))
     return DeflatedSharpe(
         probabilistic_sharpe(sr, sr0, n, skew, kurt), float(sr), sr0, len(srs), n, skew, kurt

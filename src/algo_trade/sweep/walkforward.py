@@ -81,7 +81,8 @@ def run_walk_forward(data, bars, strategy, combos, metric, executor, workers, cl
         SweepResult,
         _batch_slices,
         _data_identity,
-        _part_frame,
+        _by_combo,
+        _part_table,
         _shareable,
         get_strategy,
         run_batch,
@@ -110,8 +111,8 @@ def run_walk_forward(data, bars, strategy, combos, metric, executor, workers, cl
                        for s in slices]  # fmt: skip
             parts = [None] * len(slices)
             for i, res in run_batches(run_batch, batches, executor, workers, cluster, client):
-                parts[i] = _part_frame(combos.iloc[slices[i]], res, 0)
-            ins = pd.concat(parts, ignore_index=True).drop(columns=["_s1", "_s2"])
+                parts[i] = _part_table(combos.iloc[slices[i]], res, 0)
+            ins = _by_combo(parts).to_pandas()
             best = ins.sort_values(metric, ascending=metric in LOWER_IS_BETTER, kind="stable").iloc[
                 0
             ]
