@@ -83,7 +83,7 @@ def _encode_rows_nb(
 
     codes: int64[k] field type; slot: int64[k] column of `fixed` (n, f) int64 value bits,
     of `tidx`/`tvalid` (n, t) for TEXT, or of `arrs` (a, n, d) float64 for F8ARR; `raw`
-    (k, n) int64 holds the float64 bits of the one RAW column's k packed values.
+    (n, 8k) uint8 holds the one RAW column's rows, already little-endian.
     fvalid: (n, f) bool (False: NULL). toffs/tdata: all text columns' strings, with
     indices in tidx already offset into toffs. Returns the end offset.
     """
@@ -110,14 +110,11 @@ def _encode_rows_nb(
                     buf[p + b] = tdata[a + b]
                 p += ln
             elif c == 7:  # RAW
-                w = raw.shape[0]
-                _st4_nb(buf, p, 8 * w)
+                w = raw.shape[1]
+                _st4_nb(buf, p, w)
                 p += 4
-                for e in range(w):  # w column streams advancing together: cache friendly
-                    v = raw[e, i]
-                    for b in range(8):
-                        buf[p + b] = (v >> (8 * b)) & 0xFF
-                    p += 8
+                buf[p : p + w] = raw[i]
+                p += w
             elif c == 6:  # F8ARR
                 d = arrs.shape[2]
                 _st4_nb(buf, p, 20 + 12 * d)
@@ -233,7 +230,7 @@ def encode(columns: list[Column], n: int) -> np.ndarray:
     codes = np.array([c.code for c in columns], dtype=np.int64)
     slot = np.zeros(len(columns), dtype=np.int64)
     fixed_cols, fvalid_cols, text_cols, arr_cols = [], [], [], []
-    raw = np.zeros((1, 1), dtype=np.int64)
+    raw = np.zeros((1, 1), dtype=np.uint8)
     for j, c in enumerate(columns):
         sz = c.sizes(n)
         total += int(sz.sum()) if isinstance(sz, np.ndarray) else sz * n
@@ -241,7 +238,10 @@ def encode(columns: list[Column], n: int) -> np.ndarray:
             slot[j] = len(text_cols)
             text_cols.append(c)
         elif c.code == RAW:
-            raw = np.ascontiguousarray(c.values, dtype=np.float64).view(np.int64)
+            cols_f8 = np.ascontiguousarray(c.values, dtype=np.float64)
+            rows = np.empty((n, cols_f8.shape[0]), dtype="<f8")
+            rows_from_columns_nb(cols_f8, rows)
+            raw = rows.view(np.uint8)
         elif c.code == F8ARR:
             slot[j] = len(arr_cols)
             arr_cols.append(np.ascontiguousarray(c.values, dtype=np.float64))
@@ -287,6 +287,15 @@ def encode(columns: list[Column], n: int) -> np.ndarray:
 def packed_column(columns: list[np.ndarray]) -> Column:
     """A RAW column: these float64 columns (equal length) packed into one bytea per row."""
     return Column(RAW, np.stack([np.asarray(c, dtype=np.float64) for c in columns]))
+
+
+@njit(cache=True, nogil=True)
+def rows_from_columns_nb(cols, out):  # pragma: no cover - compiled
+    """cols: float64[k, n] -> out: float64[n, k], reading k streams and writing rows in order."""
+    k, n = cols.shape
+    for i in range(n):
+        for j in range(k):
+            out[i, j] = cols[j, i]
 
 
 @njit(cache=True, nogil=True)

@@ -33,8 +33,8 @@ import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 WRITE_SLICE_ROWS = 65_536  # rows per COPY buffer: bounded client memory, encode overlaps send
 SCAN_BATCH_BYTES = 8 << 20  # COPY bytes per decoded batch of a scan
+SMALL_LIMIT = 4_096  # scans with a limit up to this fetch plain rows in one query
 SCAN_BLOCK_ROWS = 4_096  # book rows per page query (~2.6 MB at 20 levels: stays in cache; measured best)
 TS_MIN, TS_MAX = -(2**63), 2**63 - 1
 _LOCK_ID = 0x616C676F  # advisory lock for migrations and partition creation ("algo")
@@ -622,9 +623,9 @@ class PostgresStore:
         return self._depths[key]
 
     def _columns(self, kind: str, depth: int, columns: list[str] | None) -> list[str]:
-        names = schema_for(kind, depth or 20).names
+        names = _names(kind, depth or 20)
         if columns is None:
-            return names
+            return list(names)
         unknown = [c for c in columns if c not in names]
         if unknown:
             raise DataError(
@@ -719,34 +720,40 @@ class PostgresStore:
         A worker thread fetches the next page while this one is decoded."""
         levels = any(c not in ("ts", "exchange", "symbol") for c in cols)
         order = "ts DESC" if descending else "ts"
-        # Without ORDER BY inside the aggregates both keep the subquery's order (checked below).
-        query = (
-            "SELECT count(*), array_send(array_agg(ts)), "
-            + ("string_agg(levels, ''::bytea)" if levels else "NULL::bytea")
-            + " FROM (SELECT ts, levels FROM book WHERE symbol = %s AND exchange = %s"
-            f" AND ts >= %s AND ts < %s ORDER BY {order} LIMIT %s) page"
-        )
+        small = limit is not None and limit <= SMALL_LIMIT
+        if small:
+            # One small page costs less as plain rows than aggregated (measured ~1.5 vs ~3 ms).
+            query = (
+                f"SELECT ts{', levels' if levels else ''} FROM book WHERE symbol = %s"
+                f" AND exchange = %s AND ts >= %s AND ts < %s ORDER BY {order} LIMIT %s"
+            )
+        else:
+            # Without ORDER BY inside the aggregates both keep the subquery's order (checked below).
+            query = (
+                "SELECT count(*), array_send(array_agg(ts)), "
+                + ("string_agg(levels, ''::bytea)" if levels else "NULL::bytea")
+                + " FROM (SELECT ts, levels FROM book WHERE symbol = %s AND exchange = %s"
+                f" AND ts >= %s AND ts < %s ORDER BY {order} LIMIT %s) page"
+            )
         k = 4 * depth if levels else 0
-        pages = self._book_pages(query, exchange, symbol, s, e, limit, descending)
-        if limit is None or limit > SCAN_BLOCK_ROWS:
+        pages = self._book_pages(query, small, exchange, symbol, s, e, limit, descending)
+        if not small:
             pages = _prefetch(pages)
-        for ts_blob, lv_blob, n in pages:
-            ts = np.frombuffer(ts_blob, dtype=_INT8_ELEM, count=n, offset=20)["v"].astype(np.int64)
+        for ts, lv_blob, n in pages:
             matrix = np.empty((k, n), dtype=np.float64)
             if k:
-                pgcopy.columns_from_rows_nb(
-                    np.frombuffer(lv_blob, dtype="<f8").reshape(n, k), matrix
-                )
+                rows = np.frombuffer(lv_blob, dtype="<f8").reshape(n, k)
+                pgcopy.columns_from_rows_nb(rows, matrix)
             step = np.diff(ts)
-            if not (
-                np.all(step < 0) if descending else np.all(step > 0)
-            ):  # never seen; cheap to be sure
+            if not (np.all(step < 0) if descending else np.all(step > 0)):  # cheap to be sure
                 idx = np.argsort(ts, kind="stable")[:: -1 if descending else 1]
                 ts, matrix = ts[idx], matrix[:, idx]
             yield _book_batch(ts, matrix, cols, exchange, symbol, depth)
 
-    def _book_pages(self, query, exchange, symbol, s, e, limit, descending) -> Iterator[tuple]:
-        """(ts array bytes, levels bytes, rows) per page, by keyset pagination on ts."""
+    def _book_pages(
+        self, query, small, exchange, symbol, s, e, limit, descending
+    ) -> Iterator[tuple]:
+        """(ts int64[n], levels bytes, n) per page, by keyset pagination on ts."""
         import psycopg
 
         remaining = limit
@@ -755,23 +762,29 @@ class PostgresStore:
                 while True:
                     want = SCAN_BLOCK_ROWS if remaining is None else min(SCAN_BLOCK_ROWS, remaining)
                     cur.execute(query, (symbol, exchange, s, e, want), prepare=True)
-                    n, ts_blob, lv_blob = cur.fetchone()
+                    if small:
+                        rows = cur.fetchall()
+                        n = len(rows)
+                        ts = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
+                        lv_blob = b"".join(r[1] for r in rows) if len(rows) and len(rows[0]) > 1 else None
+                    else:
+                        n, ts_blob, lv_blob = cur.fetchone()
+                        n = n or 0
+                        ts = np.frombuffer(ts_blob or b"", dtype=_INT8_ELEM, count=n, offset=20 if n else 0)
+                        ts = ts["v"].astype(np.int64)
                     if not n:
                         return
-                    yield ts_blob, lv_blob, n
+                    yield ts, lv_blob, n
                     if remaining is not None:
                         remaining -= n
                         if remaining <= 0:
                             return
                     if n < want:
                         return
-                    last = int(
-                        np.frombuffer(ts_blob, dtype=_INT8_ELEM, count=n, offset=20)["v"][-1]
-                    )
                     if descending:
-                        e = last
+                        e = int(ts[-1])
                     else:
-                        s = last + 1
+                        s = int(ts[-1]) + 1
         except psycopg.Error as exc:
             raise self._fail(exc, "reading") from None
 
@@ -1092,7 +1105,14 @@ def _book_batch(ts, matrix, cols, exchange, symbol, depth) -> pa.RecordBatch:
             out.append(label_array(symbol, n))
         else:
             out.append(pa.array(matrix[index[name]]))
-    return pa.RecordBatch.from_arrays(out, schema=pa.schema([schema.field(c) for c in cols]))
+    if len(cols) != len(schema) or cols != schema.names:
+        schema = pa.schema([schema.field(c) for c in cols])
+    return pa.RecordBatch.from_arrays(out, schema=schema)
+
+
+@lru_cache(maxsize=64)
+def _names(kind: str, depth: int) -> tuple[str, ...]:
+    return tuple(schema_for(kind, depth).names)
 
 
 def _empty(kind: str, depth: int, cols: list[str]) -> pa.Table:
