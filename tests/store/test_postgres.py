@@ -121,6 +121,8 @@ def test_same_batch_twice_is_stored_once_on_both_paths(pg, pg_db):  # noqa: F811
 
 
 def test_concurrent_writers_of_the_same_batch_store_it_once(pg, pg_db):  # noqa: F811
+    only_ts = [b.column("ts").to_numpy() for b in pg.scan("book", "sim", BTC, T0, T0 + DAY, columns=["ts"])]
+    np.testing.assert_array_equal(np.concatenate(only_ts), books.column("ts").to_numpy())
     trades = make_trades(20_000)
     results = []
 
@@ -232,6 +234,8 @@ def test_large_scans_stream_in_bounded_batches(pg, monkeypatch):
         step = -1 if descending else 1
         np.testing.assert_array_equal(np.concatenate(ts), books.column("ts").to_numpy()[::step])
         np.testing.assert_array_equal(np.concatenate(ask), books.column("ask_sz_19").to_numpy()[::step])
+    only_ts = [b.column("ts").to_numpy() for b in pg.scan("book", "sim", BTC, T0, T0 + DAY, columns=["ts"])]
+    np.testing.assert_array_equal(np.concatenate(only_ts), books.column("ts").to_numpy())
     trades = make_trades(20_000)
     pg.write("trade", trades)
     sizes = [b.num_rows for b in pg.scan("trade", "sim", BTC, T0, T0 + DAY)]
