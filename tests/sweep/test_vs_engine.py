@@ -140,3 +140,19 @@ def test_hand_worked_long_then_short():
     assert got["sharpe"] == pytest.approx(mean / sd * ann, rel=1e-9)
     assert got["sortino"] == pytest.approx(mean / math.sqrt((r[r < 0] ** 2).sum() / 5) * ann, rel=1e-9)
     assert got["funding_pnl"] == 0.0 and got["liquidations"] == 0
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "needle"),
+    [("close", np.nan, "close = nan"), ("low", 0.0, "low = 0.0"), ("ts", None, "timestamps must increase")],
+)
+def test_bad_bars_are_refused(short_bars, column, value, needle):
+    from algo_trade.errors import DataError
+
+    bad = short_bars.copy()
+    if column == "ts":
+        bad.loc[100, "ts"] = bad.loc[99, "ts"]
+    else:
+        bad.loc[100, column] = value
+    with pytest.raises(DataError, match=needle):
+        sweep(bad, "sma_cross", {"fast": [5], "slow": [20]})

@@ -180,15 +180,16 @@ def run_cross_nb(ts, open_, high, low, close, fast, slow, lo, hi, short, fill_at
         prev_eq = e
         sum_r += r
         sum_r2 += r * r
-        if r < 0.0:
-            dn2 += r * r
+        dn = min(r, 0.0)  # branch-free: the sign of a return is a coin toss
+        dn2 += dn * dn
         if e >= peak:
             peak = e
             peak_ts = ts[i]
         else:
-            dd = 1.0 - e / peak if peak > 0.0 else 1.0
-            if dd > mdd:
-                mdd = dd
+            if e < peak * (1.0 - mdd) or peak <= 0.0:  # a deeper drawdown: only then divide
+                dd = 1.0 - e / peak if peak > 0.0 else 1.0
+                if dd > mdd:
+                    mdd = dd
             if ts[i] - peak_ts > longest:
                 longest = ts[i] - peak_ts
         if q != 0.0:
