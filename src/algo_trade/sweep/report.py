@@ -9,6 +9,11 @@ import numpy as np
 import pandas as pd
 
 
+def varied(res) -> list[str]:
+    """The parameters that take more than one value in the sweep (the axes worth plotting)."""
+    return [p for p in res.params if res.results[p].nunique() > 1]
+
+
 def heatmap_figure(res, x: str | None = None, y: str | None = None, metric: str | None = None):
     """Heatmap of `metric` over two parameters; other parameters fixed at the best's values."""
     import plotly.graph_objects as go
@@ -17,8 +22,9 @@ def heatmap_figure(res, x: str | None = None, y: str | None = None, metric: str 
 
     metric = metric or res.metric
     params = res.params
-    x = x or params[0]
-    y = y or (params[1] if len(params) > 1 else None)
+    axes = varied(res) or params
+    x = x or axes[0]
+    y = y or next((p for p in axes if p != x), None)
     if y is None or x not in params or y not in params:
         raise ConfigError(f"heatmap needs two of the parameters {', '.join(params)}")
     df = res.results
@@ -55,7 +61,7 @@ def parallel_figure(res, metric: str | None = None):
 
     metric = metric or res.metric
     df = res.results
-    dims = [{"label": p, "values": df[p]} for p in res.params] + [
+    dims = [{"label": p, "values": df[p].astype(float)} for p in varied(res)] + [
         {"label": metric, "values": df[metric]}
     ]
     return go.Figure(
@@ -70,7 +76,7 @@ def stability(res, metric: str | None = None) -> pd.DataFrame:
     metric = metric or res.metric
     best = res.best
     rows = []
-    for p in res.params:
+    for p in varied(res):
         df = res.results
         for q in res.params:
             if q != p:
@@ -124,20 +130,25 @@ def _table(df: pd.DataFrame) -> str:
     return df.to_html(index=False, float_format=lambda v: f"{v:.6g}", border=0, classes="t")
 
 
-def sweep_html(res) -> str:
+def sweep_figures(res) -> list:
+    """The report's plotly figures: heatmap (two varied parameters) or parallel coordinates
+    (more), stability around the best point, walk-forward equity."""
     figs = []
-    if (
-        len(res.params) == 2
-        and res.results[res.params[0]].nunique() > 1
-        and res.results[res.params[1]].nunique() > 1
-    ):
+    axes = varied(res)
+    if len(axes) == 2:
         figs.append(heatmap_figure(res))
-    elif len(res.params) > 2:
+    elif len(axes) > 2:
         figs.append(parallel_figure(res))
     stab = stability(res)
-    figs.append(_stability_figure(res, stab))
+    if len(stab):
+        figs.append(_stability_figure(res, stab))
     if res.walk_forward is not None:
         figs.append(_wf_figure(res.walk_forward))
+    return figs
+
+
+def sweep_html(res) -> str:
+    figs = sweep_figures(res)
     parts = []
     for i, f in enumerate(figs):
         parts.append(f.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False))
