@@ -193,37 +193,47 @@ def _one_pass(
     progress: Progress | None,
 ) -> None:
     writer = _Writer(store, report)
-    for piece in fmt.pieces(path, opts, report):
-        table = piece.table
-        ords = piece.ordinals
-        if table.num_rows and (opts.start_ns is not None or opts.end_ns is not None):
-            ts = table.column("ts").to_numpy(zero_copy_only=False)
-            keep = np.ones(len(ts), dtype=bool)
-            if opts.start_ns is not None:
-                keep &= ts >= opts.start_ns
-            if opts.end_ns is not None:
-                keep &= ts < opts.end_ns
-            if not keep.all():
-                table = table.filter(pa.array(keep))
-                ords = ords[keep] if ords is not None else None
-        if table.num_rows == 0:
-            continue
-        if not getattr(fmt, "checks_symbol", False):
-            keep_symbol(opts, path, table)
-        checked = validate(piece.kind, table)
-        for reason, pos in checked.rows.items():
-            if ords is None:
-                report.bad(reason, None, len(pos))
-            elif piece.lines:
-                for p in pos[:MAX_SAMPLES]:
-                    report.bad(reason, int(ords[p]))
-                if len(pos) > MAX_SAMPLES:
-                    report.rejected[reason] += len(pos) - MAX_SAMPLES
-            else:
-                report.bad_ordinals(reason, ords[pos], piece.header_lines)
-        writer.add(piece.kind, checked.table)
-        if progress is not None:
-            progress(*fmt.progress())
+    try:
+        for piece in fmt.pieces(path, opts, report):
+            table = piece.table
+            ords = piece.ordinals
+            if table.num_rows and (opts.start_ns is not None or opts.end_ns is not None):
+                ts = table.column("ts").to_numpy(zero_copy_only=False)
+                keep = np.ones(len(ts), dtype=bool)
+                if opts.start_ns is not None:
+                    keep &= ts >= opts.start_ns
+                if opts.end_ns is not None:
+                    keep &= ts < opts.end_ns
+                if not keep.all():
+                    table = table.filter(pa.array(keep))
+                    ords = ords[keep] if ords is not None else None
+            if table.num_rows == 0:
+                continue
+            if not getattr(fmt, "checks_symbol", False):
+                keep_symbol(opts, path, table)
+            checked = validate(piece.kind, table)
+            for reason, pos in checked.rows.items():
+                if ords is None:
+                    report.bad(reason, None, len(pos))
+                elif piece.lines:
+                    for p in pos[:MAX_SAMPLES]:
+                        report.bad(reason, int(ords[p]))
+                    if len(pos) > MAX_SAMPLES:
+                        report.rejected[reason] += len(pos) - MAX_SAMPLES
+                else:
+                    report.bad_ordinals(reason, ords[pos], piece.header_lines)
+            writer.add(piece.kind, checked.table)
+            if progress is not None:
+                progress(*fmt.progress())
+    except (DataError, ConfigError):
+        # The rows read before the failure are valid: store them (a later import of a
+        # good copy adds only the rest), then report the file.
+        if store is not None:
+            try:
+                writer.close()
+            except (DataError, ConfigError):
+                pass
+        raise
     writer.close()
     report.finish()
 
