@@ -158,11 +158,16 @@ class Writer(threading.Thread):
                     self.cond.wait(0.5)
                 if not self.backlog and self.stopping:
                     return
+                # The oldest batch's kind, with every later batch of that kind: kinds
+                # interleave in the backlog, and one store write per kind costs far less
+                # than one per flush (each write is a file and an fsync).
                 first = self.backlog[0]
-                batch = [first]
-                rows = first.rows
-                for it in list(self.backlog)[1:]:
-                    if it.kind != first.kind or rows + it.rows > self.max_rows:
+                batch = []
+                rows = 0
+                for it in self.backlog:
+                    if it.kind != first.kind:
+                        continue
+                    if batch and rows + it.rows > self.max_rows:
                         break
                     batch.append(it)
                     rows += it.rows
@@ -196,8 +201,8 @@ class Writer(threading.Thread):
                 self.rejected[k] = self.rejected.get(k, 0) + v
                 log.warning("store rejected %d %s rows: %s", v, first.kind, k)
             with self.cond:
-                for _ in batch:
-                    self.backlog.popleft()
+                done = {id(it) for it in batch}
+                self.backlog = collections.deque(it for it in self.backlog if id(it) not in done)
                 self.backlog_rows -= rows
                 self.cond.notify_all()
 
@@ -278,66 +283,87 @@ class Venue:
     async def _connection(
         self, stream: str, url: str, subs: list[bytes], ping: bytes | None
     ) -> None:
-        import websockets
+        import aiohttp
 
         attempt = 0
-        q = self.queue
         while not self.stopping:
             reason = ""
+            was = False
             try:
-                async with websockets.connect(
-                    url,
-                    max_size=None,
-                    open_timeout=10,
-                    close_timeout=1,
-                    ping_interval=20,
-                    ping_timeout=20,
+                # aiohttp's websocket client: its frame reader is compiled, which matters
+                # at tens of thousands of frames per second. Protocol pings every 20 s.
+                async with self.c.ws_http.ws_connect(
+                    url, heartbeat=20, max_msg_size=0, compress=0, autoping=True
                 ) as ws:
-                    self.sockets[stream] = ws
                     for s in subs:
-                        await ws.send(s.decode())
-                    self.connected[stream] = True
+                        await ws.send_str(s.decode())
+                    self.connected[stream] = was = True
                     self.last_msg[stream] = time.monotonic()
+                    attempt = 0
+                    log.info("connected %s %s", self.exchange, stream)
+                    reader = asyncio.get_running_loop().create_task(self._read(stream, ws))
                     pinger = (
                         asyncio.get_running_loop().create_task(self._ping(ws, ping))
                         if ping
                         else None
                     )
-                    log.info("connected %s %s", self.exchange, stream)
+                    self.sockets[stream] = (ws, reader)
                     try:
-                        async for raw in ws:
-                            self.last_msg[stream] = time.monotonic()
-                            attempt = 0
-                            await q.put((time.time_ns(), raw, None))
-                        reason = f"closed by server ({ws.close_code})"
+                        await asyncio.wait({reader})
                     finally:
+                        reader.cancel()
                         if pinger:
                             pinger.cancel()
+                    if reader.cancelled():
+                        reason = f"stalled: no message for {self.c.cfg.stale_s:.0f} s"
+                    elif reader.exception() is not None:
+                        exc = reader.exception()
+                        reason = f"{type(exc).__name__}: {exc}"[:160]
+                    else:
+                        reason = f"closed by server ({ws.close_code})"
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every network failure means: reconnect
                 reason = f"{type(exc).__name__}: {exc}"[:160]
             finally:
                 self.sockets.pop(stream, None)
-                was = self.connected.get(stream)
                 self.connected[stream] = False
             if self.stopping:
                 return
             if was:
                 self.reconnects[stream] += 1
                 log.warning("disconnected %s %s: %s", self.exchange, stream, reason)
-                await q.put((-1, "disconnect", stream, reason))
+                await self.queue.put((-1, "disconnect", stream, reason))
             attempt += 1
             cap = min(
                 self.c.cfg.backoff_max_s, self.c.cfg.backoff_min_s * 2 ** min(attempt - 1, 16)
             )
             await asyncio.sleep(cap * (0.5 + random.random() / 2))
 
+    async def _read(self, stream: str, ws) -> None:  # noqa: ANN001 - aiohttp websocket
+        """Frames -> (receive ns, raw) on the queue; a full queue makes this wait."""
+        from aiohttp import WSMsgType
+
+        q = self.queue
+        last = self.last_msg
+        text, binary, error = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.ERROR
+        async for msg in ws:
+            t = msg.type
+            if t is text or t is binary:
+                last[stream] = time.monotonic()
+                item = (time.time_ns(), msg.data, None)
+                try:
+                    q.put_nowait(item)
+                except asyncio.QueueFull:
+                    await q.put(item)  # backpressure: TCP pushes back on the venue
+            elif t is error:
+                raise msg.data
+
     async def _ping(self, ws, msg: bytes) -> None:
         interval = bybit.PING_INTERVAL_S if self.exchange == "bybit" else 30.0
         while True:
             await asyncio.sleep(interval)
-            await ws.send(msg.decode())
+            await ws.send_str(msg.decode())
 
     async def _poll_funding(self) -> None:
         body = orjson.dumps({"type": "metaAndAssetCtxs"})
@@ -387,15 +413,16 @@ class Venue:
                     asyncio.get_running_loop().create_task(self._snapshot(sym))
         elif self.exchange == "bybit":
             syms = n.resubscribe()
-            ws = self.sockets.get("book")
+            conn = self.sockets.get("book")
+            ws = conn[0] if conn else None
             if syms and ws is not None:
                 tops = bybit.topics(syms, ["book"])
                 asyncio.get_running_loop().create_task(self._resubscribe(ws, tops))
 
     async def _resubscribe(self, ws, tops: list[str]) -> None:
         try:
-            await ws.send(orjson.dumps({"op": "unsubscribe", "args": tops}).decode())
-            await ws.send(orjson.dumps({"op": "subscribe", "args": tops}).decode())
+            await ws.send_str(orjson.dumps({"op": "unsubscribe", "args": tops}).decode())
+            await ws.send_str(orjson.dumps({"op": "subscribe", "args": tops}).decode())
         except Exception as exc:  # noqa: BLE001 - the reconnect subscribes again anyway
             log.warning("bybit resubscribe failed: %s", exc)
 
@@ -462,6 +489,7 @@ class Collector:
         self.left_in_spool = 0
         self._stop: asyncio.Event | None = None
         self.http = None
+        self.ws_http = None
         self.metrics = None
 
     def stop(self) -> None:
@@ -510,12 +538,12 @@ class Collector:
             await asyncio.sleep(min(1.0, stale / 4))
             now = time.monotonic()
             for v in self.venues:
-                for st, ws in list(v.sockets.items()):
+                for st, (_ws, reader) in list(v.sockets.items()):
                     if now - v.last_msg.get(st, now) > stale:
                         log.warning("%s %s silent for %.0f s: reconnecting", v.exchange, st, stale)
                         v.last_msg[st] = now
                         v.norm._events.append(_stall_event(v.exchange, st, time.time_ns(), stale))
-                        ws.transport.abort()  # type: ignore[attr-defined]
+                        reader.cancel()  # the connection loop sees a stall and reconnects
 
     async def run(self) -> dict:
         import aiohttp
@@ -536,6 +564,10 @@ class Collector:
 
             self.metrics = start_metrics(self, self.cfg.metrics_port)
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+        # Websockets live for hours: no total timeout, only on connecting.
+        self.ws_http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, connect=10)
+        )
         try:
             self.venues = [Venue(self, ex) for ex in self.cfg.exchanges]
             for v in self.venues:
@@ -558,6 +590,7 @@ class Collector:
             await asyncio.gather(*(v.consumer for v in self.venues), return_exceptions=True)
         finally:
             await self.http.close()
+            await self.ws_http.close()
             self.left_in_spool = await asyncio.to_thread(
                 self.writer.stop, self.cfg.shutdown_timeout_s
             )
