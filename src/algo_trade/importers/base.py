@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -125,6 +126,7 @@ class _Writer:
         self.tail: dict[str, pa.Table] = {}
         self.batch: dict[str, list[pa.Table]] = {}
         self.batch_bytes: dict[str, int] = {}
+        self.pending: tuple[str, Future] | None = None  # the store write in flight
 
     def add(self, kind: str, table: pa.Table) -> None:
         """Gather chunks into batches of about WRITE_BATCH_BYTES: fewer, larger files and
@@ -140,8 +142,10 @@ class _Writer:
         parts = self.batch.pop(kind, [])
         self.batch_bytes.pop(kind, None)
         if parts:
-            table = pa.concat_tables([p.cast(parts[0].schema) for p in parts])
-            self.put(kind, table.combine_chunks())
+            schema = parts[0].schema
+            self.put(
+                kind, pa.concat_tables([p if p.schema == schema else p.cast(schema) for p in parts])
+            )
 
     def put(self, kind: str, table: pa.Table, flush: bool = False) -> None:
         if kind == "book":
@@ -171,7 +175,18 @@ class _Writer:
         if self.store is None:
             self.report.written[kind] = self.report.written.get(kind, 0)
             return
-        res = self.store.write(kind, table)
+        # The store encodes and writes on its own thread while this one reads and checks
+        # the next batch; one write in flight keeps memory at two batches.
+        self.wait()
+        self.pending = (kind, _write_pool().submit(self.store.write, kind, table))
+
+    def wait(self) -> None:
+        """Finish the write in flight and count what it did."""
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        kind, fut = pending
+        res = fut.result()
         self.report.written[kind] = self.report.written.get(kind, 0) + res.written
         self.report.duplicates += res.duplicates
         for k, v in res.rejected.items():  # rules the store has beyond ours (none today)
@@ -182,6 +197,17 @@ class _Writer:
             self._flush_batch(kind)
         if "book" in self.tail:
             self.put("book", self.tail["book"].slice(0, 0), flush=True)
+        self.wait()
+
+
+_WRITE_POOL: ThreadPoolExecutor | None = None
+
+
+def _write_pool() -> ThreadPoolExecutor:
+    global _WRITE_POOL
+    if _WRITE_POOL is None:
+        _WRITE_POOL = ThreadPoolExecutor(1, thread_name_prefix="import-write")
+    return _WRITE_POOL
 
 
 def _one_pass(
