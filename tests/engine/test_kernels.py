@@ -65,15 +65,18 @@ def test_order_deeper_than_book_penalty_or_unfilled():
 def test_fill_books_fee_cash_and_position():
     st = K.new_state_nb(1_000.0, 0)
     ledger = np.empty((8, K.N_LEDGER_COLS))
-    trades = np.empty((8, K.N_TRADE_COLS))
+    no_trades = np.empty((0, K.N_TRADE_COLS))
     got, vwap = K.walk_book_nb(ASK_PX, ASK_SZ, 4.0, 1.0, K.OVERFLOW_PENALTY, 0.0)
-    K.fill_nb(st, ledger, trades, 0, got, vwap, 5e-4, K.KIND_TAKER, 0.0)
+    K.fill_nb(st, ledger, no_trades, 0, got, vwap, got * vwap * 5e-4, K.KIND_TAKER, 0.0)
     # notional 404, fee 5 bp = 0.202
     assert st[K.S_QTY] == 4.0
     assert st[K.S_FEES] == pytest.approx(0.202, rel=1e-12)
     assert st[K.S_CASH] == pytest.approx(1_000.0 - 404.0 - 0.202, rel=1e-12)
-    assert ledger[0, K.L_NOTIONAL] == pytest.approx(404.0)
-    assert ledger[0, K.L_CASH] == st[K.S_CASH]
+    assert st[K.S_NLEDGER] == 1 and ledger[0, K.L_QTY] == 4.0 and ledger[0, K.L_PX] == 101.0
+    # the replay rebuilds the same state from the ledger row
+    after, trades = K.replay_ledger_nb(ledger[:1], 1_000.0, 0)
+    assert after[0, K.A_CASH] == st[K.S_CASH] and after[0, K.A_POS] == 4.0
+    assert after[0, K.A_AVG] == 101.0 and len(trades) == 0
 
 
 def test_book_backtest_walks_levels_and_charges_taker_fee():

@@ -144,24 +144,28 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _ledger: np.ndarray = field(default_factory=lambda: np.empty((0, K.N_LEDGER_COLS)), repr=False)
-    _trades: np.ndarray = field(default_factory=lambda: np.empty((0, K.N_TRADE_COLS)), repr=False)
+    _n_trades: int = 0
+
+    @cached_property
+    def _replayed(self) -> tuple[np.ndarray, np.ndarray]:
+        """(state after each ledger row, round trips), rebuilt from the ledger on first use."""
+        return K.replay_ledger_nb(self._ledger, self.settings.init_cash, self._n_trades)
 
     def _index(self, idx: np.ndarray | None = None) -> pd.DatetimeIndex:
         ts = self._arrays["ts"] if idx is None else self._arrays["ts"][idx]
         return pd.DatetimeIndex(pd.to_datetime(ts, unit="ns", utc=True), name="ts")
 
     def _per_event(self, col: int, before: float) -> np.ndarray:
-        """A ledger state column as of the end of each event (steps at ledger rows)."""
-        led = self._ledger
+        """A state column (A_*) as of the end of each event (it steps at ledger rows)."""
         n = len(self._arrays["ts"])
-        row = np.searchsorted(led[:, K.L_IDX], np.arange(n), side="right") - 1
-        vals = np.append(led[:, col], before)  # row -1 picks `before`
+        row = np.searchsorted(self._ledger[:, K.L_IDX], np.arange(n), side="right") - 1
+        vals = np.append(self._replayed[0][:, col], before)  # row -1 picks `before`
         return vals[row]
 
     @cached_property
     def equity(self) -> pd.DataFrame:
         eq = self._arrays["equity"]
-        cash = self._per_event(K.L_CASH, self.settings.init_cash)
+        cash = self._per_event(K.A_CASH, self.settings.init_cash)
         peak = np.maximum.accumulate(np.maximum(eq, self.settings.init_cash))
         return pd.DataFrame(
             {"equity": eq, "cash": cash, "position_value": eq - cash, "drawdown": 1.0 - eq / peak},
@@ -171,54 +175,61 @@ class Result:
     @cached_property
     def positions(self) -> pd.DataFrame:
         a = self._arrays
-        qty = self._per_event(K.L_POS, 0.0)
-        avg = self._per_event(K.L_AVG, np.nan)
+        qty = self._per_event(K.A_POS, 0.0)
+        avg = self._per_event(K.A_AVG, np.nan)
         return pd.DataFrame(
             {
                 "price": a["mark"],
-                "target": a["target"],
+                "target": a["target"].astype(np.float64),
                 "qty": qty,
                 "avg_entry": avg,
-                "realized_pnl": self._per_event(K.L_REAL, 0.0),
+                "realized_pnl": self._per_event(K.A_REAL, 0.0),
                 "unrealized_pnl": np.where(qty != 0.0, qty * (a["mark"] - avg), 0.0),
-                "fees": self._per_event(K.L_FEES, 0.0),
-                "funding": self._per_event(K.L_FUND, 0.0),
+                "fees": self._per_event(K.A_FEES, 0.0),
+                "funding": self._per_event(K.A_FUND, 0.0),
             },
             index=self._index(),
         )
 
     def _ledger_frame(self, kinds: tuple[int, ...]) -> pd.DataFrame:
-        led = self._ledger[np.isin(self._ledger[:, K.L_KIND], kinds)]
+        keep = np.isin(self._ledger[:, K.L_KIND], kinds)
+        led = self._ledger[keep]
+        after = self._replayed[0][keep]
         return pd.DataFrame(
             {
                 "kind": _KINDS[led[:, K.L_KIND].astype(np.int64)],
-                "side": led[:, K.L_SIDE].astype(np.int8),
                 "qty": led[:, K.L_QTY],
                 "price": led[:, K.L_PX],
-                "notional": led[:, K.L_NOTIONAL],
                 "fee": led[:, K.L_FEE],
-                "unfilled": led[:, K.L_UNFILLED],
-                "rate": led[:, K.L_RATE],
-                "payment": led[:, K.L_FUNDING],
-                "position_after": led[:, K.L_POS],
-                "cash_after": led[:, K.L_CASH],
+                "aux": led[:, K.L_AUX],
+                "position_after": after[:, K.A_POS],
+                "cash_after": after[:, K.A_CASH],
             },
             index=self._index(led[:, K.L_IDX].astype(np.int64)),
         )
 
     @cached_property
     def fills(self) -> pd.DataFrame:
-        """Fills (kind taker or liquidation) and missed book orders (kind miss, qty 0)."""
+        """Fills (kind taker or liquidation) and missed book orders (kind miss, qty 0):
+        side, qty (absolute), price, notional, fee, unfilled, position_after, cash_after."""
         df = self._ledger_frame((K.KIND_TAKER, K.KIND_LIQUIDATION, K.KIND_MISS))
-        return df.drop(columns=["rate", "payment"])
+        signed = df["qty"].to_numpy()
+        aux = df.pop("aux").to_numpy()
+        df.insert(1, "side", np.sign(np.where(signed != 0, signed, aux)).astype(np.int8))
+        df["qty"] = np.abs(signed)
+        df.insert(4, "notional", df["qty"] * df["price"].fillna(0.0))
+        df.insert(6, "unfilled", np.abs(aux))
+        return df
 
     @cached_property
     def funding(self) -> pd.DataFrame:
-        """Funding payments: rate, mark price, payment (> 0 paid by us), position."""
+        """Funding payments: rate, mark_px, payment (> 0 paid by us), position, cash_after."""
         df = self._ledger_frame((K.KIND_FUNDING,))
-        return df[["rate", "price", "payment", "position_after", "cash_after"]].rename(
-            columns={"price": "mark_px", "position_after": "position"}
-        )
+        return pd.DataFrame(
+            {"rate": df["aux"], "mark_px": df["price"], "payment": df["fee"],
+             "position": df["position_after"], "cash_after": df["cash_after"]},
+            index=df.index,
+        )  # fmt: skip
 
     @property
     def orders(self) -> pd.DataFrame:
@@ -227,7 +238,7 @@ class Result:
 
     @cached_property
     def trades(self) -> pd.DataFrame:
-        t = self._trades
+        t = self._replayed[1]
         entry = t[:, K.T_ENTRY_IDX].astype(np.int64)
         exit_ = t[:, K.T_EXIT_IDX].astype(np.int64)
         exit_ts = self._index(exit_)
@@ -356,7 +367,7 @@ def backtest(
     cols = md.columns
     with _timed(timings, "signals", stages):
         inputs = Inputs({"ts": ts, **cols}, mode)
-        target = np.asarray(strat.fn(inputs, **p), dtype=np.float64)
+        target = _as_target(strat.fn(inputs, **p))
         if target.shape != (n,):
             raise DataError(
                 f"strategy {strat.name!r} returned shape {target.shape}, expected ({n},): one target per event"
@@ -369,38 +380,48 @@ def backtest(
         cap = 1024 + n // 32  # enough for most runs; an exact count costs a pass over target
         for _ in range(2):
             ledger = np.empty((cap, K.N_LEDGER_COLS))
-            trades = np.empty((cap, K.N_TRADE_COLS))
-            st = _simulate(mode, md, target, f_rate, f_mark, cfg, equity, ledger, trades)
+            st = _simulate(mode, md, target, f_rate, f_mark, cfg, equity, ledger)
             if not st[K.S_FULL]:
                 break
+            cap = K.ledger_capacity_nb(target, f_rate, cfg.rebalance) + K.ROWS_PER_EVENT
         if st[K.S_BAD_ROW] >= 0:
             raise DataError(bad_bar_message(ts, int(st[K.S_BAD_ROW]), int(st[K.S_BAD_COL])))
-            cap = K.ledger_capacity_nb(target, f_rate, cfg.rebalance) + K.ROWS_PER_EVENT
-        # copies, so the unused capacity is freed
-        ledger = ledger[: int(st[K.S_NLEDGER])].copy()
-        trades = trades[: int(st[K.S_NTRADE])].copy()
+        # a view, not a copy: the unused capacity was never touched, so it holds no memory
+        ledger = ledger[: int(st[K.S_NLEDGER])]
     with _timed(timings, "metrics", stages):
-        stats = compute_stats(ts, equity, ledger, trades, st, cfg)
+        stats = compute_stats(ts, equity, st, cfg)
     mark = cols["close"] if "close" in cols else _mid(cols)
     arrays = {"ts": ts, "mark": mark, "target": target, "equity": equity}
-    return Result(stats, strat.name, p, cfg, mode, md.exchange, md.symbol, timings, arrays, ledger, trades)
+    return Result(stats, strat.name, p, cfg, mode, md.exchange, md.symbol, timings, arrays, ledger,
+                  int(st[K.S_NTRADE]))  # fmt: skip
+
+
+def _as_target(raw: Any) -> np.ndarray:
+    """Targets as int8 when they are whole (-1/0/1 signals: an eighth of the memory
+    traffic; the kernels compile for both) or bool, else float64."""
+    arr = np.asarray(raw)
+    if arr.dtype == np.bool_:
+        return arr.view(np.int8)
+    if arr.dtype == np.int8:
+        return arr
+    return np.asarray(arr, dtype=np.float64)
 
 
 def _simulate(mode: str, md: MarketData, target: np.ndarray, f_rate: np.ndarray, f_mark: np.ndarray,
-              cfg: Settings, equity: np.ndarray, ledger: np.ndarray, trades: np.ndarray) -> np.ndarray:  # fmt: skip
+              cfg: Settings, equity: np.ndarray, ledger: np.ndarray) -> np.ndarray:  # fmt: skip
     cols = md.columns
     if mode == "bars":
         return K.simulate_bars_nb(
             md.ts, cols["open"], cols["high"], cols["low"], cols["close"], target, f_rate, f_mark,
             cfg.fill_at == "close", cfg.init_cash, cfg.fee_taker_bps, cfg.slippage_bps,
             cfg.slippage_range, cfg.leverage, cfg.maintenance_margin, cfg.liquidation_fee_bps,
-            cfg.rebalance, equity, ledger, trades,
+            cfg.rebalance, equity, ledger,
         )  # fmt: skip
     return K.simulate_book_nb(
         md.ts, cols["bid_px"], cols["bid_sz"], cols["ask_px"], cols["ask_sz"], target, f_rate,
         f_mark, int(round(cfg.latency_ms * 1e6)), cfg.init_cash, cfg.fee_taker_bps,
         cfg.leverage, cfg.maintenance_margin, cfg.liquidation_fee_bps, cfg.rebalance,
-        OVERFLOW[cfg.book_overflow], cfg.overflow_penalty_bps, equity, ledger, trades,
+        OVERFLOW[cfg.book_overflow], cfg.overflow_penalty_bps, equity, ledger,
     )  # fmt: skip
 
 
@@ -409,9 +430,8 @@ def _mid(cols: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.where(np.isnan(b), a, np.where(np.isnan(a), b, 0.5 * (a + b)))
 
 
-def compute_stats(ts: np.ndarray, equity: np.ndarray, ledger: np.ndarray, trades: np.ndarray,
-                  st: np.ndarray, cfg: Settings) -> pd.Series:  # fmt: skip
-    """The stats Series (definitions in docs/engine.md); moments come from the kernel's state."""
+def compute_stats(ts: np.ndarray, equity: np.ndarray, st: np.ndarray, cfg: Settings) -> pd.Series:
+    """The stats Series (definitions in docs/engine.md), from the kernel's final state."""
     n = len(equity)
     span_ns = float(ts[-1] - ts[0]) * n / (n - 1) if n > 1 else 0.0
     years = span_ns / NS_PER_YEAR
@@ -432,10 +452,8 @@ def compute_stats(ts: np.ndarray, equity: np.ndarray, ledger: np.ndarray, trades
     down = math.sqrt(st[K.S_SUM_DN2] / n) if n else 0.0
     ann = math.sqrt(ppy)
     mdd = float(st[K.S_MAX_DD])
-    pnl = trades[:, K.T_PNL]
-    wins = pnl[pnl > 0].sum()
-    losses = -pnl[pnl < 0].sum()
-    n_trades = len(pnl)
+    n_trades = int(st[K.S_NTRADE])
+    wins, losses = float(st[K.S_GROSS_WIN]), float(st[K.S_GROSS_LOSS])
     stats = {
         "start": pd.Timestamp(int(ts[0]), tz="UTC") if n else pd.NaT,
         "end": pd.Timestamp(int(ts[-1]), tz="UTC") if n else pd.NaT,
@@ -453,10 +471,10 @@ def compute_stats(ts: np.ndarray, equity: np.ndarray, ledger: np.ndarray, trades
         "calmar": cagr / mdd if mdd > 0 and math.isfinite(cagr) else np.nan,
         "orders": int(st[K.S_NFILL]),
         "trades": n_trades,
-        "win_rate": float((pnl > 0).mean()) if n_trades else np.nan,
-        "profit_factor": (wins / losses if losses > 0 else (np.inf if wins > 0 else np.nan)),
-        "avg_trade": float(pnl.mean()) if n_trades else np.nan,
-        "avg_trade_return": float(trades[:, K.T_RETURN].mean()) if n_trades else np.nan,
+        "win_rate": st[K.S_WINS] / n_trades if n_trades else np.nan,
+        "profit_factor": wins / losses if losses > 0 else (np.inf if wins > 0 else np.nan),
+        "avg_trade": (wins - losses) / n_trades if n_trades else np.nan,
+        "avg_trade_return": st[K.S_SUM_TRET] / n_trades if n_trades else np.nan,
         "exposure": st[K.S_EXPOSED] / n if n else 0.0,
         "turnover": st[K.S_TURN] / cfg.init_cash,
         "fees": st[K.S_FEES],

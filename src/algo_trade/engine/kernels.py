@@ -10,13 +10,17 @@ Accounting model (linear perpetuals, quote currency):
     realized = sum over reductions of closed_qty * (fill_px - avg_entry) * sign(position)
     equity   = init_cash + realized + qty * (mark - avg_entry) - fees - funding paid
 
-Outputs: equity per event (float64[n], the only per-event array: cash, position, average
-entry, realized PnL, fees and funding change only at ledger rows, so the API rebuilds them
-per event from the ledger's state-after columns), a ledger and a trades record array
-(float64 2-D, one row per record, preallocated by the caller; kernels never reassign
-them, which keeps reference counting out of the per-event loop; when they run out the
-kernel stops with S_FULL set and the caller runs it again with `ledger_capacity_nb` rows),
-and the final state vector (S_* slots), which also carries one-pass return/drawdown stats.
+Outputs: equity per event (float64[n], the only per-event array), a compact ledger
+(float64[m, N_LEDGER_COLS], one row per fill, liquidation, missed order or funding
+payment) and the final state vector (S_* slots), which also carries one-pass return,
+drawdown and round-trip statistics. Cash, position, average entry, realized PnL, fees and
+funding change only at ledger rows, and round trips follow from the fills, so
+`replay_ledger_nb` rebuilds them, through the same functions and so to the same bits,
+only when a user asks for them: a run writes as little new memory as possible (fresh
+pages are what a backtest's time goes to once the loop is tight). The ledger is
+preallocated by the caller and never reassigned, which keeps reference counting out of
+the per-event loop; when it runs out the kernel stops with S_FULL set and the caller runs
+it again with `ledger_capacity_nb` rows.
 """
 
 from __future__ import annotations
@@ -24,10 +28,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# --- ledger columns: one row per fill, liquidation, missed order or funding payment
-(L_IDX, L_KIND, L_SIDE, L_QTY, L_PX, L_FEE, L_UNFILLED, L_NOTIONAL, L_FUNDING, L_RATE,
- L_CASH, L_POS, L_AVG, L_REAL, L_FEES, L_FUND) = range(16)  # fmt: skip
-N_LEDGER_COLS = 16
+# --- ledger columns: one row per fill, liquidation, missed order or funding payment.
+# L_QTY: signed fill qty (0 for funding and misses); L_PX: fill price or funding mark (NaN
+# for misses); L_FEE: fee paid, or the funding payment (> 0 paid); L_AUX: signed qty an
+# order wanted but did not get (fills, misses), or the funding rate.
+L_IDX, L_KIND, L_QTY, L_PX, L_FEE, L_AUX = range(6)
+N_LEDGER_COLS = 6
+# state after each ledger row, rebuilt by replay_ledger_nb
+A_CASH, A_POS, A_AVG, A_REAL, A_FEES, A_FUND = range(6)
+N_AFTER_COLS = 6
 KIND_TAKER, KIND_LIQUIDATION, KIND_FUNDING, KIND_MISS = 0, 1, 2, 3
 
 # --- trades columns
@@ -42,10 +51,12 @@ N_TRADE_COLS = 11
  # equity statistics, accumulated per event (definitions in docs/engine.md)
  S_PREV_EQ, S_SUM_R, S_SUM_R2, S_SUM_DN2, S_PEAK, S_PEAK_TS, S_MAX_DD, S_MAX_DD_NS,
  S_EXPOSED,
+ # round trips: count, winners, gross profit, gross loss, sum of returns
+ S_WINS, S_GROSS_WIN, S_GROSS_LOSS, S_SUM_TRET,
  # S_FULL: 1 when the record arrays ran out (run again, larger); S_BAD_ROW/COL: the first
  # input the kernel refused (-1: none; column 0-3 open/high/low/close, 4 ts)
- S_FULL, S_BAD_ROW, S_BAD_COL) = range(32)  # fmt: skip
-N_STATE = 32
+ S_FULL, S_BAD_ROW, S_BAD_COL) = range(36)  # fmt: skip
+N_STATE = 36
 ROWS_PER_EVENT = 3  # ledger rows one event can add at most (fill, funding, liquidation)
 
 # --- book overflow modes (an order larger than the displayed depth)
@@ -56,7 +67,7 @@ OVERFLOW_PENALTY, OVERFLOW_UNFILLED = 0, 1
 def ledger_capacity_nb(target, fund_rate, rebalance):  # pragma: no cover - compiled
     """Ledger rows a run can need: one fill per target change (every event when
     rebalancing), at most one liquidation or missed order each, one row per funding
-    settlement. Trades need at most the same."""
+    settlement."""
     n = target.shape[0]
     rows = 2
     prev = 0.0
@@ -75,9 +86,9 @@ def ledger_capacity_nb(target, fund_rate, rebalance):  # pragma: no cover - comp
 
 
 @njit(cache=True, nogil=True)
-def _no_room_nb(st, ledger, trades):  # pragma: no cover - compiled
-    """True (and S_FULL set) when one more event might not fit in the record arrays."""
-    if st[S_NLEDGER] + ROWS_PER_EVENT > ledger.shape[0] or st[S_NTRADE] + 2 > trades.shape[0]:
+def _no_room_nb(st, ledger):  # pragma: no cover - compiled
+    """True (and S_FULL set) when one more event might not fit in the ledger."""
+    if st[S_NLEDGER] + ROWS_PER_EVENT > ledger.shape[0]:
         st[S_FULL] = 1.0
         return True
     return False
@@ -90,23 +101,31 @@ def _sign_nb(x):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def _close_trade_nb(st, trades, i, side, liquidated):  # pragma: no cover - compiled
-    """Append the open round trip to `trades`."""
+    """Count the open round trip in the stats; append it to `trades` if that has rows."""
     nt = int(st[S_NTRADE])
-    if nt == trades.shape[0]:
-        raise ValueError("trades capacity exceeded")
     cost = st[S_T_IN_COST]
+    pnl = st[S_T_PNL]
+    ret = pnl / cost if cost > 0.0 else 0.0
+    if pnl > 0.0:
+        st[S_WINS] += 1.0
+        st[S_GROSS_WIN] += pnl
+    elif pnl < 0.0:
+        st[S_GROSS_LOSS] -= pnl
+    st[S_SUM_TRET] += ret
+    st[S_NTRADE] = nt + 1
+    if trades.shape[0] == 0:
+        return
     trades[nt, T_ENTRY_IDX] = st[S_T_ENTRY]
     trades[nt, T_EXIT_IDX] = i
     trades[nt, T_SIDE] = side
     trades[nt, T_QTY] = st[S_T_PEAK]
     trades[nt, T_ENTRY_PX] = cost / st[S_T_IN_QTY] if st[S_T_IN_QTY] > 0.0 else np.nan
     trades[nt, T_EXIT_PX] = st[S_T_OUT_COST] / st[S_T_OUT_QTY] if st[S_T_OUT_QTY] > 0.0 else np.nan
-    trades[nt, T_PNL] = st[S_T_PNL]
+    trades[nt, T_PNL] = pnl
     trades[nt, T_FEES] = st[S_T_FEES]
     trades[nt, T_FUNDING] = st[S_T_FUND]
-    trades[nt, T_RETURN] = st[S_T_PNL] / cost if cost > 0.0 else 0.0
+    trades[nt, T_RETURN] = ret
     trades[nt, T_LIQUIDATED] = 1.0 if liquidated else 0.0
-    st[S_NTRADE] = nt + 1
 
 
 @njit(cache=True, nogil=True)
@@ -123,18 +142,17 @@ def _open_trade_nb(st, i, qty_abs, px, fee):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def fill_nb(st, ledger, trades, i, dq, px, fee_rate, kind, unfilled):  # pragma: no cover - compiled
-    """Book a fill of signed quantity dq at price px into state st; record it.
+def fill_nb(st, ledger, trades, i, dq, px, fee, kind, unfilled):  # pragma: no cover - compiled
+    """Book a fill of signed quantity dq at price px, paying `fee`, into state st.
 
-    st: float64[N_STATE] running state; ledger, trades: record arrays (rows appended);
-    i: event index; fee_rate: fraction of traded notional; kind: KIND_*; unfilled: qty the
-    order wanted but did not get (book mode).
+    st: float64[N_STATE] running state; ledger, trades: record arrays, rows appended when
+    they have any (the kernels pass no trades, the replay no ledger); i: event index;
+    kind: KIND_*; unfilled: signed qty the order wanted but did not get (book mode).
     """
     q0 = st[S_QTY]
     q1 = q0 + dq
     a_dq = abs(dq)
     notional = a_dq * px
-    fee = notional * fee_rate
     st[S_CASH] -= dq * px + fee
     st[S_FEES] += fee
     st[S_TURN] += notional
@@ -170,34 +188,24 @@ def fill_nb(st, ledger, trades, i, dq, px, fee_rate, kind, unfilled):  # pragma:
                 q1 = 0.0  # exact flat, no float residue
     st[S_QTY] = q1
     st[S_NFILL] += 1.0
-    r = _ledger_row_nb(st, ledger, i, kind)
-    ledger[r, L_SIDE] = _sign_nb(dq)
-    ledger[r, L_QTY] = a_dq
-    ledger[r, L_PX] = px
-    ledger[r, L_FEE] = fee
-    ledger[r, L_UNFILLED] = unfilled
-    ledger[r, L_NOTIONAL] = notional
+    _ledger_row_nb(st, ledger, i, kind, dq, px, fee, unfilled)
 
 
 @njit(cache=True, nogil=True)
-def _ledger_row_nb(st, ledger, i, kind):  # pragma: no cover - compiled
-    """Append a ledger row for event i with the state after it; returns the row number."""
+def _ledger_row_nb(st, ledger, i, kind, qty, px, fee, aux):  # pragma: no cover - compiled
+    """Append a ledger row (nothing when the ledger has no rows: the replay)."""
+    if ledger.shape[0] == 0:
+        return
     r = int(st[S_NLEDGER])
     if r == ledger.shape[0]:
         raise ValueError("ledger capacity exceeded")
-    for c in range(N_LEDGER_COLS):  # 2-D indexing: a row view would cost reference counting
-        ledger[r, c] = 0.0
     ledger[r, L_IDX] = i
     ledger[r, L_KIND] = kind
-    ledger[r, L_RATE] = np.nan
-    ledger[r, L_CASH] = st[S_CASH]
-    ledger[r, L_POS] = st[S_QTY]
-    ledger[r, L_AVG] = st[S_AVG] if st[S_QTY] != 0.0 else np.nan
-    ledger[r, L_REAL] = st[S_REAL]
-    ledger[r, L_FEES] = st[S_FEES]
-    ledger[r, L_FUND] = st[S_FUND]
+    ledger[r, L_QTY] = qty
+    ledger[r, L_PX] = px
+    ledger[r, L_FEE] = fee
+    ledger[r, L_AUX] = aux
     st[S_NLEDGER] = r + 1
-    return r
 
 
 @njit(cache=True, nogil=True)
@@ -208,10 +216,7 @@ def pay_funding_nb(st, ledger, i, rate, mark):  # pragma: no cover - compiled
     st[S_FUND] += pay
     st[S_T_PNL] -= pay
     st[S_T_FUND] += pay
-    r = _ledger_row_nb(st, ledger, i, KIND_FUNDING)
-    ledger[r, L_PX] = mark
-    ledger[r, L_RATE] = rate
-    ledger[r, L_FUNDING] = pay
+    _ledger_row_nb(st, ledger, i, KIND_FUNDING, 0.0, mark, pay, rate)
 
 
 @njit(cache=True, nogil=True)
@@ -316,8 +321,9 @@ def _clip_target_nb(t, lim):  # pragma: no cover - compiled
 @njit(cache=True, nogil=True)
 def _liquidate_nb(st, ledger, trades, i, p_liq, liq_fee):  # pragma: no cover - compiled
     """Close the whole position at the liquidation price, paying the liquidation fee."""
-    fill_nb(st, ledger, trades, i, -st[S_QTY], max(p_liq, 0.0), liq_fee,
-                            KIND_LIQUIDATION, 0.0)  # fmt: skip
+    q = st[S_QTY]
+    p = max(p_liq, 0.0)
+    fill_nb(st, ledger, trades, i, -q, p, abs(q) * p * liq_fee, KIND_LIQUIDATION, 0.0)
     st[S_NLIQ] += 1.0
 
 
@@ -329,16 +335,16 @@ def _trade_bar_nb(st, ledger, trades, i, t, px, bar_range, fee, slip, slippage_r
     dq = target_qty_nb(st[S_CASH], st[S_QTY], px, t * leverage, fee + s) - st[S_QTY]
     if abs(dq) * px > 1e-12 * init_cash:
         fill_px = px * (1.0 + s) if dq > 0.0 else px * (1.0 - s)
-        fill_nb(st, ledger, trades, i, dq, fill_px, fee, KIND_TAKER, 0.0)
+        fill_nb(st, ledger, trades, i, dq, fill_px, abs(dq) * fill_px * fee, KIND_TAKER, 0.0)
 
 
 @njit(cache=True, nogil=True)
 def simulate_bars_nb(ts, open_, high, low, close, target, fund_rate, fund_mark, fill_at_close,
                      init_cash, fee_bps, slippage_bps, slippage_range, leverage, mm, liq_fee_bps,
-                     rebalance, equity, ledger, trades):  # fmt: skip  # pragma: no cover - compiled
+                     rebalance, equity, ledger):  # fmt: skip  # pragma: no cover - compiled
     """Backtest target positions over bars.
 
-    open_, high, low, close: float64[n] prices; target: float64[n] position decided at bar
+    open_, high, low, close: float64[n] prices; target: float64[n] or int8[n] position decided at bar
     i's close as a fraction of equity (clipped to [-1, 1], NaN = flat), scaled by leverage;
     fund_rate, fund_mark: float64[n] funding settled during bar i (NaN: none) and its mark
     price (NaN: use the bar's open), or empty arrays when there is no funding;
@@ -347,12 +353,13 @@ def simulate_bars_nb(ts, open_, high, low, close, target, fund_rate, fund_mark, 
     (0 disables liquidation); liq_fee_bps: fee on a liquidation's notional; rebalance: trade
     back to the target fraction at every bar, not only when the target changes.
     ts: int64[n] bar open times (ns; for drawdown durations). Outputs: equity float64[n]
-    (marked at each close); ledger, trades: record arrays sized by ledger_capacity_nb.
-    Returns the final state (S_NLEDGER, S_NTRADE: rows used; S_BAD_ROW >= 0: stopped at a
+    (marked at each close); ledger: record array (see the module docstring).
+    Returns the final state (S_NLEDGER: rows used; S_BAD_ROW >= 0: stopped at a
     NaN/non-positive price or a timestamp not after the previous one).
     """
     n = close.shape[0]
     st = new_state_nb(init_cash, ts[0] if n > 0 else 0)
+    trades = np.empty((0, N_TRADE_COLS), dtype=np.float64)  # round trips: counted, not stored
     acc = _acc_init_nb(init_cash, ts[0] if n > 0 else np.int64(0))
     has_funding = fund_rate.shape[0] == n
     fee = fee_bps * 1e-4
@@ -375,7 +382,7 @@ def simulate_bars_nb(ts, open_, high, low, close, target, fund_rate, fund_mark, 
         if not fill_at_close and i > 0:
             t = _clip_target_nb(target[i - 1], 1.0)
             if t != last or (rebalance and (t != 0.0 or st[S_QTY] != 0.0)):
-                if _no_room_nb(st, ledger, trades):
+                if _no_room_nb(st, ledger):
                     break
                 if not _ok_px(open_[i]):
                     _bad_nb(st, i, 0)
@@ -385,7 +392,7 @@ def simulate_bars_nb(ts, open_, high, low, close, target, fund_rate, fund_mark, 
                 last = t
                 liq_lo, liq_hi = _liq_bounds_nb(st, mm)
         if has_funding and st[S_QTY] != 0.0 and fund_rate[i] == fund_rate[i]:
-            if _no_room_nb(st, ledger, trades):
+            if _no_room_nb(st, ledger):
                 break
             m = fund_mark[i]
             pay_funding_nb(st, ledger, i, fund_rate[i], m if m == m else open_[i])
@@ -397,14 +404,14 @@ def simulate_bars_nb(ts, open_, high, low, close, target, fund_rate, fund_mark, 
                 _bad_nb(st, i, 2 if not _ok_px(lo) else 1)
                 break
             if lo <= liq_lo or hi >= liq_hi:
-                if _no_room_nb(st, ledger, trades):
+                if _no_room_nb(st, ledger):
                     break
                 _liquidate_nb(st, ledger, trades, i, liq_lo if st[S_QTY] > 0.0 else liq_hi, liq_fee)
                 liq_lo, liq_hi = _liq_bounds_nb(st, mm)
         if fill_at_close:
             t = _clip_target_nb(target[i], 1.0)
             if t != last or (rebalance and (t != 0.0 or st[S_QTY] != 0.0)):
-                if _no_room_nb(st, ledger, trades):
+                if _no_room_nb(st, ledger):
                     break
                 _trade_bar_nb(st, ledger, trades, i, t, close[i], high[i] - low[i],
                               fee, slip, slippage_range, leverage, init_cash)  # fmt: skip
@@ -454,20 +461,17 @@ def walk_book_nb(px, sz, qty, sign, overflow, penalty):  # pragma: no cover - co
 @njit(cache=True, nogil=True)
 def _record_miss_nb(st, ledger, i, side, wanted):  # pragma: no cover - compiled
     """A ledger row for an order that got nothing (qty 0, the wanted qty as unfilled)."""
-    r = _ledger_row_nb(st, ledger, i, KIND_MISS)
-    ledger[r, L_SIDE] = side
-    ledger[r, L_PX] = np.nan
-    ledger[r, L_UNFILLED] = wanted
+    _ledger_row_nb(st, ledger, i, KIND_MISS, 0.0, np.nan, 0.0, side * wanted)
 
 
 @njit(cache=True, nogil=True)
 def simulate_book_nb(ts, bid_px, bid_sz, ask_px, ask_sz, target, fund_rate, fund_mark, latency_ns,
                      init_cash, fee_bps, leverage, mm, liq_fee_bps, rebalance, overflow,
-                     overflow_penalty_bps, equity, ledger, trades):  # fmt: skip  # pragma: no cover - compiled
+                     overflow_penalty_bps, equity, ledger):  # fmt: skip  # pragma: no cover - compiled
     """Backtest target positions over L2 book snapshots with market orders.
 
     ts: int64[n] snapshot times (ns); bid_px, bid_sz, ask_px, ask_sz: float64[n, L] levels,
-    best first, NaN-padded; target: float64[n] decided at snapshot i (fraction of equity,
+    best first, NaN-padded; target: float64[n] or int8[n] decided at snapshot i (fraction of equity,
     clipped to [-1, 1], scaled by leverage); an order sent at snapshot i executes at the first
     later snapshot j > i with ts[j] >= ts[i] + latency_ns, walking that snapshot's levels
     (several orders arriving at one snapshot: the newest wins). fund_rate, fund_mark:
@@ -477,6 +481,7 @@ def simulate_book_nb(ts, bid_px, bid_sz, ask_px, ask_sz, target, fund_rate, fund
     """
     n = ts.shape[0]
     st = new_state_nb(init_cash, ts[0] if n > 0 else 0)
+    trades = np.empty((0, N_TRADE_COLS), dtype=np.float64)  # round trips: counted, not stored
     acc = _acc_init_nb(init_cash, ts[0] if n > 0 else np.int64(0))
     has_funding = fund_rate.shape[0] == n
     fee = fee_bps * 1e-4
@@ -496,7 +501,7 @@ def simulate_book_nb(ts, bid_px, bid_sz, ask_px, ask_sz, target, fund_rate, fund
             mid = b
         elif a == a:
             mid = a
-        if _no_room_nb(st, ledger, trades):
+        if _no_room_nb(st, ledger):
             break
         j = -1
         while head < tail and ts[pending[head]] + latency_ns <= ts[i]:
@@ -514,8 +519,8 @@ def simulate_book_nb(ts, bid_px, bid_sz, ask_px, ask_sz, target, fund_rate, fund
                     got, vwap = walk_book_nb(bid_px[i], bid_sz[i], -dq, -1.0, overflow, pen)
                     sdq = -got
                 if got > 0.0:
-                    fill_nb(st, ledger, trades, i, sdq, vwap, fee, KIND_TAKER,
-                                            abs(dq) - got)  # fmt: skip
+                    fill_nb(st, ledger, trades, i, sdq, vwap, got * vwap * fee, KIND_TAKER,
+                            _sign_nb(dq) * (abs(dq) - got))  # fmt: skip
                 else:  # nothing displayed on that side: record the miss
                     _record_miss_nb(st, ledger, i, _sign_nb(dq), abs(dq))
         if has_funding and st[S_QTY] != 0.0 and fund_rate[i] == fund_rate[i]:
@@ -538,3 +543,32 @@ def simulate_book_nb(ts, bid_px, bid_sz, ask_px, ask_sz, target, fund_rate, fund
             last = t
     _acc_store_nb(st, acc)
     return st
+
+
+@njit(cache=True, nogil=True)
+def replay_ledger_nb(ledger, init_cash, n_trades):  # pragma: no cover - compiled
+    """Re-apply a run's ledger: the state after each row and the round trips.
+
+    ledger: float64[m, N_LEDGER_COLS] from a kernel; n_trades: rows to allocate (the run's
+    S_NTRADE). Returns (after float64[m, N_AFTER_COLS] with A_* columns, trades
+    float64[n_trades, N_TRADE_COLS]). Same functions as the run, so the same numbers.
+    """
+    m = ledger.shape[0]
+    st = new_state_nb(init_cash, 0)
+    none = np.empty((0, N_LEDGER_COLS), dtype=np.float64)
+    trades = np.empty((n_trades, N_TRADE_COLS), dtype=np.float64)
+    after = np.empty((m, N_AFTER_COLS), dtype=np.float64)
+    for r in range(m):
+        kind = ledger[r, L_KIND]
+        i = ledger[r, L_IDX]
+        if kind == KIND_TAKER or kind == KIND_LIQUIDATION:
+            fill_nb(st, none, trades, i, ledger[r, L_QTY], ledger[r, L_PX], ledger[r, L_FEE], kind, 0.0)
+        elif kind == KIND_FUNDING:
+            pay_funding_nb(st, none, i, ledger[r, L_AUX], ledger[r, L_PX])
+        after[r, A_CASH] = st[S_CASH]
+        after[r, A_POS] = st[S_QTY]
+        after[r, A_AVG] = st[S_AVG] if st[S_QTY] != 0.0 else np.nan
+        after[r, A_REAL] = st[S_REAL]
+        after[r, A_FEES] = st[S_FEES]
+        after[r, A_FUND] = st[S_FUND]
+    return after, trades[: int(st[S_NTRADE])]

@@ -1,5 +1,7 @@
 """Numba indicator and signal kernels used by the built-in strategies (arrays in and out).
 
+Signal kernels return int8 targets (-1, 0, 1): the engine streams a 1-byte array.
+
 Every output at index i depends only on inputs at indices <= i (no look-ahead); NaN marks
 the warm-up, during which signal kernels hold a flat target.
 """
@@ -79,19 +81,20 @@ def rsi_nb(x, window):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def cross_signal_nb(fast, slow, short):  # pragma: no cover - compiled
-    """1 while fast > slow, else 0; with `short`, -1 while fast < slow. Warm-up (NaN): 0."""
+    """1 while fast > slow, else 0; with `short`, -1 while fast < slow. Warm-up (NaN): 0.
+    int8[n]: whole targets, a small array for the engine to stream."""
     n = fast.shape[0]
-    out = np.empty(n, dtype=np.float64)
-    low = -1.0 if short else 0.0
+    out = np.empty(n, dtype=np.int8)
+    low = -1 if short else 0
     for i in range(n):
         f = fast[i]
         s = slow[i]
         if f > s:
-            out[i] = 1.0
+            out[i] = 1
         elif f < s:
             out[i] = low
         else:  # equal, or NaN in warm-up
-            out[i] = 0.0
+            out[i] = 0
     return out
 
 
@@ -104,7 +107,7 @@ def band_signal_nb(x, lower, upper, exit_lo, exit_hi, revert, short):  # pragma:
     x <= exit_hi, short below `lower` until x >= exit_lo. All inputs float64[n].
     """
     n = x.shape[0]
-    out = np.empty(n, dtype=np.float64)
+    out = np.empty(n, dtype=np.int8)
     pos = 0.0
     for i in range(n):
         v = x[i]
@@ -143,11 +146,11 @@ def book_imbalance_signal_nb(
     """Depth imbalance I = (B - A) / (B + A) over the top `levels` (B, A: summed sizes).
 
     bid_sz, ask_sz: float64[n, L] (NaN-padded). Enter long when I > threshold (short when
-    I < -threshold and `short`); exit when I crosses back through 0. Returns float64[n].
+    I < -threshold and `short`); exit when I crosses back through 0. Returns int8[n].
     """
     n = bid_sz.shape[0]
     m = min(levels, bid_sz.shape[1])
-    out = np.empty(n, dtype=np.float64)
+    out = np.empty(n, dtype=np.int8)
     pos = 0.0
     for i in range(n):
         b = 0.0
@@ -179,7 +182,7 @@ def threshold_signal_nb(x, threshold, fade):  # pragma: no cover - compiled
     """-1 while x > threshold, 1 while x < -threshold, 0 otherwise (signs swapped if not
     fade); NaN counts as 0. For funding carry: short a perp whose longs pay."""
     n = x.shape[0]
-    out = np.empty(n, dtype=np.float64)
+    out = np.empty(n, dtype=np.int8)
     s = -1.0 if fade else 1.0
     for i in range(n):
         v = x[i]
@@ -204,7 +207,7 @@ def cascade_signal_nb(
     the forced flow (long after forced selling), else with it.
     """
     n = sell_notional.shape[0]
-    out = np.zeros(n, dtype=np.float64)
+    out = np.zeros(n, dtype=np.int8)
     s_sum = 0.0
     b_sum = 0.0
     left = 0
