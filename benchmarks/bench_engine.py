@@ -134,7 +134,9 @@ def bench_bars(n: int, repeat: int) -> list[dict]:
         vbt = None
     fns = {"ours": ours, "hand": hand}
     if vbt is not None:
-        close = pd.Series(df["close"].to_numpy(), index=df.index.tz_localize(None))  # tz-naive: vectorbt's fast path
+        close = pd.Series(
+            df["close"].to_numpy(), index=df.index.tz_localize(None)
+        )  # tz-naive: vectorbt's fast path
         fast = pd.Series(sma_nb(close.to_numpy(), 10), index=close.index)
         slow = pd.Series(sma_nb(close.to_numpy(), 50), index=close.index)
 
@@ -167,7 +169,14 @@ def bench_bars(n: int, repeat: int) -> list[dict]:
         and np.isclose(res.stats["max_drawdown"], mdd_hand, rtol=1e-9)
     )
     if vbt is None:
-        rows.append({"name": "vectorbt", "value": None, "unit": "s", "note": "not installed (pip install .[bench])"})
+        rows.append(
+            {
+                "name": "vectorbt",
+                "value": None,
+                "unit": "s",
+                "note": "not installed (pip install .[bench])",
+            }
+        )
         return rows
     t_vb = best["vectorbt"]
     vb_final, vb_orders, vb_trades = out["vectorbt"]

@@ -54,7 +54,9 @@ def bars(open_, high, low, close, target, *, fill_at="next", fee_bps=0.0, slippa
             last = clip(target[i - 1])
             trade(i, last, open_[i])
         if fund_rate is not None and not math.isnan(fund_rate[i]) and qty != 0:
-            mark = fund_mark[i] if fund_mark is not None and not math.isnan(fund_mark[i]) else open_[i]
+            mark = (
+                fund_mark[i] if fund_mark is not None and not math.isnan(fund_mark[i]) else open_[i]
+            )
             cash -= qty * mark * fund_rate[i]
         if qty != 0 and mm > 0:
             # equity at price P: cash + qty * P; maintenance: mm * |qty| * P

@@ -32,7 +32,12 @@ def random_bars(rng: np.random.Generator, n: int) -> pd.DataFrame:
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
     open_ = np.r_[100.0, close[:-1]] * np.exp(rng.normal(0, 0.002, n))
     wig = np.abs(rng.normal(0, 0.004, n))
-    return bars_df(open_, close, high=np.maximum(open_, close) * (1 + wig), low=np.minimum(open_, close) * (1 - wig))
+    return bars_df(
+        open_,
+        close,
+        high=np.maximum(open_, close) * (1 + wig),
+        low=np.minimum(open_, close) * (1 - wig),
+    )
 
 
 # ----------------------------------------------------------------------------- vs reference
@@ -84,7 +89,9 @@ def test_accounting_identity_at_every_event(seed, leverage):
                               leverage=leverage, maintenance_margin=0.03, init_cash=5_000)  # fmt: skip
     eq, pos = res.equity, res.positions
     # equity = cash + position value at every event
-    np.testing.assert_allclose(eq["equity"], eq["cash"] + pos["qty"] * pos["price"], rtol=1e-12, atol=1e-8)
+    np.testing.assert_allclose(
+        eq["equity"], eq["cash"] + pos["qty"] * pos["price"], rtol=1e-12, atol=1e-8
+    )
     # equity = init + realized + unrealized - fees - funding paid
     np.testing.assert_allclose(
         eq["equity"],
@@ -92,7 +99,9 @@ def test_accounting_identity_at_every_event(seed, leverage):
         rtol=1e-9, atol=1e-6,
     )  # fmt: skip
     assert res.stats["fees"] == pytest.approx(res.fills["fee"].sum(), rel=1e-12)
-    assert res.stats["funding_pnl"] == pytest.approx(-res.funding["payment"].sum(), rel=1e-12, abs=1e-12)
+    assert res.stats["funding_pnl"] == pytest.approx(
+        -res.funding["payment"].sum(), rel=1e-12, abs=1e-12
+    )
 
 
 def test_trade_pnls_add_up_to_the_equity_change():
@@ -123,13 +132,17 @@ def test_no_silent_rebalancing_unless_asked():
 # ----------------------------------------------------------------------------- stats
 def test_stats_definitions_by_pandas():
     df = ftx_bars(5_000)
-    res = algo_trade.backtest(df, "sma_cross", params={"fast": 10, "slow": 50, "short": True}, fee_taker_bps=5)
+    res = algo_trade.backtest(
+        df, "sma_cross", params={"fast": 10, "slow": 50, "short": True}, fee_taker_bps=5
+    )
     s, eq = res.stats, res.equity["equity"]
     rets = eq / eq.shift(1, fill_value=10_000.0) - 1
     n = len(eq)
     span = (df.index[-1] - df.index[0]).total_seconds() * n / (n - 1)
     per_year = n / (span / (365 * 86_400))
-    assert s["sharpe"] == pytest.approx(rets.mean() / rets.std(ddof=1) * math.sqrt(per_year), rel=1e-9)
+    assert s["sharpe"] == pytest.approx(
+        rets.mean() / rets.std(ddof=1) * math.sqrt(per_year), rel=1e-9
+    )
     down = math.sqrt((rets.clip(upper=0) ** 2).mean())
     assert s["sortino"] == pytest.approx(rets.mean() / down * math.sqrt(per_year), rel=1e-9)
     assert s["volatility"] == pytest.approx(rets.std(ddof=1) * math.sqrt(per_year), rel=1e-9)
@@ -142,7 +155,9 @@ def test_stats_definitions_by_pandas():
     tr = res.trades
     assert s["trades"] == len(tr)
     assert s["win_rate"] == pytest.approx((tr["pnl"] > 0).mean())
-    assert s["profit_factor"] == pytest.approx(tr.loc[tr.pnl > 0, "pnl"].sum() / -tr.loc[tr.pnl < 0, "pnl"].sum())
+    assert s["profit_factor"] == pytest.approx(
+        tr.loc[tr.pnl > 0, "pnl"].sum() / -tr.loc[tr.pnl < 0, "pnl"].sum()
+    )
     assert s["exposure"] == pytest.approx((res.positions["qty"] != 0).mean())
     assert s["turnover"] == pytest.approx(res.fills["notional"].sum() / 10_000)
     assert s["orders"] == len(res.fills)
@@ -168,7 +183,9 @@ def test_frames_are_indexed_by_utc_timestamps():
 def test_real_ftx_bars_match_a_hand_loop():
     """sma_cross on 45k real FTX bars, fill at close, 5 bp: same fills and equity as a plain loop."""
     df = ftx_bars()
-    res = algo_trade.backtest(df, "sma_cross", params={"fast": 10, "slow": 50}, fee_taker_bps=5, fill_at="close")
+    res = algo_trade.backtest(
+        df, "sma_cross", params={"fast": 10, "slow": 50}, fee_taker_bps=5, fill_at="close"
+    )
     c = df["close"].to_numpy()
     fast = pd.Series(c).rolling(10).mean().to_numpy()
     slow = pd.Series(c).rolling(50).mean().to_numpy()

@@ -20,10 +20,16 @@ def bars():
     ("kwargs", "match"),
     [
         ({"strategy": "nope"}, r"unknown strategy 'nope': choose one of .*sma_cross"),
-        ({"params": {"fastt": 3}}, r"unknown parameter 'fastt' for strategy 'sma_cross'; valid: fast: int"),
+        (
+            {"params": {"fastt": 3}},
+            r"unknown parameter 'fastt' for strategy 'sma_cross'; valid: fast: int",
+        ),
         ({"params": {"fast": 2.5}}, r"parameter 'fast' of 'sma_cross' must be int, got 2.5"),
         ({"params": {"fast": "x"}}, r"must be int, got 'x'"),
-        ({"params": {"fast": 0}}, r"parameter 'fast' of 'sma_cross' is 0, out of range: int in \[1, 1000000\]"),
+        (
+            {"params": {"fast": 0}},
+            r"parameter 'fast' of 'sma_cross' is 0, out of range: int in \[1, 1000000\]",
+        ),
         ({"params": {"short": "maybe"}}, r"'short' of 'sma_cross' must be bool"),
         ({"params": {"fast": 60, "slow": 50}}, r"fast \(60\) must be smaller than slow \(50\)"),
         ({"leverage": 0}, r"leverage must be > 0"),
@@ -68,8 +74,12 @@ def test_bars_without_close_or_index():
 def test_bad_prices_name_the_row(bars, column, value):
     df = bars.copy()
     df.iloc[100, df.columns.get_loc(column)] = value
-    with pytest.raises(DataError, match=rf"bars column '{column}' has a missing or non-positive price at row 100"):
-        algo_trade.backtest(df, "sma_cross", params={"fast": 2, "slow": 3}, rebalance=True, fill_at="next")
+    with pytest.raises(
+        DataError, match=rf"bars column '{column}' has a missing or non-positive price at row 100"
+    ):
+        algo_trade.backtest(
+            df, "sma_cross", params={"fast": 2, "slow": 3}, rebalance=True, fill_at="next"
+        )
 
 
 def test_unsorted_bars(bars):

@@ -81,7 +81,7 @@ def test_fill_books_fee_cash_and_position():
 
 def test_book_backtest_walks_levels_and_charges_taker_fee():
     """A whole book-mode run: the order sent at snapshot 0 fills at snapshot 1's levels."""
-    n, depth = 3, 3
+    n = 3
     ts = 1_704_067_200_000_000_000 + np.arange(n, dtype=np.int64) * 1_000_000_000
     bid_px = np.tile([99.0, 98.0, 97.0], (n, 1))
     ask_px = np.tile([100.0, 101.0, 102.0], (n, 1))
@@ -90,7 +90,9 @@ def test_book_backtest_walks_levels_and_charges_taker_fee():
     mid = np.full(n, 99.5)
     md = algo_trade.MarketData(ts, {"bid_px": bid_px, "bid_sz": bid_sz, "ask_px": ask_px, "ask_sz": ask_sz,
                                     "open": mid, "high": mid, "low": mid, "close": mid}, "book")  # fmt: skip
-    res = algo_trade.backtest(md, targets([1.0, 1.0, 1.0]), init_cash=400.0, fee_taker_bps=5, book_overflow="unfilled")
+    res = algo_trade.backtest(
+        md, targets([1.0, 1.0, 1.0]), init_cash=400.0, fee_taker_bps=5, book_overflow="unfilled"
+    )
     fills = res.fills
     assert len(fills) == 1 and fills.index[0] == pd.Timestamp(ts[1], tz="UTC")
     # sizing at the mid with fee + half spread as cost: notional = 400 / (1 + c)
@@ -106,7 +108,9 @@ def test_book_backtest_walks_levels_and_charges_taker_fee():
 # ----------------------------------------------------------------------------- sizing
 def test_all_in_sizing_notional_plus_fee_equals_equity():
     df = bars_df([100.0] * 3, [100.0] * 3)
-    res = algo_trade.backtest(df, targets([1, 1, 1]), fill_at="close", fee_taker_bps=10, init_cash=1_000)
+    res = algo_trade.backtest(
+        df, targets([1, 1, 1]), fill_at="close", fee_taker_bps=10, init_cash=1_000
+    )
     f = res.fills.iloc[0]
     assert f["notional"] + f["fee"] == pytest.approx(1_000.0, rel=1e-12)
     assert f["qty"] == pytest.approx(1_000.0 / (100.0 * 1.001), rel=1e-12)
@@ -115,7 +119,9 @@ def test_all_in_sizing_notional_plus_fee_equals_equity():
 def test_flip_long_to_short_keeps_all_in():
     # long all-in at 100, then -1 at 100: one fill of 2x the size (less fees)
     df = bars_df([100.0] * 3, [100.0] * 3)
-    res = algo_trade.backtest(df, targets([1, -1, -1]), fill_at="close", fee_taker_bps=10, init_cash=1_000)
+    res = algo_trade.backtest(
+        df, targets([1, -1, -1]), fill_at="close", fee_taker_bps=10, init_cash=1_000
+    )
     assert len(res.fills) == 2
     q_long = 1_000 / (100 * 1.001)
     cash_after_long = 1_000 - q_long * 100 * 1.001
@@ -143,15 +149,21 @@ def test_fill_at_next_vs_close_by_hand():
     assert list(at_next.fills.index) == list(df.index[[1, 3]])
     # with a 10 bp fee on both legs
     fee = algo_trade.backtest(df, tg, fill_at="close", fee_taker_bps=10, init_cash=1_000)
-    assert fee.stats["final_equity"] == pytest.approx(1_000 * 12.5 * 0.999 / (10.5 * 1.001), rel=1e-12)
+    assert fee.stats["final_equity"] == pytest.approx(
+        1_000 * 12.5 * 0.999 / (10.5 * 1.001), rel=1e-12
+    )
 
 
 def test_slippage_moves_fills_against_the_order():
     df = bars_df([100.0, 100.0, 100.0], [100.0, 100.0, 100.0], high=[101.0] * 3, low=[99.0] * 3)
-    res = algo_trade.backtest(df, targets([1, 0, 0]), fill_at="close", fee_taker_bps=0, slippage_bps=10)
+    res = algo_trade.backtest(
+        df, targets([1, 0, 0]), fill_at="close", fee_taker_bps=0, slippage_bps=10
+    )
     assert list(res.fills["price"]) == pytest.approx([100.1, 99.9])
     # a fraction of the bar's range: 0.25 * (101 - 99) = 0.5
-    res = algo_trade.backtest(df, targets([1, 0, 0]), fill_at="close", fee_taker_bps=0, slippage_range=0.25)
+    res = algo_trade.backtest(
+        df, targets([1, 0, 0]), fill_at="close", fee_taker_bps=0, slippage_range=0.25
+    )
     assert list(res.fills["price"]) == pytest.approx([100.5, 99.5])
 
 
@@ -161,7 +173,9 @@ def test_funding_sign_long_pays_short_receives(side, expected_payment):
     # all-in at 100 with 1,000: |qty| 10; rate 0.1% at mark 100 -> 10 * 100 * 0.001 = 1
     rate = [np.nan, 0.001, np.nan]
     df = bars_df([100.0] * 3, [100.0] * 3, funding_rate=rate, mark_px=[np.nan, 100.0, np.nan])
-    res = algo_trade.backtest(df, targets([side] * 3), fill_at="close", fee_taker_bps=0, init_cash=1_000)
+    res = algo_trade.backtest(
+        df, targets([side] * 3), fill_at="close", fee_taker_bps=0, init_cash=1_000
+    )
     pay = res.funding
     assert len(pay) == 1
     assert pay["payment"].iloc[0] == pytest.approx(expected_payment, rel=1e-12)
@@ -171,8 +185,12 @@ def test_funding_sign_long_pays_short_receives(side, expected_payment):
 
 
 def test_funding_negative_rate_and_mark_defaults_to_open():
-    df = bars_df([100.0, 120.0, 120.0], [100.0, 120.0, 120.0], funding_rate=[np.nan, -0.002, np.nan])
-    res = algo_trade.backtest(df, targets([1, 1, 1]), fill_at="close", fee_taker_bps=0, init_cash=1_000)
+    df = bars_df(
+        [100.0, 120.0, 120.0], [100.0, 120.0, 120.0], funding_rate=[np.nan, -0.002, np.nan]
+    )
+    res = algo_trade.backtest(
+        df, targets([1, 1, 1]), fill_at="close", fee_taker_bps=0, init_cash=1_000
+    )
     # long 10 units; no mark given: the bar's open, 120; negative rate: longs receive 10*120*0.002
     assert res.funding["payment"].iloc[0] == pytest.approx(-2.4, rel=1e-12)
     assert res.stats["funding_pnl"] == pytest.approx(2.4, rel=1e-12)
@@ -189,7 +207,9 @@ def test_long_liquidated_at_the_computed_price():
     # 10x long at 100 with 1,000: qty 100, cash -9,000; liquidation when
     # -9000 + 100 P = 0.05 * 100 P  ->  P = 9000 / 95
     p_liq = 9_000 / 95
-    df = bars_df([100.0, 100.0, 100.0], [100.0, 98.0, 98.0], high=[100.0] * 3, low=[100.0, 94.0, 98.0])
+    df = bars_df(
+        [100.0, 100.0, 100.0], [100.0, 98.0, 98.0], high=[100.0] * 3, low=[100.0, 94.0, 98.0]
+    )
     res = algo_trade.backtest(df, targets([1, 1, 1]), fill_at="close", fee_taker_bps=0, leverage=10,
                               maintenance_margin=0.05, liquidation_fee_bps=20, init_cash=1_000)  # fmt: skip
     liq = res.fills[res.fills["kind"] == "liquidation"]

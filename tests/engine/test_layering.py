@@ -21,7 +21,11 @@ def imported(path: Path) -> set[str]:
 
 
 def test_engine_and_strategies_import_no_io_layers():
-    files = [*(SRC / "engine").glob("*.py"), *(SRC / "strategies").glob("*.py"), SRC / "data" / "market.py"]
+    files = [
+        *(SRC / "engine").glob("*.py"),
+        *(SRC / "strategies").glob("*.py"),
+        SRC / "data" / "market.py",
+    ]
     assert len(files) >= 6
     for f in files:
         bad = [m for m in imported(f) if m.startswith(FORBIDDEN)]

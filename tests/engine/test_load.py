@@ -35,7 +35,9 @@ def table(home, kind):
 
 
 def test_bars_with_funding_liquidations_and_trades(home):
-    md = algo_trade.load(str(home), "sim", SYM, START, END, kinds=("bar", "funding", "liquidation", "trade"))
+    md = algo_trade.load(
+        str(home), "sim", SYM, START, END, kinds=("bar", "funding", "liquidation", "trade")
+    )
     bars = table(home, "bar")
     assert md.mode == "bars" and len(md) == len(bars) > 20
     np.testing.assert_array_equal(md.ts, bars["ts"].to_numpy())
@@ -90,7 +92,9 @@ def test_backtests_on_loaded_data_pay_the_stored_funding(home):
     qty = res.positions["qty"].iloc[0]
     i = int(np.flatnonzero(md.ts == SETTLE)[0])
     assert pay["rate"].iloc[0] == md["fund_settle_rate"][i]
-    assert pay["payment"].iloc[0] == pytest.approx(qty * md["fund_settle_mark"][i] * md["fund_settle_rate"][i])
+    assert pay["payment"].iloc[0] == pytest.approx(
+        qty * md["fund_settle_mark"][i] * md["fund_settle_rate"][i]
+    )
     assert res.stats["funding_pnl"] == pytest.approx(-pay["payment"].iloc[0])
     books = algo_trade.load(home, "sim", SYM, START, END, kinds=("book",))
     res = algo_trade.backtest(books, "book_imbalance", latency_ms=100)
@@ -102,7 +106,9 @@ def test_resampled_bars_and_bars_from_books(home):
     md = algo_trade.load(home, "sim", SYM, START, END, kinds="bar", bar="5m")
     bars = table(home, "bar")
     bars.index = pd.to_datetime(bars["ts"], unit="ns", utc=True)
-    want = bars.resample("5min").agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+    want = bars.resample("5min").agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    )
     want = want.dropna()
     np.testing.assert_array_equal(md.ts, want.index.as_unit("ns").asi8)
     for c in ("open", "high", "low", "close"):

@@ -59,7 +59,11 @@ def test_every_builtin_is_registered_with_a_small_case():
 
 # ----------------------------------------------------------------------------- no look-ahead
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), name=st.sampled_from(sorted(SMALL_PARAMS)), cut=st.integers(0, 79))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    name=st.sampled_from(sorted(SMALL_PARAMS)),
+    cut=st.integers(0, 79),
+)
 def test_no_lookahead_in_any_strategy(seed, name, cut):
     """Changing every input after event t changes no target at or before t."""
     rng = np.random.default_rng(seed)
@@ -76,16 +80,26 @@ def test_no_lookahead_in_any_strategy(seed, name, cut):
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), cut=st.integers(60, 198), fill_at=st.sampled_from(["next", "close"]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    cut=st.integers(60, 198),
+    fill_at=st.sampled_from(["next", "close"]),
+)
 def test_no_lookahead_in_the_engine(seed, cut, fill_at):
     """Fills and equity up to event t do not depend on prices after t."""
     rng = np.random.default_rng(seed)
     df = random_bars(rng, 200)
     changed = df.copy()
-    changed.iloc[cut + 1 :] = random_bars(np.random.default_rng(seed + 7), 200).iloc[cut + 1 :].to_numpy()
+    changed.iloc[cut + 1 :] = (
+        random_bars(np.random.default_rng(seed + 7), 200).iloc[cut + 1 :].to_numpy()
+    )
     params = {"fast": 4, "slow": 15, "short": True}
-    a = algo_trade.backtest(df, "sma_cross", params, fill_at=fill_at, leverage=5, maintenance_margin=0.05)
-    b = algo_trade.backtest(changed, "sma_cross", params, fill_at=fill_at, leverage=5, maintenance_margin=0.05)
+    a = algo_trade.backtest(
+        df, "sma_cross", params, fill_at=fill_at, leverage=5, maintenance_margin=0.05
+    )
+    b = algo_trade.backtest(
+        changed, "sma_cross", params, fill_at=fill_at, leverage=5, maintenance_margin=0.05
+    )
     upto = df.index[cut]
     pd.testing.assert_frame_equal(a.fills.loc[:upto], b.fills.loc[:upto])
     pd.testing.assert_series_equal(a.equity["equity"].loc[:upto], b.equity["equity"].loc[:upto])
@@ -108,7 +122,10 @@ def test_sma_and_ema_cross_match_pandas():
             slow.iloc[:39] = np.nan
         for short in (False, True):
             s = strategies.get(name)
-            got = s.fn(Inputs({"ts": df.index.asi8, "close": close.to_numpy()}), **s.resolve({"fast": 7, "slow": 40, "short": short}))
+            got = s.fn(
+                Inputs({"ts": df.index.asi8, "close": close.to_numpy()}),
+                **s.resolve({"fast": 7, "slow": 40, "short": short}),
+            )
             want = _cross_ref(fast, slow, short)
             close_call = np.isclose(fast, slow, rtol=1e-12)  # float order of summation may differ
             assert (got[~close_call] == want[~close_call]).all(), name
@@ -150,7 +167,9 @@ def test_bollinger_breakout_matches_pandas():
     data = Inputs({"ts": df.index.asi8, "close": close.to_numpy()})
     # the indicators agree with pandas to rounding ...
     np.testing.assert_allclose(data.sma("close", 20), close.rolling(20).mean(), rtol=1e-10)
-    np.testing.assert_allclose(data.std("close", 20), close.rolling(20).std(ddof=0), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        data.std("close", 20), close.rolling(20).std(ddof=0), rtol=1e-6, atol=1e-9
+    )
     # ... and the signal follows the documented rule on them (flat stretches of real prices
     # make exact ties, so the rule is replayed on the same arrays)
     mid, sd = data.sma("close", 20), data.std("close", 20)
@@ -190,7 +209,10 @@ def test_book_imbalance_matches_a_python_loop():
 
 
 def test_funding_carry_and_liquidation_cascade_by_hand():
-    cols = {"ts": np.arange(6), "funding_rate": np.array([np.nan, 2e-4, 0.5e-4, -3e-4, 1e-4, 1.01e-4])}
+    cols = {
+        "ts": np.arange(6),
+        "funding_rate": np.array([np.nan, 2e-4, 0.5e-4, -3e-4, 1e-4, 1.01e-4]),
+    }
     s = strategies.get("funding_carry")
     got = s.fn(Inputs(cols), **s.resolve({"threshold_bps": 1.0}))
     np.testing.assert_array_equal(got, [0, -1, 0, 1, 0, -1])  # short when longs pay more than 1 bp
@@ -220,7 +242,9 @@ def test_indicators_are_computed_once_per_distinct_input():
 
 # ----------------------------------------------------------------------------- user strategies
 def test_register_a_user_strategy_and_run_it():
-    @strategies.register("test_close_above_sma", params={"window": strategies.Param(int, 20, 2, 500)})
+    @strategies.register(
+        "test_close_above_sma", params={"window": strategies.Param(int, 20, 2, 500)}
+    )
     def close_above_sma(data, window):
         return (data["close"] > data.sma("close", window)).astype(np.float64)
 
@@ -233,7 +257,8 @@ def test_register_a_user_strategy_and_run_it():
 
 
 def test_plain_function_and_module_colon_function(tmp_path, monkeypatch):
-    (tmp_path / "my_signals.py").write_text(textwrap.dedent("""
+    (tmp_path / "my_signals.py").write_text(
+        textwrap.dedent("""
         import numpy as np
 
         def momentum(data, lookback=5, scale=1.0):
@@ -241,11 +266,14 @@ def test_plain_function_and_module_colon_function(tmp_path, monkeypatch):
             out = np.zeros(len(c))
             out[lookback:] = np.sign(c[lookback:] - c[:-lookback]) * scale
             return out
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop("my_signals", None)
     df = ftx_bars(1_000)
-    by_name = algo_trade.backtest(df, "my_signals:momentum", params={"lookback": "10"}, fill_at="close")
+    by_name = algo_trade.backtest(
+        df, "my_signals:momentum", params={"lookback": "10"}, fill_at="close"
+    )
     import my_signals
 
     by_fn = algo_trade.backtest(df, my_signals.momentum, params={"lookback": 10}, fill_at="close")

@@ -49,7 +49,9 @@ def load(
     if bad:
         raise ConfigError(f"unknown kind {bad[0]!r}: choose from {', '.join(KINDS)}")
     if "book" not in kinds and "bar" not in kinds:
-        raise ConfigError("kinds must include 'book' or 'bar' (the timeline), e.g. kinds=('bar', 'funding')")
+        raise ConfigError(
+            "kinds must include 'book' or 'bar' (the timeline), e.g. kinds=('bar', 'funding')"
+        )
     check_symbol(symbol)
     s, e = parse_range_ns(start, end)
     bar_ns = parse_duration_ns(bar) if bar is not None else None
@@ -98,7 +100,9 @@ def _load(store: Store, exchange: str, symbol: str, s: int, e: int, kinds: tuple
         tbl = _optional(store, "bar", exchange, symbol, s, e)
         if tbl is not None and tbl.num_rows:
             ts = tbl.column("ts").to_numpy()
-            ohlcv = {c: tbl.column(c).to_numpy() for c in ("open", "high", "low", "close", "volume")}
+            ohlcv = {
+                c: tbl.column(c).to_numpy() for c in ("open", "high", "low", "close", "volume")
+            }
             del tbl
             step = _median_step(ts)
             if bar_ns is not None and bar_ns != step:
@@ -181,7 +185,9 @@ def event_index(ev_ts: np.ndarray, rec_ts: np.ndarray, mode: str) -> np.ndarray:
     return np.searchsorted(ev_ts, rec_ts, side="left")
 
 
-def bucket_sum(idx: np.ndarray, weight: np.ndarray, side: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def bucket_sum(
+    idx: np.ndarray, weight: np.ndarray, side: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-event sums of weight for side -1 (sells) and side 1 (buys)."""
     ok = (idx >= 0) & (idx < n)
     sell = np.bincount(idx[ok & (side < 0)], weights=weight[ok & (side < 0)], minlength=n)
@@ -218,7 +224,9 @@ def align_funding(ev_ts: np.ndarray, known_by: np.ndarray, f_ts: np.ndarray, rat
     return {"funding_rate": known, "fund_settle_rate": pay_rate, "fund_settle_mark": pay_mark}
 
 
-def resample_bars(ts: np.ndarray, ohlcv: dict[str, np.ndarray], bar_ns: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def resample_bars(
+    ts: np.ndarray, ohlcv: dict[str, np.ndarray], bar_ns: int
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Bars of length bar_ns (UTC-aligned) from shorter bars: first open, max high, min low,
     last close, summed volume."""
     bucket = ts // bar_ns
@@ -251,4 +259,6 @@ def _bars_from_ticks(store: Store, exchange: str, symbol: str, s: int, e: int,
         vol = tbl.column("qty").to_numpy()
     ok = np.isfinite(px)
     ts, px, vol = ts[ok], px[ok], vol[ok]
-    return resample_bars(ts, {"open": px, "high": px, "low": px, "close": px, "volume": vol}, bar_ns)
+    return resample_bars(
+        ts, {"open": px, "high": px, "low": px, "close": px, "volume": vol}, bar_ns
+    )

@@ -101,7 +101,9 @@ class MarketData:
         if "funding_rate" in cols:
             rate = col("funding_rate")
             out["fund_settle_rate"] = rate
-            out["fund_settle_mark"] = col("mark_px") if "mark_px" in cols else np.full(len(ts), np.nan)
+            out["fund_settle_mark"] = (
+                col("mark_px") if "mark_px" in cols else np.full(len(ts), np.nan)
+            )
             out["funding_rate"] = pd.Series(rate).ffill().to_numpy()
             kinds.append("funding")
         step = int(np.median(np.diff(ts[: min(len(ts), 100_000)]))) if len(ts) > 1 else None

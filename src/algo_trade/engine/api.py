@@ -43,7 +43,9 @@ class Settings:
     init_cash: float = 10_000.0
     fee_taker_bps: float = 5.0  # every engine order is a market order: taker fee
     fee_maker_bps: float = 2.0  # recorded for reports; no maker (limit) orders yet
-    fill_at: str = "next"  # "next": next bar's open / next snapshot after latency; "close": bars only
+    fill_at: str = (
+        "next"  # "next": next bar's open / next snapshot after latency; "close": bars only
+    )
     slippage_bps: float = 0.0  # bars: fill price moved against the order
     slippage_range: float = 0.0  # bars: plus this fraction of the bar's high-low range
     leverage: float = 1.0  # target 1 means notional = leverage x equity
@@ -59,7 +61,9 @@ class Settings:
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = [k for k in given if k not in names]
         if unknown:
-            raise ConfigError(f"unknown setting {unknown[0]!r}: valid settings are {', '.join(names)}")
+            raise ConfigError(
+                f"unknown setting {unknown[0]!r}: valid settings are {', '.join(names)}"
+            )
         values = {}
         for f in dataclasses.fields(cls):
             if f.name not in given or given[f.name] is None:
@@ -106,7 +110,9 @@ class Settings:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.maintenance_margin >= 1:
-            raise ConfigError(f"maintenance_margin is a fraction of notional (e.g. 0.005), got {self.maintenance_margin}")
+            raise ConfigError(
+                f"maintenance_margin is a fraction of notional (e.g. 0.005), got {self.maintenance_margin}"
+            )
         if self.maintenance_margin > 0 and self.leverage * self.maintenance_margin >= 1:
             raise ConfigError(
                 f"leverage {self.leverage} with maintenance_margin {self.maintenance_margin} is liquidated "
@@ -358,9 +364,13 @@ def backtest(
     if mode == "book" and "bid_px" not in md:
         raise ConfigError("mode 'book' needs order books: load with kinds including 'book'")
     if mode == "book" and cfg.fill_at == "close":
-        raise ConfigError("fill_at='close' exists for bars only; book mode fills at the next snapshot")
+        raise ConfigError(
+            "fill_at='close' exists for bars only; book mode fills at the next snapshot"
+        )
     if "book" in strat.needs and "bid_sz" not in md:
-        raise ConfigError(f"strategy {strat.name!r} needs order books: load with kinds including 'book'")
+        raise ConfigError(
+            f"strategy {strat.name!r} needs order books: load with kinds including 'book'"
+        )
     timings: dict[str, float] = {}
     n = len(md)
     ts = md.ts

@@ -562,7 +562,9 @@ def replay_ledger_nb(ledger, init_cash, n_trades):  # pragma: no cover - compile
         kind = ledger[r, L_KIND]
         i = ledger[r, L_IDX]
         if kind == KIND_TAKER or kind == KIND_LIQUIDATION:
-            fill_nb(st, none, trades, i, ledger[r, L_QTY], ledger[r, L_PX], ledger[r, L_FEE], kind, 0.0)
+            fill_nb(
+                st, none, trades, i, ledger[r, L_QTY], ledger[r, L_PX], ledger[r, L_FEE], kind, 0.0
+            )
         elif kind == KIND_FUNDING:
             pay_funding_nb(st, none, i, ledger[r, L_AUX], ledger[r, L_PX])
         after[r, A_CASH] = st[S_CASH]

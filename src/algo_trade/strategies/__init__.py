@@ -114,7 +114,9 @@ def _coerce(strategy: str, name: str, spec: Param, value: Any) -> Any:
     if typ in (int, float):
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{where} must be a finite number, got {value!r}")
-        if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
+        if (spec.min is not None and value < spec.min) or (
+            spec.max is not None and value > spec.max
+        ):
             raise ConfigError(f"{where} is {value}, out of range: {spec.describe()}")
     return value
 
@@ -157,7 +159,9 @@ def _params_from_signature(fn: Callable[..., Any]) -> dict[str, Param]:
 def from_function(fn: Callable[..., np.ndarray], needs: tuple[str, ...] = ("bar",)) -> Strategy:
     """A Strategy for a plain function `fn(data, **params)` (params from keyword defaults)."""
     name = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__name__', 'strategy')}"
-    return Strategy(name, fn, _params_from_signature(fn), needs, (inspect.getdoc(fn) or "").split("\n")[0])
+    return Strategy(
+        name, fn, _params_from_signature(fn), needs, (inspect.getdoc(fn) or "").split("\n")[0]
+    )
 
 
 def get(name: str | Callable[..., np.ndarray] | Strategy) -> Strategy:
@@ -213,4 +217,13 @@ def _load_builtins() -> None:
 
 from algo_trade.strategies.inputs import Inputs  # noqa: E402
 
-__all__ = ["Inputs", "Param", "Strategy", "describe", "from_function", "get", "register", "registry"]
+__all__ = [
+    "Inputs",
+    "Param",
+    "Strategy",
+    "describe",
+    "from_function",
+    "get",
+    "register",
+    "registry",
+]

@@ -55,7 +55,9 @@ def _rsi_levels(p: dict) -> str | None:
     doc="long when RSI < lower until RSI >= exit; short when RSI > upper until RSI <= exit",
     check=_rsi_levels,
 )
-def rsi_reversion(data: Inputs, window: int, lower: float, upper: float, exit: float, short: bool) -> np.ndarray:
+def rsi_reversion(
+    data: Inputs, window: int, lower: float, upper: float, exit: float, short: bool
+) -> np.ndarray:
     r = data.rsi("close", window)
     n = len(r)
     return ind.band_signal_nb(r, np.full(n, lower), np.full(n, upper), np.full(n, exit),
@@ -94,7 +96,9 @@ def book_imbalance(data: Inputs, levels: int, threshold: float, short: bool) -> 
 @register(
     "funding_carry",
     {
-        "threshold_bps": Param(float, 1.0, 0.0, 10_000.0, "funding rate (bp per interval) to act on"),
+        "threshold_bps": Param(
+            float, 1.0, 0.0, 10_000.0, "funding rate (bp per interval) to act on"
+        ),
     },
     needs=("funding",),
     doc="short while the latest funding rate > threshold (longs pay), long while < -threshold",
@@ -107,13 +111,17 @@ def funding_carry(data: Inputs, threshold_bps: float) -> np.ndarray:
     "liquidation_cascade",
     {
         "window": Param(int, 60, 1, _WINDOW, "events summed"),
-        "threshold": Param(float, 1_000_000.0, 0.0, None, "liquidated notional (quote) that triggers"),
+        "threshold": Param(
+            float, 1_000_000.0, 0.0, None, "liquidated notional (quote) that triggers"
+        ),
         "hold": Param(int, 30, 1, _WINDOW, "events to hold the position"),
         "fade": Param(bool, True, doc="trade against the forced flow (else with it)"),
     },
     needs=("liquidation",),
     doc="after forced selling (longs liquidated) over window passes threshold, go long for hold events",
 )
-def liquidation_cascade(data: Inputs, window: int, threshold: float, hold: int, fade: bool) -> np.ndarray:
+def liquidation_cascade(
+    data: Inputs, window: int, threshold: float, hold: int, fade: bool
+) -> np.ndarray:
     return ind.cascade_signal_nb(data["liq_sell_notional"], data["liq_buy_notional"], window,
                                  threshold, hold, fade)  # fmt: skip
