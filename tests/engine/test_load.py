@@ -128,3 +128,25 @@ def test_bad_requests(home):
         algo_trade.load(home, "sim", SYM, START, END, kinds=("bar", "quotes"))
     with pytest.raises(ConfigError, match="time range"):
         algo_trade.load(home, "sim", SYM, None, END)
+
+
+def test_bars_built_from_books_when_none_are_stored(home, tmp_path):
+    """A lake with books only: bar="1m" builds OHLC of the mid."""
+    store = LakeStore(home)
+    books = read_table(store, "book", "sim", SYM, START, END)
+    store.close()
+    only_books = LakeStore(tmp_path / "books-only")
+    only_books.write("book", books)
+    md = algo_trade.load(only_books, "sim", SYM, START, END, kinds="bar", bar="1m")
+    only_books.close()
+    df = books.select(["ts", "bid_px_0", "ask_px_0"]).to_pandas()
+    mid = pd.Series(
+        ((df["bid_px_0"] + df["ask_px_0"]) / 2).to_numpy(),
+        index=pd.to_datetime(df["ts"], unit="ns", utc=True),
+    )
+    want = mid.resample("1min").ohlc().dropna()
+    np.testing.assert_array_equal(md.ts, want.index.as_unit("ns").asi8)
+    for c in ("open", "high", "low", "close"):
+        np.testing.assert_allclose(md[c], want[c].to_numpy())
+    with pytest.raises(DataError, match="no bar data"):
+        algo_trade.load(tmp_path / "books-only", "sim", SYM, START, END, kinds="bar")

@@ -301,6 +301,10 @@ class Result:
 
 
 def _plain(v: Any) -> Any:
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    if v is pd.NaT:
+        return None
     if isinstance(v, (np.floating, float)):
         f = float(v)
         return f if math.isfinite(f) else None
