@@ -27,7 +27,7 @@ def test_sweep_json_report_resume_and_cache(bar_lake, capsys):
             "--top", "5", "--home", home, "--json"]  # fmt: skip
     code, out, err = run(argv, capsys)
     assert code == 0, err
-    rep = json.loads(out)
+    rep = json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
     assert rep["combinations"] == rep["computed"] == 27  # 6 x 5 = 30 less fast 20, 25, 30 vs slow 20
     assert len(rep["top"]) == 5
     sharpes = [r["sharpe"] for r in rep["top"]]
@@ -60,8 +60,10 @@ def test_walk_forward_cli(bar_lake, capsys):
             "--home", str(bar_lake.home), "--json"]  # fmt: skip
     code, out, err = run(argv, capsys)
     assert code == 0, err
-    wf = json.loads(out)["walk_forward"]
+    rep = json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    wf = rep["walk_forward"]
     assert wf["overall"]["windows"] == len(wf["windows"]) >= 3
+    assert Path(rep["report"]).is_file()
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -46,6 +48,8 @@ def run_sweep_cli(home: Path, db: str | None, strategy: str, exchange: str, symb
     with stage("report"):
         if report is None and res.path is not None:
             report = res.path / "report.html"
+        elif report is None:  # walk-forward runs keep no results directory; the report still lands
+            report = Path(home) / "sweeps" / f"walk-forward-{time.strftime('%Y%m%d-%H%M%S')}" / "report.html"
         if report is not None:
             res.to_html(report)
     out = res.summary()
@@ -76,7 +80,20 @@ def run_sweep_cli(home: Path, db: str | None, strategy: str, exchange: str, symb
         console.print(f"{len(res.results):,} combinations ({res.computed:,} computed now) in {res.seconds:.2f} s"
                       + (f"; results in {res.path}/results.parquet" if res.path else "")
                       + (f"; report {report}" if report else ""))  # fmt: skip
-    return res, out
+    return res, _strict(out)
+
+
+def _strict(obj):
+    """JSON without NaN/Infinity (not JSON; e.g. calmar with no drawdown): they become null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):  # NumPy scalars
+        return _strict(obj.item())
+    return obj
 
 
 def register(app: typer.Typer) -> None:
