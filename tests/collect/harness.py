@@ -37,7 +37,14 @@ def binance_frames(liquidations: int = 0) -> list[tuple[int, str]]:
             k = i // step
             if i % step == step - 1 and k < liquidations:
                 side = "SELL" if k % 2 else "BUY"
-                out.append((ts, force_order("BTCUSDT", side, f"{28000 + k}.5", f"0.{k + 1:03d}", ts // 1_000_000)))
+                out.append(
+                    (
+                        ts,
+                        force_order(
+                            "BTCUSDT", side, f"{28000 + k}.5", f"0.{k + 1:03d}", ts // 1_000_000
+                        ),
+                    )
+                )
         frames = out
     return frames
 
@@ -46,7 +53,11 @@ def binance_server(speed: float | None = None, faults: Faults | None = None, **k
     return ReplayServer(
         "binance",
         binance_frames(kw.pop("liquidations", 0)),
-        rest={"/fapi/v1/exchangeInfo": (DATA / "binance_exchangeinfo_20210722_subset.json").read_bytes()},
+        rest={
+            "/fapi/v1/exchangeInfo": (
+                DATA / "binance_exchangeinfo_20210722_subset.json"
+            ).read_bytes()
+        },
         speed=speed,
         faults=faults,
         **kw,
@@ -66,7 +77,11 @@ def bybit_server(speed: float | None = None, faults: Faults | None = None, **kw)
     return ReplayServer(
         "bybit",
         load_capture(BYBIT),
-        rest={"/v5/market/instruments-info": (DATA / "bybit_instruments_linear_20260809_subset.json").read_bytes()},
+        rest={
+            "/v5/market/instruments-info": (
+                DATA / "bybit_instruments_linear_20260809_subset.json"
+            ).read_bytes()
+        },
         speed=speed,
         faults=faults,
         **kw,
@@ -74,7 +89,9 @@ def bybit_server(speed: float | None = None, faults: Faults | None = None, **kw)
 
 
 def hl_server(speed: float | None = None, faults: Faults | None = None, **kw) -> ReplayServer:
-    return ReplayServer("hyperliquid", load_capture(HL), rest=hl_rest(), speed=speed, faults=faults, **kw)
+    return ReplayServer(
+        "hyperliquid", load_capture(HL), rest=hl_rest(), speed=speed, faults=faults, **kw
+    )
 
 
 def sent_frames(server: ReplayServer, key: str) -> list[str]:

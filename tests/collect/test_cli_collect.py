@@ -53,15 +53,45 @@ def test_unlisted_symbol_and_unreachable_endpoint_exit_2(tmp_path, capsys):
     with ServerThread(binance_server(), hl_server()) as st:
         b, h = st.servers
         code, out, err = run_cli(
-            ["collect", "--home", str(tmp_path), "--symbols", "XYZ-USDT-PERP",
-             "--binance-ws-url", b.ws_url, "--binance-rest-url", b.rest_url],
+            [
+                "collect",
+                "--home",
+                str(tmp_path),
+                "--symbols",
+                "XYZ-USDT-PERP",
+                "--binance-ws-url",
+                b.ws_url,
+                "--binance-rest-url",
+                b.rest_url,
+            ],
             capsys,
         )
-        assert code == 2 and "XYZ-USDT-PERP is not listed on binance" in err and len(err.splitlines()) == 1
+        assert (
+            code == 2
+            and "XYZ-USDT-PERP is not listed on binance" in err
+            and len(err.splitlines()) == 1
+        )
         code, out, err = run_cli(
-            ["collect", "--home", str(tmp_path), "--exchange", "binance,hyperliquid", "--symbols", "ETH-USDT-PERP,SOL-USDT-PERP",
-             "--binance-ws-url", b.ws_url, "--binance-rest-url", b.rest_url,
-             "--hyperliquid-ws-url", h.ws_url, "--hyperliquid-rest-url", h.rest_url, "--duration", "0.1s", "--json"],
+            [
+                "collect",
+                "--home",
+                str(tmp_path),
+                "--exchange",
+                "binance,hyperliquid",
+                "--symbols",
+                "ETH-USDT-PERP,SOL-USDT-PERP",
+                "--binance-ws-url",
+                b.ws_url,
+                "--binance-rest-url",
+                b.rest_url,
+                "--hyperliquid-ws-url",
+                h.ws_url,
+                "--hyperliquid-rest-url",
+                h.rest_url,
+                "--duration",
+                "0.1s",
+                "--json",
+            ],
             capsys,
         )
         assert code == 0, err  # listed on both venues (BTC/ETH/SOL), a short clean run
@@ -70,14 +100,32 @@ def test_unlisted_symbol_and_unreachable_endpoint_exit_2(tmp_path, capsys):
     code, out, err = run_cli(
         ["collect", "--home", str(tmp_path), "--binance-rest-url", dead], capsys
     )
-    assert code == 2 and "cannot reach binance at http://127.0.0.1:9" in err and len(err.splitlines()) == 1
+    assert (
+        code == 2
+        and "cannot reach binance at http://127.0.0.1:9" in err
+        and len(err.splitlines()) == 1
+    )
 
 
 def _collect_proc(home: Path, srv, *extra: str, env: dict | None = None) -> subprocess.Popen:
     args = [
-        *CLI, "collect", "--exchange", "binance", "--symbols", SYM, "--streams", "trade",
-        "--home", str(home), "--no-status", "--json", "--log-level", "warning",
-        "--binance-ws-url", srv.ws_url, *extra,
+        *CLI,
+        "collect",
+        "--exchange",
+        "binance",
+        "--symbols",
+        SYM,
+        "--streams",
+        "trade",
+        "--home",
+        str(home),
+        "--no-status",
+        "--json",
+        "--log-level",
+        "warning",
+        "--binance-ws-url",
+        srv.ws_url,
+        *extra,
     ]
     e = dict(os.environ, ALGO_TRADE_BINANCE_REST_URL=srv.rest_url, **(env or {}))
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
@@ -119,7 +167,9 @@ def test_sigterm_flushes_everything_and_exits_0(tmp_path):
     summary = json.loads(out)
     assert summary["left_in_spool"] == 0 and summary["dropped"] == 0
     assert len(sent) == 300
-    assert_trades_equal(scan_all(LakeStore(tmp_path), "trade", "binance", SYM), binance_trades_expected(sent))
+    assert_trades_equal(
+        scan_all(LakeStore(tmp_path), "trade", "binance", SYM), binance_trades_expected(sent)
+    )
     assert _spooled_rows(tmp_path / "spool") == 0
 
 
@@ -151,7 +201,9 @@ def test_kill_9_then_restart_replays_the_spool(tmp_path):
     summary = json.loads(out)
     assert summary["replayed_from_spool"] == 300 and summary["left_in_spool"] == 0, (summary, err)
     assert len(sent) == 581
-    assert_trades_equal(scan_all(LakeStore(tmp_path), "trade", "binance", SYM), binance_trades_expected(sent))
+    assert_trades_equal(
+        scan_all(LakeStore(tmp_path), "trade", "binance", SYM), binance_trades_expected(sent)
+    )
 
 
 def test_db_coverage_json(tmp_path, capsys):
@@ -164,15 +216,34 @@ def test_db_coverage_json(tmp_path, capsys):
     store.write("trade", make_trades(3600, start_ns=h0))
     t = scan_all(store, "trade", "sim", SYM)
     assert t.num_rows == 3600
-    EventLog(tmp_path).append([Event("sim", SYM, "trade", h0 + 600 * 10**9, h0 + 900 * 10**9, "Connection lost")])
+    EventLog(tmp_path).append(
+        [Event("sim", SYM, "trade", h0 + 600 * 10**9, h0 + 900 * 10**9, "Connection lost")]
+    )
     code, out, err = run_cli(
-        ["db", "coverage", "--exchange", "sim", "--symbol", SYM, "--start", "2024-01-01", "--end", "2024-01-01 02:00",
-         "--home", str(tmp_path), "--json"],
+        [
+            "db",
+            "coverage",
+            "--exchange",
+            "sim",
+            "--symbol",
+            SYM,
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-01 02:00",
+            "--home",
+            str(tmp_path),
+            "--json",
+        ],
         capsys,
     )
     assert code == 0, err
     rows = {(r["hour"], r["stream"]): r for r in json.loads(out)}
     first = rows[(h0, "trade")]
-    assert first["rows"] == 3600 and first["gap_s"] == 300.0 and first["coverage"] == pytest.approx(1 - 300 / 3600, abs=1e-6)
+    assert (
+        first["rows"] == 3600
+        and first["gap_s"] == 300.0
+        and first["coverage"] == pytest.approx(1 - 300 / 3600, abs=1e-6)
+    )
     assert first["gaps"] == "Connection lost"
     assert (h0, "book") not in rows  # no book data, no book gaps: not reported

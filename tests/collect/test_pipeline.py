@@ -149,7 +149,9 @@ def test_binance_end_to_end_books_trades_funding_liquidations(tmp_path):
     # Trades: row for row what the server sent.
     sent_trades = sent_frames(srv, "btcusdt@trade")
     assert len(sent_trades) == 581
-    assert_trades_equal(scan_all(store, "trade", "binance", SYM), binance_trades_expected(sent_trades))
+    assert_trades_equal(
+        scan_all(store, "trade", "binance", SYM), binance_trades_expected(sent_trades)
+    )
     # Funding: one predicted row per markPrice frame, values straight from the JSON.
     marks = [json.loads(r)["data"] for r in sent_frames(srv, "btcusdt@markPrice")]
     f = scan_all(store, "funding", "binance", SYM).to_pydict()
@@ -171,7 +173,9 @@ def test_binance_end_to_end_books_trades_funding_liquidations(tmp_path):
     # Prometheus shows the same counters as the status.
     text = scraped[0]
     assert 'algo_trade_collect_messages_total{exchange="binance",stream="trade"}' in text
-    assert "algo_trade_collect_spooled_rows" in text and "algo_trade_collect_dropped_total 0.0" in text
+    assert (
+        "algo_trade_collect_spooled_rows" in text and "algo_trade_collect_dropped_total 0.0" in text
+    )
     # Raw record: '<recv ns> <raw>' gzip lines, re-parsed to the same trades.
     raw_files = list((tmp_path / "raw" / "binance").glob("*.gz"))
     assert len(raw_files) == 1
@@ -200,13 +204,19 @@ def test_sequence_gap_forces_resync_and_books_stay_correct(tmp_path):
 
     store, summary = run(main())
     assert summary["resyncs"] == 2
-    assert_books_match(scan_all(store, "book", "binance", SYM), binance_reference_books(frames, 20, IV), 40)
+    assert_books_match(
+        scan_all(store, "book", "binance", SYM), binance_reference_books(frames, 20, IV), 40
+    )
     evs = [e for e in read_events(tmp_path, 0, 2**62, "binance", SYM) if e.reason == "sequence gap"]
     assert len(evs) == 2 and all(e.end_ns is not None and e.end_ns >= e.start_ns for e in evs)
     # The hole shows in the coverage report and in what a backtest can ask for.
     holes = gaps(tmp_path, "binance", SYM, "2023-04-04", "2023-04-06", stream="book").to_pydict()
     assert holes["reason"].count("sequence gap") == 2
-    cov = [r for r in coverage(store, tmp_path, "binance", SYM, "2023-04-04 23:00", "2023-04-05") if r["stream"] == "book"]
+    cov = [
+        r
+        for r in coverage(store, tmp_path, "binance", SYM, "2023-04-04 23:00", "2023-04-05")
+        if r["stream"] == "book"
+    ]
     # (the replay server answers the snapshot at once, so the hole is short in venue time)
     assert len(cov) == 1 and cov[0]["gaps"] == "sequence gap" and 0.99 < cov[0]["coverage"] <= 1
     assert cov[0]["rows"] == scan_all(store, "book", "binance", SYM).num_rows
@@ -227,11 +237,19 @@ def test_twenty_disconnects_lose_and_duplicate_nothing(tmp_path):
     sent = sent_frames(srv, "btcusdt@trade")
     assert len(sent) == 581  # the server resumes where each connection stopped
     assert_trades_equal(scan_all(store, "trade", "binance", SYM), binance_trades_expected(sent))
-    assert scan_all(store, "funding", "binance", SYM).num_rows == len(sent_frames(srv, "btcusdt@markPrice"))
-    assert_books_match(
-        scan_all(store, "book", "binance", SYM), binance_reference_books(binance_frames(), 20, IV), 20
+    assert scan_all(store, "funding", "binance", SYM).num_rows == len(
+        sent_frames(srv, "btcusdt@markPrice")
     )
-    disconnects = [e for e in read_events(tmp_path, 0, 2**62, "binance") if e.reason.startswith(("closed", "Connection"))]
+    assert_books_match(
+        scan_all(store, "book", "binance", SYM),
+        binance_reference_books(binance_frames(), 20, IV),
+        20,
+    )
+    disconnects = [
+        e
+        for e in read_events(tmp_path, 0, 2**62, "binance")
+        if e.reason.startswith(("closed", "Connection"))
+    ]
     assert len(disconnects) >= 20
 
 
@@ -287,7 +305,9 @@ def test_store_outage_then_everything_arrives_once(tmp_path):
     assert seen["status"] and down["rows_written"] == 0 and down["spooled_rows"] >= 581
     assert store.failed > 0 and summary["store_errors"] > store.failed
     sent = sent_frames(srv, "btcusdt@trade")
-    assert_trades_equal(scan_all(store.inner, "trade", "binance", SYM), binance_trades_expected(sent))
+    assert_trades_equal(
+        scan_all(store.inner, "trade", "binance", SYM), binance_trades_expected(sent)
+    )
     assert summary["duplicates_skipped"] > 0  # the unacknowledged write, retried
     assert scan_all(store.inner, "funding", "binance", SYM).num_rows == 25
     assert not list((tmp_path / "spool").glob("*.arrow"))
@@ -300,7 +320,12 @@ def test_backpressure_shows_in_status_and_nothing_is_dropped(tmp_path):
         store = FaultyStore(LakeStore(tmp_path))
         store.delay_s = 0.15
         cfg = config(
-            tmp_path, {"binance": srv}, streams=("trade",), queue_size=4, flush_rows=20, max_spool_rows=40
+            tmp_path,
+            {"binance": srv},
+            streams=("trade",),
+            queue_size=4,
+            flush_rows=20,
+            max_spool_rows=40,
         )
         col = Collector(cfg, store)
         states = set()
@@ -320,7 +345,8 @@ def test_backpressure_shows_in_status_and_nothing_is_dropped(tmp_path):
     assert True in states  # the status showed backpressure
     assert summary["dropped"] == 0
     assert_trades_equal(
-        scan_all(store.inner, "trade", "binance", SYM), binance_trades_expected(sent_frames(srv, "btcusdt@trade"))
+        scan_all(store.inner, "trade", "binance", SYM),
+        binance_trades_expected(sent_frames(srv, "btcusdt@trade")),
     )
 
 
@@ -345,8 +371,15 @@ def test_bybit_and_hyperliquid_concurrently(tmp_path):
             funding_poll_s=0.5,
         )
         col = Collector(cfg, store)
-        keys = {f"{t}.{s}" for t in ("orderbook", "publicTrade", "tickers") for s in ("BTCUSDT", "ETHUSDT")}
-        summary = await drive(col, lambda: by.done(keys) and hl.done({"l2Book:BTC", "trades:BTC"}))
+        keys = {
+            f"{t}.{s}"
+            for t in ("orderbook", "publicTrade", "tickers")
+            for s in ("BTCUSDT", "ETHUSDT")
+        }
+        # (funding polls arrive every 0.5 s: "quiet" means 0.3 s without a message)
+        summary = await drive(
+            col, lambda: by.done(keys) and hl.done({"l2Book:BTC", "trades:BTC"}), settle_s=0.3
+        )
         await by.stop()
         await hl.stop()
         return by, hl, store, summary
@@ -366,12 +399,16 @@ def test_bybit_and_hyperliquid_concurrently(tmp_path):
     # Hyperliquid: full books, trades, funding polled from the info endpoint.
     hl_lines = load_capture(HL)
     assert_books_match(
-        scan_all(store, "book", "hyperliquid", "BTC-USDC-PERP"), hyperliquid_reference_books(hl_lines, 10, IV), 40
+        scan_all(store, "book", "hyperliquid", "BTC-USDC-PERP"),
+        hyperliquid_reference_books(hl_lines, 10, IV),
+        40,
     )
     n_trades = sum(len(json.loads(r)["data"]) for r in sent_frames(hl, "trades:BTC"))
     assert scan_all(store, "trade", "hyperliquid", "BTC-USDC-PERP").num_rows == n_trades > 0
     hf = scan_all(store, "funding", "hyperliquid", "ETH-USDC-PERP").to_pydict()
-    assert len(hf["ts"]) >= 2 and set(hf["mark_px"]) == {float(json.loads(hl.rest["/info:metaAndAssetCtxs"])[1][1]["markPx"])}
+    assert len(hf["ts"]) >= 2 and set(hf["mark_px"]) == {
+        float(json.loads(hl.rest["/info:metaAndAssetCtxs"])[1][1]["markPx"])
+    }
 
 
 def test_bybit_application_ping_is_answered(tmp_path, monkeypatch):
@@ -409,7 +446,8 @@ def test_stalled_stream_is_reconnected_by_the_watchdog(tmp_path):
     srv, store, summary = run(main())
     assert summary["reconnects"] >= 1
     assert_trades_equal(
-        scan_all(store, "trade", "binance", SYM), binance_trades_expected(sent_frames(srv, "btcusdt@trade"))
+        scan_all(store, "trade", "binance", SYM),
+        binance_trades_expected(sent_frames(srv, "btcusdt@trade")),
     )
     stalls = [e for e in read_events(tmp_path, 0, 2**62, "binance") if e.reason == "stall"]
     assert stalls and stalls[0].stream == "trade"
@@ -428,7 +466,10 @@ def test_raw_record_lines_are_gzip_text(tmp_path):
     rec.close()
     day1 = gzip.open(tmp_path / "binance" / "2023-11-14.gz", "rt").read().splitlines()
     assert day1 == ['1700000000000000000 {"a":1}', '1700000000000000001 {"b":2}']
-    assert gzip.open(tmp_path / "binance" / "2023-11-15.gz", "rt").read() == '1700086400000000000 {"c":3}\n'
+    assert (
+        gzip.open(tmp_path / "binance" / "2023-11-15.gz", "rt").read()
+        == '1700086400000000000 {"c":3}\n'
+    )
 
 
 @pytest.mark.parametrize("kind", ["trade"])
@@ -445,7 +486,9 @@ def test_spool_segments_survive_and_replay_in_order(tmp_path, kind):
     half = table.num_rows // 2
     sp.append(kind, table.slice(0, half))
     sp.append(kind, table.slice(half))
-    (tmp_path / "spool" / f".tmp-000000000003-{kind}.arrow").write_bytes(b"torn")  # crash mid-append
+    (tmp_path / "spool" / f".tmp-000000000003-{kind}.arrow").write_bytes(
+        b"torn"
+    )  # crash mid-append
     sp.close()
 
     async def main():
@@ -459,5 +502,27 @@ def test_spool_segments_survive_and_replay_in_order(tmp_path, kind):
 
     store, summary = run(main())
     assert summary["replayed_from_spool"] == table.num_rows
-    assert scan_all(store, kind, "binance", SYM).sort_by("trade_id").equals(table.sort_by("trade_id"))
+    assert (
+        scan_all(store, kind, "binance", SYM).sort_by("trade_id").equals(table.sort_by("trade_id"))
+    )
     assert not [p for p in (tmp_path / "spool").iterdir() if p.name != ".lock"]
+
+
+def test_refused_connections_retry_with_backoff_then_collect_everything(tmp_path):
+    srv = binance_server(speed=None, faults=Faults(refuse_s=1.5))
+
+    async def main():
+        await srv.start()
+        store = LakeStore(tmp_path)
+        cfg = config(tmp_path, {"binance": srv}, streams=("trade",), backoff_min_s=0.05, backoff_max_s=5.0)
+        col = Collector(cfg, store)
+        summary = await drive(col, lambda: srv.done({"btcusdt@trade"}))
+        await srv.stop()
+        return store, summary
+
+    store, summary = run(main())
+    # 0.05 s doubling with jitter: a handful of attempts in 1.5 s, not a busy loop.
+    assert 3 <= srv.refused <= 8, srv.refused
+    assert_trades_equal(
+        scan_all(store, "trade", "binance", SYM), binance_trades_expected(sent_frames(srv, "btcusdt@trade"))
+    )

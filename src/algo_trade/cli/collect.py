@@ -11,7 +11,16 @@ from typing import Annotated
 
 import typer
 
-from algo_trade.cli.common import DEFAULT_HOME, Db, Home, Json, console, emit_json, rich_table, store_from
+from algo_trade.cli.common import (
+    DEFAULT_HOME,
+    Db,
+    Home,
+    Json,
+    console,
+    emit_json,
+    rich_table,
+    store_from,
+)
 from algo_trade.errors import ConfigError, ExchangeError
 from algo_trade.exchanges import EXCHANGES, binance, bybit, hyperliquid, normalizer_for
 from algo_trade.exchanges.base import STREAMS
@@ -22,7 +31,12 @@ from algo_trade.timeutil import fmt_ns, parse_duration_ns
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return jsonlib.dumps(
-            {"ts": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
+            {
+                "ts": round(record.created, 3),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "msg": record.getMessage(),
+            }
         )
 
 
@@ -51,13 +65,18 @@ async def _instruments(exchange: str, rest: str) -> set[str]:
                 r.raise_for_status()
                 return hyperliquid.parse_instruments(await r.read())
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise ExchangeError(f"cannot reach {exchange} at {rest}: {exc or type(exc).__name__}") from None
+        raise ExchangeError(
+            f"cannot reach {exchange} at {rest}: {exc or type(exc).__name__}"
+        ) from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise ExchangeError(f"{exchange} at {rest} answered an unusable instrument list: {exc}") from None
+        raise ExchangeError(
+            f"{exchange} at {rest} answered an unusable instrument list: {exc}"
+        ) from None
 
 
 def preflight(exchanges: list[str], symbols: list[str], urls: dict[str, tuple[str, str]]) -> None:
     """Check symbols against each venue's instrument list; unreachable venues fail here."""
+
     async def run() -> list[set[str]]:
         return await asyncio.gather(*(_instruments(ex, urls[ex][1]) for ex in exchanges))
 
@@ -71,8 +90,12 @@ def preflight(exchanges: list[str], symbols: list[str], urls: dict[str, tuple[st
 def register(app: typer.Typer) -> None:
     @app.command("collect")
     def collect_cmd(
-        exchange: Annotated[str, typer.Option("--exchange", help=f"Comma-separated: {', '.join(EXCHANGES)}.")] = "binance",
-        symbols: Annotated[str, typer.Option(help="Comma-separated symbols (BTC-USDT-PERP rule).")] = "BTC-USDT-PERP",
+        exchange: Annotated[
+            str, typer.Option("--exchange", help=f"Comma-separated: {', '.join(EXCHANGES)}.")
+        ] = "binance",
+        symbols: Annotated[
+            str, typer.Option(help="Comma-separated symbols (BTC-USDT-PERP rule).")
+        ] = "BTC-USDT-PERP",
         streams: Annotated[
             str,
             typer.Option(
@@ -81,24 +104,53 @@ def register(app: typer.Typer) -> None:
             ),
         ] = "book,funding,trade",
         depth: Annotated[int, typer.Option(help="Book levels per side in each snapshot.")] = 20,
-        book_interval: Annotated[str, typer.Option(help="Time between book snapshots (e.g. 1s, 100ms).")] = "1s",
-        duration: Annotated[str | None, typer.Option(help="Stop after this long (e.g. 1h); default: until Ctrl-C.")] = None,
-        queue_size: Annotated[int, typer.Option(help="Messages buffered per exchange before backpressure.")] = 1000,
-        flush_rows: Annotated[int, typer.Option(help="Flush a batch to the spool at this many rows...")] = 5000,
-        flush_interval: Annotated[str, typer.Option(help="...or after this long.")] = "1s",
-        metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")] = None,
-        record_raw: Annotated[
-            Path | None, typer.Option(help="Also write every raw frame to DIR/<exchange>/<day>.gz ('<recv ns> <raw>').")
+        book_interval: Annotated[
+            str, typer.Option(help="Time between book snapshots (e.g. 1s, 100ms).")
+        ] = "1s",
+        duration: Annotated[
+            str | None, typer.Option(help="Stop after this long (e.g. 1h); default: until Ctrl-C.")
         ] = None,
-        spool: Annotated[Path | None, typer.Option(help="Write-ahead spool directory (default HOME/spool).")] = None,
-        stale_after: Annotated[str, typer.Option(help="Reconnect a stream silent for this long.")] = "30s",
-        binance_ws_url: Annotated[str, typer.Option(envvar="ALGO_TRADE_BINANCE_WS_URL")] = binance.WS_URL,
-        binance_rest_url: Annotated[str, typer.Option(envvar="ALGO_TRADE_BINANCE_REST_URL")] = binance.REST_URL,
+        queue_size: Annotated[
+            int, typer.Option(help="Messages buffered per exchange before backpressure.")
+        ] = 1000,
+        flush_rows: Annotated[
+            int, typer.Option(help="Flush a batch to the spool at this many rows...")
+        ] = 5000,
+        flush_interval: Annotated[str, typer.Option(help="...or after this long.")] = "1s",
+        metrics_port: Annotated[
+            int | None, typer.Option(help="Serve Prometheus metrics on this port.")
+        ] = None,
+        record_raw: Annotated[
+            Path | None,
+            typer.Option(
+                help="Also write every raw frame to DIR/<exchange>/<day>.gz ('<recv ns> <raw>')."
+            ),
+        ] = None,
+        spool: Annotated[
+            Path | None, typer.Option(help="Write-ahead spool directory (default HOME/spool).")
+        ] = None,
+        stale_after: Annotated[
+            str, typer.Option(help="Reconnect a stream silent for this long.")
+        ] = "30s",
+        binance_ws_url: Annotated[
+            str, typer.Option(envvar="ALGO_TRADE_BINANCE_WS_URL")
+        ] = binance.WS_URL,
+        binance_rest_url: Annotated[
+            str, typer.Option(envvar="ALGO_TRADE_BINANCE_REST_URL")
+        ] = binance.REST_URL,
         bybit_ws_url: Annotated[str, typer.Option(envvar="ALGO_TRADE_BYBIT_WS_URL")] = bybit.WS_URL,
-        bybit_rest_url: Annotated[str, typer.Option(envvar="ALGO_TRADE_BYBIT_REST_URL")] = bybit.REST_URL,
-        hyperliquid_ws_url: Annotated[str, typer.Option(envvar="ALGO_TRADE_HYPERLIQUID_WS_URL")] = hyperliquid.WS_URL,
-        hyperliquid_rest_url: Annotated[str, typer.Option(envvar="ALGO_TRADE_HYPERLIQUID_REST_URL")] = hyperliquid.REST_URL,
-        no_status: Annotated[bool, typer.Option("--no-status", help="No live table (logs only).")] = False,
+        bybit_rest_url: Annotated[
+            str, typer.Option(envvar="ALGO_TRADE_BYBIT_REST_URL")
+        ] = bybit.REST_URL,
+        hyperliquid_ws_url: Annotated[
+            str, typer.Option(envvar="ALGO_TRADE_HYPERLIQUID_WS_URL")
+        ] = hyperliquid.WS_URL,
+        hyperliquid_rest_url: Annotated[
+            str, typer.Option(envvar="ALGO_TRADE_HYPERLIQUID_REST_URL")
+        ] = hyperliquid.REST_URL,
+        no_status: Annotated[
+            bool, typer.Option("--no-status", help="No live table (logs only).")
+        ] = False,
         log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
         home: Home = DEFAULT_HOME,
         db: Db = None,

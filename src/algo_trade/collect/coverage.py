@@ -25,7 +25,14 @@ from algo_trade.timeutil import parse_range_ns
 HOUR_NS = 3_600_000_000_000
 
 
-def gaps(home: str | Path, exchange: str, symbol: str, start: object, end: object, stream: str | None = None) -> pa.Table:
+def gaps(
+    home: str | Path,
+    exchange: str,
+    symbol: str,
+    start: object,
+    end: object,
+    stream: str | None = None,
+) -> pa.Table:
     """Data-quality events overlapping [start, end) for one exchange/symbol (and stream)."""
     s, e = parse_range_ns(start, end)
     evs = [
@@ -37,7 +44,9 @@ def gaps(home: str | Path, exchange: str, symbol: str, start: object, end: objec
         {
             "stream": pa.array([ev.stream for ev in evs], pa.string()),
             "start_ns": pa.array([ev.start_ns for ev in evs], pa.int64()),
-            "end_ns": pa.array([ev.end_ns if ev.end_ns is not None else ev.start_ns for ev in evs], pa.int64()),
+            "end_ns": pa.array(
+                [ev.end_ns if ev.end_ns is not None else ev.start_ns for ev in evs], pa.int64()
+            ),
             "reason": pa.array([ev.reason for ev in evs], pa.string()),
             "detail": pa.array([ev.detail for ev in evs], pa.string()),
         }
@@ -60,7 +69,9 @@ def _union_seconds(intervals: list[tuple[int, int]], lo: int, hi: int) -> float:
     return total / 1e9
 
 
-def _hour_counts(store, kind: str, exchange: str, symbol: str, h0: int, nh: int, s: int, e: int) -> np.ndarray:
+def _hour_counts(
+    store, kind: str, exchange: str, symbol: str, h0: int, nh: int, s: int, e: int
+) -> np.ndarray:
     counts = np.zeros(nh, dtype=np.int64)
     try:
         batches = store.scan(kind, exchange, symbol, s, e, columns=["ts"])
@@ -72,7 +83,9 @@ def _hour_counts(store, kind: str, exchange: str, symbol: str, h0: int, nh: int,
     return counts
 
 
-def coverage(store, home: str | Path, exchange: str, symbol: str, start: object, end: object) -> list[dict]:
+def coverage(
+    store, home: str | Path, exchange: str, symbol: str, start: object, end: object
+) -> list[dict]:
     """One row per (hour, stream): rows, gap_s, coverage (0..1), and the gap reasons."""
     s, e = parse_range_ns(start, end)
     if e - s > 366 * 24 * HOUR_NS:
@@ -91,7 +104,13 @@ def coverage(store, home: str | Path, exchange: str, symbol: str, start: object,
         span = (hi - lo) / 1e9
         for st in STREAMS:
             ivs = [(r["start_ns"], r["end_ns"]) for r in ev_rows if r["stream"] in (st, "*")]
-            reasons = sorted({r["reason"] for r in ev_rows if r["stream"] in (st, "*") and r["end_ns"] > lo and r["start_ns"] < hi})
+            reasons = sorted(
+                {
+                    r["reason"]
+                    for r in ev_rows
+                    if r["stream"] in (st, "*") and r["end_ns"] > lo and r["start_ns"] < hi
+                }
+            )
             gap_s = _union_seconds(ivs, lo, hi)
             rows = int(counts[st][i])
             has = rows > 0 or (st == "liquidation" and any_rows[i])

@@ -283,7 +283,6 @@ class Venue:
     async def _connection(
         self, stream: str, url: str, subs: list[bytes], ping: bytes | None
     ) -> None:
-        import aiohttp
 
         attempt = 0
         while not self.stopping:

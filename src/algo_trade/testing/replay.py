@@ -269,8 +269,10 @@ class ReplayServer:
         f = self.faults
         n = self.n
         frames = self.frames
-        batch = transport is not None and self.speed is None and not (
-            f.skip or f.malformed or f.drop_every or f.stall_at is not None
+        batch = (
+            transport is not None
+            and self.speed is None
+            and not (f.skip or f.malformed or f.drop_every or f.stall_at is not None)
         )
         out: list[bytes] = []
         start = min((self.cursor.get(k, 0) for k in keys), default=0)
