@@ -60,34 +60,38 @@ def _warm(work: Path) -> None:
     run_import(LakeStore(work / "warm"), "tardis", [sample], ImportOptions())
 
 
-def bench_tardis(work: Path, n: int) -> list[dict]:
+def bench_tardis(work: Path, n: int, repeats: int) -> list[dict]:
     path = write_tardis_book_csv(work / "binance-futures_book_snapshot_25_BTCUSDT.csv.gz", n)
     mb = path.stat().st_size / 2**20
     _warm(work)
-    t0, c0 = time.perf_counter(), _cpu_s()
-    reader = pv.open_csv(pa.input_stream(str(path), compression="gzip"))
-    got = sum(b.num_rows for b in reader)
-    stream_base = got / (time.perf_counter() - t0)
-    stream_cpu = got / (_cpu_s() - c0)
-    t0 = time.perf_counter()
-    got = pv.read_csv(pa.input_stream(str(path), compression="gzip")).num_rows
-    whole_base = got / (time.perf_counter() - t0)
-    store = LakeStore(work / "lake")  # fsync on, as users run it
-    t0, c0 = time.perf_counter(), _cpu_s()
-    first = run_import(store, "tardis", [path], ImportOptions())
-    ours = n / (time.perf_counter() - t0)
-    ours_cpu = n / (_cpu_s() - c0)
+    # The machine is shared: each figure is the best of `repeats` runs, interleaved so
+    # ours and the baseline see the same load.
+    stream_base = whole_base = ours = stream_cpu = ours_cpu = 0.0
+    for i in range(repeats):
+        t0, c0 = time.perf_counter(), _cpu_s()
+        reader = pv.open_csv(pa.input_stream(str(path), compression="gzip"))
+        got = sum(b.num_rows for b in reader)
+        stream_base = max(stream_base, got / (time.perf_counter() - t0))
+        stream_cpu = max(stream_cpu, got / (_cpu_s() - c0))
+        t0 = time.perf_counter()
+        got = pv.read_csv(pa.input_stream(str(path), compression="gzip")).num_rows
+        whole_base = max(whole_base, got / (time.perf_counter() - t0))
+        store = LakeStore(work / f"lake{i}")  # fsync on, as users run it
+        t0, c0 = time.perf_counter(), _cpu_s()
+        first = run_import(store, "tardis", [path], ImportOptions())
+        ours = max(ours, n / (time.perf_counter() - t0))
+        ours_cpu = max(ours_cpu, n / (_cpu_s() - c0))
+        assert first.rows() == {"book": n}, first.rows()
     t0 = time.perf_counter()
     again = run_import(store, "tardis", [path], ImportOptions())
     reimport = n / (time.perf_counter() - t0)
-    assert first.rows() == {"book": n}, first.rows()
     base = (
         f"pyarrow.csv parse only, same file: open_csv {stream_base:,.0f} rows/s, "
         f"read_csv {whole_base:,.0f} rows/s"
     )
     return [
         {
-            "name": f"import Tardis book_snapshot_25 .csv.gz -> lake ({n:,} rows, {mb:,.0f} MB gz)",
+            "name": f"import Tardis book_snapshot_25 .csv.gz -> lake ({n:,} rows, {mb:,.0f} MB gz), best of {repeats}",
             "value": round(ours),
             "unit": "rows/s",
             "baseline": base,
@@ -163,7 +167,7 @@ def bench_capture(work: Path) -> list[dict]:
 def run(quick: bool) -> list[dict]:
     work = Path(tempfile.mkdtemp(prefix="bench-import-"))
     try:
-        rows = bench_tardis(work, 200_000 if quick else 1_000_000)
+        rows = bench_tardis(work, 200_000 if quick else 1_000_000, 2 if quick else 3)
         rows += bench_rss(work, (150_000, 300_000) if quick else (250_000, 600_000))
         rows += bench_capture(work)
         return rows
