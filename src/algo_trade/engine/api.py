@@ -161,12 +161,17 @@ class Result:
         ts = self._arrays["ts"] if idx is None else self._arrays["ts"][idx]
         return pd.DatetimeIndex(pd.to_datetime(ts, unit="ns", utc=True), name="ts")
 
+    @cached_property
+    def _last_row(self) -> np.ndarray:
+        """Per event, the last ledger row at or before it (-1: none yet)."""
+        n = len(self._arrays["ts"])
+        idx = np.ascontiguousarray(self._ledger[:, K.L_IDX])
+        return np.searchsorted(idx, np.arange(n, dtype=np.float64), side="right") - 1
+
     def _per_event(self, col: int, before: float) -> np.ndarray:
         """A state column (A_*) as of the end of each event (it steps at ledger rows)."""
-        n = len(self._arrays["ts"])
-        row = np.searchsorted(self._ledger[:, K.L_IDX], np.arange(n), side="right") - 1
         vals = np.append(self._replayed[0][:, col], before)  # row -1 picks `before`
-        return vals[row]
+        return vals[self._last_row]
 
     @cached_property
     def equity(self) -> pd.DataFrame:
@@ -176,6 +181,7 @@ class Result:
         return pd.DataFrame(
             {"equity": eq, "cash": cash, "position_value": eq - cash, "drawdown": 1.0 - eq / peak},
             index=self._index(),
+            copy=False,  # fresh arrays: no need for pandas to copy them into one block
         )
 
     @cached_property
@@ -195,6 +201,7 @@ class Result:
                 "funding": self._per_event(K.A_FUND, 0.0),
             },
             index=self._index(),
+            copy=False,
         )
 
     def _ledger_frame(self, kinds: tuple[int, ...]) -> pd.DataFrame:
