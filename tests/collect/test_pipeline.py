@@ -11,10 +11,12 @@ import urllib.request
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from algo_trade.collect.coverage import coverage, gaps
 from algo_trade.collect.events import read_events
 from algo_trade.collect.pipeline import Collector
+from algo_trade.collect.status import status_table
 from algo_trade.errors import StoreError
 from algo_trade.exchanges import binance
 from algo_trade.store.lake import LakeStore
@@ -173,9 +175,12 @@ def test_binance_end_to_end_books_trades_funding_liquidations(tmp_path):
     # Prometheus shows the same counters as the status.
     text = scraped[0]
     assert 'algo_trade_collect_messages_total{exchange="binance",stream="trade"}' in text
-    assert (
-        "algo_trade_collect_spooled_rows" in text and "algo_trade_collect_dropped_total 0.0" in text
-    )
+    assert "algo_trade_collect_spooled_rows" in text
+    assert "algo_trade_collect_dropped_total 0.0" in text
+    assert 'algo_trade_collect_exchange_lag_seconds{exchange="binance"}' in text
+    # The capture is from 2023: exchange time -> durable is years, and says so.
+    lag = {r["stream"]: r["exchange_lag_s"] for r in summary["streams"]}
+    assert lag["trade"] > 3 * 365 * 86400
     # Raw record: '<recv ns> <raw>' gzip lines, re-parsed to the same trades.
     raw_files = list((tmp_path / "raw" / "binance").glob("*.gz"))
     assert len(raw_files) == 1
@@ -329,20 +334,26 @@ def test_backpressure_shows_in_status_and_nothing_is_dropped(tmp_path):
         )
         col = Collector(cfg, store)
         states = set()
+        shown = []
 
         def done() -> bool:
             for r in col.rows():
                 states.add(r["backpressure"])
+            if True in states and not shown:
+                console = Console(record=True, width=200)
+                console.print(status_table(col, {}))
+                shown.append(console.export_text())
             # Under backpressure the sent frames wait in the socket: done when all are read.
             fed = col.venues[0].norm.counters.by_stream.get("trade", 0) if col.venues else 0
             return fed == 581 and col.writer.backlog_rows == 0
 
         summary = await drive(col, done, timeout_s=90)
         await srv.stop()
-        return srv, store, summary, states
+        return srv, store, summary, states, shown
 
-    srv, store, summary, states = run(main())
+    srv, store, summary, states, shown = run(main())
     assert True in states  # the status showed backpressure
+    assert "backpressure" in shown[0] and "spooled rows" in shown[0]
     assert summary["dropped"] == 0
     assert_trades_equal(
         scan_all(store.inner, "trade", "binance", SYM),

@@ -99,6 +99,7 @@ class _Item:
     rows: int
     first_recv_ns: int
     table: pa.Table | None
+    venue_ts_ns: int = 0  # newest exchange time in the batch (0: unknown)
 
 
 class Writer(threading.Thread):
@@ -126,6 +127,8 @@ class Writer(threading.Thread):
         self.store_down_since: float | None = None
         self.last_error = ""
         self.lags_ns: collections.deque[int] = collections.deque(maxlen=200_000)
+        # exchange -> ns from the exchange's event time to durable, newest batch
+        self.venue_lag_ns: dict[str, int] = {}
 
     def put(self, item: _Item) -> None:
         with self.cond:
@@ -196,6 +199,8 @@ class Writer(threading.Thread):
                 key = (it.exchange, it.kind)
                 self.written[key] = self.written.get(key, 0) + it.rows
                 self.lags_ns.append(now - it.first_recv_ns)
+                if it.venue_ts_ns:
+                    self.venue_lag_ns[it.exchange] = now - it.venue_ts_ns
             self.duplicates += res.duplicates
             for k, v in res.rejected.items():
                 self.rejected[k] = self.rejected.get(k, 0) + v
@@ -462,13 +467,14 @@ class Venue:
         self.flush_due = False
         n = self.norm
         first = n.first_recv_ns or time.time_ns()
+        venue_ts = n.max_venue_ts_ns
         tables = n.drain()
         events = n.drain_events(close_open_at=time.time_ns() if final else None)
         if self.rec is not None:
             self.rec.flush()
             if final:
                 self.rec.close()
-        await self.c.sink(self, tables, events, first)
+        await self.c.sink(self, tables, events, first, venue_ts)
 
 
 # ---------------------------------------------------------------------------- collector
@@ -496,7 +502,12 @@ class Collector:
             self._stop.set()
 
     async def sink(
-        self, venue: Venue, tables: dict[str, pa.Table], events: list, first_recv_ns: int
+        self,
+        venue: Venue,
+        tables: dict[str, pa.Table],
+        events: list,
+        first_recv_ns: int,
+        venue_ts_ns: int = 0,
     ) -> None:
         if events:
             await asyncio.to_thread(self.events.append, events)
@@ -512,7 +523,13 @@ class Collector:
         def spool_all() -> list[_Item]:
             return [
                 _Item(
-                    self.spool.append(kind, t), kind, venue.exchange, t.num_rows, first_recv_ns, t
+                    self.spool.append(kind, t),
+                    kind,
+                    venue.exchange,
+                    t.num_rows,
+                    first_recv_ns,
+                    t,
+                    venue_ts_ns,
                 )
                 for kind, t in tables.items()
             ]
@@ -623,9 +640,15 @@ class Collector:
                         "resyncs": c.resyncs if st == "book" else 0,
                         "malformed": c.malformed,
                         "backpressure": v.waiting_on_store or v.queue.full(),
+                        "exchange_lag_s": self.exchange_lag_s(v.exchange),
                     }
                 )
         return out
+
+    def exchange_lag_s(self, exchange: str) -> float | None:
+        """Exchange event time -> durable in the store, for the newest batch written."""
+        lag = self.writer.venue_lag_ns.get(exchange)
+        return None if lag is None else round(lag / 1e9, 3)
 
     def lag_quantiles(self) -> dict[str, float | None]:
         lags = np.fromiter(self.writer.lags_ns, dtype=np.int64)

@@ -54,6 +54,11 @@ class _Metrics:
         lag = GaugeMetricFamily(
             "algo_trade_collect_lag_seconds", "Receipt to durable lag", labels=["quantile"]
         )
+        ex_lag = GaugeMetricFamily(
+            "algo_trade_collect_exchange_lag_seconds",
+            "Exchange event time to durable, newest batch",
+            labels=["exchange"],
+        )
         for v in col.venues:
             c = v.norm.counters
             for st in v.streams:
@@ -62,6 +67,9 @@ class _Metrics:
             res.add_metric([v.exchange], c.resyncs)
             bad.add_metric([v.exchange], c.malformed)
             queue.add_metric([v.exchange], v.queue.qsize())
+            ex = col.exchange_lag_s(v.exchange)
+            if ex is not None:
+                ex_lag.add_metric([v.exchange], ex)
         for (ex, kind), n in col.writer.written.items():
             rows.add_metric([ex, kind], n)
         drop.add_metric([], 0)
@@ -72,7 +80,7 @@ class _Metrics:
             val = q[f"lag_{name}_s"]
             if val is not None:
                 lag.add_metric([name], val)
-        yield from (msgs, rows, rec, res, bad, drop, errs, queue, spool, lag)
+        yield from (msgs, rows, rec, res, bad, drop, errs, queue, spool, lag, ex_lag)
 
 
 class MetricsServer:
@@ -117,6 +125,7 @@ def status_table(col: Collector, rates: dict):  # noqa: ANN201 - rich Table
         "reconnects",
         "resyncs",
         "malformed",
+        "lag s",
         "state",
     ):
         t.add_column(c, justify="left" if c in ("exchange", "stream", "state") else "right")
@@ -134,6 +143,7 @@ def status_table(col: Collector, rates: dict):  # noqa: ANN201 - rich Table
             str(r["reconnects"]),
             str(r["resyncs"]),
             str(r["malformed"]),
+            "-" if r["exchange_lag_s"] is None else f"{r['exchange_lag_s']:,.2f}",
             state,
         )
     return t
