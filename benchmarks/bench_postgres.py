@@ -142,6 +142,55 @@ def bench_write(url: str, quick: bool) -> list[dict]:
     return out
 
 
+def bench_async(url: str, quick: bool) -> list[dict]:
+    """How long the collector's event loop stalls while a batch is written."""
+    import asyncio
+
+    table = books(50_000 if quick else 172_800, T0 + 1200 * DAY, "SOL-USDT-PERP", 9, step_ns=SEC // 2)
+
+    async def stall(write) -> tuple[float, float]:
+        gaps: list[float] = []
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            last = time.perf_counter()
+            while not done.is_set():
+                await asyncio.sleep(0.001)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0.01)
+        t0 = time.perf_counter()
+        await write()
+        spent = time.perf_counter() - t0
+        done.set()
+        await task
+        return max(gaps) * 1000, spent
+
+    store = PostgresStore(url)
+    try:
+
+        async def blocking() -> None:
+            store.write("book", table)
+
+        shifted = table.set_column(0, "ts", pa.array(table.column("ts").to_numpy() + 100 * DAY))
+        worst_async, spent = asyncio.run(stall(lambda: store.write_async("book", shifted)))
+        worst_blocking, _ = asyncio.run(stall(blocking))
+    finally:
+        store.close()
+    return [
+        {
+            "name": f"collector: event-loop stall while writing {table.num_rows:,} book rows",
+            "value": round(worst_async, 1),
+            "unit": "ms max",
+            "baseline": round(worst_blocking, 1),
+            "note": f"write_async (worker thread, {_rate(table.num_rows, spent):,} rows/s) vs write called in the loop",
+        }
+    ]
+
+
 def load(url: str, days: int, symbols: list[str]) -> tuple[int, float]:
     store = PostgresStore(url)
     base: dict[str, pa.Table] = {}
@@ -249,13 +298,15 @@ def bench_reads(url: str, days: int, quick: bool) -> list[dict]:
     # Peak RSS of a fresh process streaming several days.
     span = min(5, days)
     code = (
-        "import resource, sys; sys.path.insert(0, {src!r});"
+        # VmHWM (peak RSS of this process image); ru_maxrss would carry the parent's over exec.
+        "import sys; sys.path.insert(0, {src!r});"
+        "hwm = lambda: int(next(x for x in open('/proc/self/status') if x.startswith('VmHWM')).split()[1]);"
         "from algo_trade.store.postgres import PostgresStore;"
         "s = PostgresStore({url!r}); n = 0\n"
         "list(s.scan('book', 'sim', 'BTC-USDT-PERP', {a}, {a} + 10**9))\n"  # kernels loaded
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "before = hwm()\n"
         "for b in s.scan('book', 'sim', 'BTC-USDT-PERP', {a}, {b}): n += b.num_rows\n"
-        "s.close(); print(n, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "s.close(); print(n, before, hwm())"
     ).format(src=str(ROOT / "src"), url=url, a=T0, b=T0 + span * DAY)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     rows, before_kb, rss_kb = (int(x) for x in r.stdout.split())
@@ -279,6 +330,7 @@ def run(quick: bool) -> list[dict]:
     server = start_server(fsync=True, settings=SERVER_SETTINGS)
     try:
         rows = bench_write(create_database(server.url), quick)
+        rows += bench_async(create_database(server.url), quick)
         url = create_database(server.url)
         days = 2 if quick else 29  # 2 symbols x 29 days x 172,800 = 10.0M rows
         n, spent = load(url, days, ["BTC-USDT-PERP", "ETH-USDT-PERP"])
