@@ -106,8 +106,8 @@ def test_hand_worked_long_then_short():
     e = np.empty(0)
     rets = np.empty(5)
     years = 4 * 60 * 1.25 / (365 * 86_400)  # span (ts[-1]-ts[0]) * n/(n-1), in years
-    run_cross_nb(ts, open_, high, low, close, fast, slow, 0, 5, True, False, 1000.0, 10.0, 0.0, 0.0, 1.0,
-                 0.0, 0.0, years, stats, e, e, rets)  # fmt: skip
+    run_cross_nb(ts, open_, high, low, close, e, e, fast, slow, 0, 5, True, False, 1000.0, 10.0, 0.0, 0.0,
+                 1.0, 0.0, 0.0, years, stats, e, e, rets)  # fmt: skip
     got = dict(zip(STAT_NAMES, stats, strict=True))
     # bar 2 open 110: all-in long, notional + fee = 1000 -> notional 1000/1.001
     n1 = 1000 / 1.001
@@ -156,3 +156,35 @@ def test_bad_bars_are_refused(short_bars, column, value, needle):
         bad.loc[100, column] = value
     with pytest.raises(DataError, match=needle):
         sweep(bad, "sma_cross", {"fast": [5], "slow": [20]})
+
+
+@pytest.fixture(scope="module")
+def sim_home(tmp_path_factory):
+    """Two simulated days (1-minute bars, funding settled every 8 h) in a lake."""
+    from algo_trade.cli.generate import generate_into
+    from algo_trade.store.lake import LakeStore
+
+    home = tmp_path_factory.mktemp("sim")
+    store = LakeStore(home)
+    generate_into(store, ["BTC-USDT-PERP"], 2.0, 60 * 10**9, 1, 7, "2024-01-01", quiet=True)
+    return home
+
+
+def test_funding_is_booked_as_the_engine_books_it(sim_home):
+    from algo_trade.store.lake import LakeStore
+    from algo_trade.sweep.cache import load_bars_cached
+
+    store = LakeStore(sim_home)
+    args = ("sim", "BTC-USDT-PERP", "2024-01-01", "2024-01-03")
+    cached = load_bars_cached(store, *args, sim_home)
+    assert "fund_settle_rate" in cached["bar"] and np.isfinite(cached["bar"]["fund_settle_rate"]).sum() >= 5
+    md = algo_trade.load(store, *args, kinds=("bar", "funding"))
+    grid = {"fast": [5, 15], "slow": [30, 90], "short": [False, True]}
+    from_cache = sweep(cached, "sma_cross", grid, leverage=3.0)
+    from_md = sweep(md, "sma_cross", grid, leverage=3.0)
+    pd.testing.assert_frame_equal(from_cache.results, from_md.results)
+    assert (from_cache.results["funding_pnl"] != 0).all()
+    for row in from_cache.results.to_dict("records"):
+        params = {"fast": row["fast"], "slow": row["slow"], "short": row["short"]}
+        bt = algo_trade.backtest(md, "sma_cross", params=params, leverage=3.0)
+        _assert_same(row, bt.stats, f"{params} with funding")

@@ -33,14 +33,15 @@ def run_sweep_cli(home: Path, db: str | None, strategy: str, exchange: str, symb
     from contextlib import nullcontext
 
     from algo_trade.sweep.api import sweep
-    from algo_trade.sweep.cache import load_cached
+    from algo_trade.sweep.cache import load_bars_cached
     from algo_trade.sweep.grid import parse_grid_options
 
     axes = parse_grid_options(grid)
     stage = stages.stage if stages is not None else (lambda _n: nullcontext())
     with stage("load (cache)"):
         store = store_from(home, db)
-        data = load_cached(store, ["bar"], exchange, symbol, start, end, home)
+        # bars and the funding settled in each, aligned as the backtest engine has them
+        data = load_bars_cached(store, exchange, symbol, start, end, home)
     with stage("sweep"):
         res = sweep(data, strategy, axes, where=where, metric=metric, executor=executor, workers=workers,
                     random=random, seed=seed, home=None if walk_forward else home, sweep_id=sweep_id,

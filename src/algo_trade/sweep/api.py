@@ -120,25 +120,35 @@ def years_of(ts: np.ndarray, lo: int, hi: int) -> float:
 
 
 # ----------------------------------------------------------------------------- data
+# what a sweep reads of bars: prices, and the funding settled during each bar when known
+BAR_COLUMNS = ("open", "high", "low", "close", "volume", "fund_settle_rate", "fund_settle_mark")
+
+
 def as_bars(data: object) -> dict[str, np.ndarray]:
-    """Bar columns (ts, open, high, low, close, volume) as NumPy arrays, without copying maps."""
+    """Bar columns (ts, open, high, low, close[, volume, funding]) as NumPy arrays, without
+    copying memory maps. data: a `CachedData` entry, `MarketData` from `algo_trade.load`, a
+    DataFrame (``ts`` column or a DatetimeIndex), an Arrow table or a dict of arrays."""
     if isinstance(data, CachedData):
         return dict(data["bar"])
     if isinstance(data, (str, Path)) and (Path(data) / "meta.json").is_file():
         return dict(open_cached(data)["bar"])
-    if isinstance(data, pa.Table):
+    cols: dict[str, np.ndarray]
+    from algo_trade.data.market import MarketData
+
+    if isinstance(data, MarketData):
+        if data.mode != "bars":
+            raise ConfigError("sweeps run on bars: load with kinds including 'bar' (or bar='1m' to build them)")
+        cols = {"ts": np.asarray(data.ts, dtype=np.int64),
+                **{c: data.columns[c] for c in BAR_COLUMNS if c in data.columns}}  # fmt: skip
+    elif isinstance(data, pa.Table):
         cols = {
             c: data.column(c).to_numpy()
             for c in data.column_names
-            if c in ("ts", "open", "high", "low", "close", "volume")
+            if c in ("ts", *BAR_COLUMNS)
         }
     elif isinstance(data, pd.DataFrame):
         df = data
-        cols = {
-            c: df[c].to_numpy()
-            for c in ("open", "high", "low", "close", "volume")
-            if c in df.columns
-        }
+        cols = {c: df[c].to_numpy() for c in BAR_COLUMNS if c in df.columns}
         if "ts" in df.columns:
             cols["ts"] = _ts_ns(df["ts"])
         elif isinstance(df.index, pd.DatetimeIndex):
@@ -193,9 +203,11 @@ def _data_identity(data: object, bars: dict[str, np.ndarray]) -> str:
     if isinstance(data, CachedData):
         return f"{data.meta['key']}-{data.meta['version']}"
     h = hashlib.sha256()
-    for c in ("ts", "open", "high", "low", "close"):
-        a = np.ascontiguousarray(bars[c])
-        h.update(a.data)
+    for c in ("ts", "open", "high", "low", "close", "fund_settle_rate", "fund_settle_mark"):
+        if c in bars:
+            a = np.ascontiguousarray(bars[c])
+            h.update(c.encode())
+            h.update(a.data)
     return "mem" + h.hexdigest()[:20]
 
 
@@ -228,13 +240,22 @@ def run_batch(
     si = np.searchsorted(windows, slow)
     ts = np.asarray(bars["ts"], dtype=np.int64)
     stats, s1, s2 = sweep_cross_nb(
-        ts, _f64(bars["open"]), _f64(bars["high"]), _f64(bars["low"]), close, inds, fi, si, short, int(lo),
-        int(hi), *_kernel_settings(settings), years_of(ts, lo, hi), int(n_blocks),
+        ts, _f64(bars["open"]), _f64(bars["high"]), _f64(bars["low"]), close, *_funding(bars), inds, fi, si,
+        short, int(lo), int(hi), *_kernel_settings(settings), years_of(ts, lo, hi), int(n_blocks),
     )  # fmt: skip
     out = {name: stats[:, i] for i, name in enumerate(STAT_NAMES)}
     out["_s1"] = s1
     out["_s2"] = s2
     return out
+
+
+def _funding(bars: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Funding settled per bar and its mark (NaN: none), or empty arrays without funding."""
+    if "fund_settle_rate" not in bars:
+        return np.empty(0), np.empty(0)
+    rate = _f64(bars["fund_settle_rate"])
+    mark = _f64(bars["fund_settle_mark"]) if "fund_settle_mark" in bars else np.full(len(rate), np.nan)
+    return rate, mark
 
 
 def _f64(a: np.ndarray) -> np.ndarray:
@@ -260,7 +281,7 @@ def single_returns(bars: dict[str, np.ndarray], strategy: str, params: Mapping[s
     stats = np.empty(N_STATS)
     rets = np.empty(hi - lo)
     e = np.empty(0)
-    run_cross_nb(ts, _f64(bars["open"]), _f64(bars["high"]), _f64(bars["low"]), close, f, s, lo, hi,
+    run_cross_nb(ts, _f64(bars["open"]), _f64(bars["high"]), _f64(bars["low"]), close, *_funding(bars), f, s, lo, hi,
                  bool(params.get("short", False)), *_kernel_settings(settings), years_of(ts, lo, hi), stats, e, e,
                  rets)  # fmt: skip
     return dict(zip(STAT_NAMES, stats.tolist(), strict=True)), rets
@@ -513,7 +534,7 @@ def _shareable(
             "bar": {
                 k: v
                 for k, v in bars.items()
-                if k in ("ts", "open", "high", "low", "close", "volume")
+                if k in ("ts", *BAR_COLUMNS)
             }
         },
         home,

@@ -7,14 +7,12 @@ and cached indicator arrays.
 
 One combination is the engine's bars backtest (`engine.kernels.simulate_bars_nb`) of the
 `sma_cross`/`ema_cross` strategy, trade for trade: every fill goes through the engine's own
-`fill_nb` (cash, fees, average entry, round trips) and `target_qty_nb` (all-in sizing),
-and liquidations through `liquidation_px_nb`, so accounting cannot drift apart (a test
-compares every stat with `algo_trade.backtest`). What the sweep leaves out is the per-bar
-output arrays (cash, qty, equity ... 64 bytes a bar) and the fill records: equity
-statistics are accumulated in the loop with the engine's definitions
-(`engine.kernels.equity_stats_nb`, `engine.api.compute_stats`), and each round trip is
-folded into running sums as soon as `fill_nb` closes it. Bars carry no funding here, so
-funding_pnl is 0.
+`fill_nb` (cash, fees, average entry, round-trip counts and sums in the state vector),
+sizing through `target_qty_nb`, funding through `pay_funding_nb` and liquidation prices
+through `liquidation_px_nb`, so accounting is shared code (a test compares every stat with
+`algo_trade.backtest`). What the sweep leaves out is the per-bar equity array and the
+ledger (no records: only the state); return and drawdown statistics are accumulated in
+registers with the engine's definitions (`engine.api.compute_stats`).
 
 Outputs per combination: ``STAT_NAMES`` in order and, for CSCV, per-block sums of the
 per-bar returns and of their squares.
@@ -66,35 +64,14 @@ def cross_target_nb(f, s, low):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _fill_nb(st, ledger, trades, acc, i, dq, px, fee, kind):  # pragma: no cover - compiled
-    """The engine's fill_nb into two-row record arrays, emptied at once: a closed round trip
-    is folded into acc (fills, trades, winners, sum of wins, sum of losses, sum of pnl, sum
-    of returns)."""
-    K.fill_nb(st, ledger, trades, i, dq, px, fee, kind, 0.0)
-    acc[0] += 1.0
-    st[K.S_NLEDGER] = 0.0
-    for k in range(int(st[K.S_NTRADE])):
-        p = trades[k, K.T_PNL]
-        acc[1] += 1.0
-        if p > 0:
-            acc[2] += 1.0
-            acc[3] += p
-        elif p < 0:
-            acc[4] -= p
-        acc[5] += p
-        acc[6] += trades[k, K.T_RETURN]
-    st[K.S_NTRADE] = 0.0
-
-
-@njit(cache=True, nogil=True)
-def _trade_to_nb(st, fills, trades, acc, i, t, px, bar_range, fee, slip, slippage_range, leverage,
+def _trade_to_nb(st, none, i, t, px, bar_range, fee, slip, slippage_range, leverage,
                  init_cash):  # fmt: skip  # pragma: no cover - compiled
     """As the engine's bars trade: to target fraction t at px moved against the order by slippage."""
-    s = slip + (slippage_range * bar_range / px if px > 0.0 else 0.0)
+    s = slip + (slippage_range * bar_range / px if slippage_range > 0.0 else 0.0)
     dq = K.target_qty_nb(st[K.S_CASH], st[K.S_QTY], px, t * leverage, fee + s) - st[K.S_QTY]
     if abs(dq) * px > 1e-12 * init_cash:
         fill_px = px * (1.0 + s) if dq > 0.0 else px * (1.0 - s)
-        _fill_nb(st, fills, trades, acc, i, dq, fill_px, fee, K.KIND_TAKER)
+        K.fill_nb(st, none, none, i, dq, fill_px, abs(dq) * fill_px * fee, K.KIND_TAKER, 0.0)
 
 
 @njit(cache=True, nogil=True)
@@ -109,12 +86,14 @@ def _liq_bounds_nb(st, mm):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def run_cross_nb(ts, open_, high, low, close, fast, slow, lo, hi, short, fill_at_close, init_cash,
-                 fee_bps, slippage_bps, slippage_range, leverage, mm, liq_fee_bps, years, stats,
-                 s1, s2, rets):  # fmt: skip  # pragma: no cover - compiled
+def run_cross_nb(ts, open_, high, low, close, fund_rate, fund_mark, fast, slow, lo, hi, short,
+                 fill_at_close, init_cash, fee_bps, slippage_bps, slippage_range, leverage, mm,
+                 liq_fee_bps, years, stats, s1, s2, rets):  # fmt: skip  # pragma: no cover - compiled
     """One cross backtest over bars [lo, hi), starting flat with init_cash.
 
-    ts: int64[n] ns; open_, high, low, close: float64[n]; fast, slow: float64[n] indicators
+    ts: int64[n] ns; open_, high, low, close: float64[n]; fund_rate, fund_mark: float64[n]
+    funding settled during bar i (NaN: none) and its mark (NaN: the bar's open), or empty
+    arrays when the data has no funding; fast, slow: float64[n] indicators
     (NaN in warm-up); short: -1 instead of 0 while fast < slow; fill_at_close: trade bar i's
     target at close[i] (else at open[i+1]); fee_bps, slippage_bps, slippage_range, leverage,
     mm (maintenance margin fraction), liq_fee_bps: as the engine's settings; years: the
@@ -124,9 +103,7 @@ def run_cross_nb(ts, open_, high, low, close, fast, slow, lo, hi, short, fill_at
     """
     st = np.zeros(K.N_STATE, dtype=np.float64)
     st[K.S_CASH] = init_cash
-    fills = np.empty((2, K.N_LEDGER_COLS), dtype=np.float64)
-    trades = np.empty((2, K.N_TRADE_COLS), dtype=np.float64)
-    acc = np.zeros(7, dtype=np.float64)
+    none = np.empty((0, 0), dtype=np.float64)  # no ledger, no trade records: only the state
     fee = fee_bps * 1e-4
     slip = slippage_bps * 1e-4
     liq_fee = liq_fee_bps * 1e-4
@@ -155,22 +132,28 @@ def run_cross_nb(ts, open_, high, low, close, fast, slow, lo, hi, short, fill_at
     liq_lo, liq_hi = -np.inf, np.inf
     cash = init_cash
     q = 0.0
+    has_funding = fund_rate.shape[0] == ts.shape[0]
     for i in range(lo, hi):
         if not fill_at_close and i > lo and sig != last:
-            _trade_to_nb(st, fills, trades, acc, i, sig, open_[i], high[i] - low[i], fee, slip,
+            _trade_to_nb(st, none, i, sig, open_[i], high[i] - low[i], fee, slip,
                          slippage_range, leverage, init_cash)  # fmt: skip
             last = sig
             cash, q = st[K.S_CASH], st[K.S_QTY]
             liq_lo, liq_hi = _liq_bounds_nb(st, mm)
+        if has_funding and q != 0.0 and fund_rate[i] == fund_rate[i]:
+            m = fund_mark[i]
+            K.pay_funding_nb(st, none, i, fund_rate[i], m if m == m else open_[i])
+            cash = st[K.S_CASH]
+            liq_lo, liq_hi = _liq_bounds_nb(st, mm)
         if q != 0.0 and (low[i] <= liq_lo or high[i] >= liq_hi):
-            _fill_nb(st, fills, trades, acc, i, -q, max(liq_lo if q > 0.0 else liq_hi, 0.0), liq_fee,
-                     K.KIND_LIQUIDATION)  # fmt: skip
+            p = max(liq_lo if q > 0.0 else liq_hi, 0.0)
+            K.fill_nb(st, none, none, i, -q, p, abs(q) * p * liq_fee, K.KIND_LIQUIDATION, 0.0)
             st[K.S_NLIQ] += 1.0
             cash, q = st[K.S_CASH], st[K.S_QTY]
             liq_lo, liq_hi = _liq_bounds_nb(st, mm)
         sig = cross_target_nb(fast[i], slow[i], lowv)
         if fill_at_close and sig != last:
-            _trade_to_nb(st, fills, trades, acc, i, sig, close[i], high[i] - low[i], fee, slip,
+            _trade_to_nb(st, none, i, sig, close[i], high[i] - low[i], fee, slip,
                          slippage_range, leverage, init_cash)  # fmt: skip
             last = sig
             cash, q = st[K.S_CASH], st[K.S_QTY]
@@ -210,12 +193,12 @@ def run_cross_nb(ts, open_, high, low, close, fast, slow, lo, hi, short, fill_at
     if nb > 0:
         s1[blk] = b1
         s2[blk] = b2
-    _finish_stats_nb(stats, st, acc, n, sum_r, sum_r2, dn2, mdd, longest, exposed, prev_eq,
+    _finish_stats_nb(stats, st, n, sum_r, sum_r2, dn2, mdd, longest, exposed, prev_eq,
                      init_cash, years)  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
-def _finish_stats_nb(stats, st, acc, n, sum_r, sum_r2, dn2, mdd, longest, exposed, final,
+def _finish_stats_nb(stats, st, n, sum_r, sum_r2, dn2, mdd, longest, exposed, final,
                      init_cash, years):  # fmt: skip  # pragma: no cover - compiled
     """The engine's `compute_stats` numbers from the loop's sums (same formulas, same order)."""
     mean = sum_r / n if n > 0 else 0.0
@@ -225,16 +208,17 @@ def _finish_stats_nb(stats, st, acc, n, sum_r, sum_r2, dn2, mdd, longest, expose
     ann = np.sqrt(ppy)
     if n == 0:
         final = init_cash
-    if years > 0 and final > 0:
-        cagr = (final / init_cash) ** (1.0 / years) - 1.0
+    if final <= 0:
+        cagr = -1.0
+    elif years <= 0:
+        cagr = 0.0
     else:
-        cagr = -1.0 if final <= 0 else 0.0
-    nt = int(acc[1])
-    n_win = acc[2]
-    wins = acc[3]
-    losses = acc[4]
-    sum_pnl = acc[5]
-    sum_ret = acc[6]
+        cagr = (final / init_cash) ** (1.0 / years) - 1.0  # inf on overflow, as the engine
+    nt = int(st[K.S_NTRADE])
+    n_win = st[K.S_WINS]
+    wins = st[K.S_GROSS_WIN]
+    losses = st[K.S_GROSS_LOSS]
+    sum_ret = st[K.S_SUM_TRET]
     stats[0] = final
     stats[1] = final / init_cash - 1.0
     stats[2] = cagr
@@ -243,15 +227,15 @@ def _finish_stats_nb(stats, st, acc, n, sum_r, sum_r2, dn2, mdd, longest, expose
     stats[5] = mean / down * ann if down > 0 else 0.0
     stats[6] = mdd
     stats[7] = longest / 86_400e9
-    stats[8] = cagr / mdd if mdd > 0 else np.nan
-    stats[9] = acc[0]  # bars mode records only real fills
+    stats[8] = cagr / mdd if mdd > 0 and np.isfinite(cagr) else np.nan
+    stats[9] = st[K.S_NFILL]
     stats[10] = nt
     stats[11] = n_win / nt if nt > 0 else np.nan
     if losses > 0:
         stats[12] = wins / losses
     else:
         stats[12] = np.inf if wins > 0 else np.nan
-    stats[13] = sum_pnl / nt if nt > 0 else np.nan
+    stats[13] = (wins - losses) / nt if nt > 0 else np.nan
     stats[14] = sum_ret / nt if nt > 0 else np.nan
     stats[15] = exposed / n if n > 0 else 0.0
     stats[16] = st[K.S_TURN] / init_cash
@@ -261,9 +245,9 @@ def _finish_stats_nb(stats, st, acc, n, sum_r, sum_r2, dn2, mdd, longest, expose
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def sweep_cross_nb(ts, open_, high, low, close, inds, fast_idx, slow_idx, short, lo, hi, fill_at_close,
-                   init_cash, fee_bps, slippage_bps, slippage_range, leverage, mm, liq_fee_bps, years,
-                   n_blocks):  # fmt: skip  # pragma: no cover - compiled
+def sweep_cross_nb(ts, open_, high, low, close, fund_rate, fund_mark, inds, fast_idx, slow_idx, short, lo,
+                   hi, fill_at_close, init_cash, fee_bps, slippage_bps, slippage_range, leverage, mm,
+                   liq_fee_bps, years, n_blocks):  # fmt: skip  # pragma: no cover - compiled
     """Many cross backtests: combination m uses inds[fast_idx[m]], inds[slow_idx[m]], short[m].
 
     inds: a typed List of float64[n] indicator arrays (each computed once for the sweep);
@@ -276,7 +260,8 @@ def sweep_cross_nb(ts, open_, high, low, close, inds, fast_idx, slow_idx, short,
     s2 = np.zeros((m, n_blocks), dtype=np.float64)
     empty = np.empty(0, dtype=np.float64)
     for i in prange(m):
-        run_cross_nb(ts, open_, high, low, close, inds[fast_idx[i]], inds[slow_idx[i]], lo, hi, short[i],
+        run_cross_nb(ts, open_, high, low, close, fund_rate, fund_mark, inds[fast_idx[i]], inds[slow_idx[i]],
+                     lo, hi, short[i],
                      fill_at_close, init_cash, fee_bps, slippage_bps, slippage_range, leverage, mm,
                      liq_fee_bps, years, stats[i], s1[i], s2[i], empty)  # fmt: skip
     return stats, s1, s2
