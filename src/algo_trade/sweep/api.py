@@ -360,8 +360,10 @@ class SweepResult:
 def _batch_slices(n: int, workers: int, executor: str) -> list[slice]:
     # enough batches for a moving progress bar and load balance; big enough that each
     # prange call keeps every thread busy
+    # (remote workers: a few large tasks each, so a worker computes an indicator once and
+    # reuses it across many combinations; fewer round trips too)
     per = max(
-        4 * max(workers, 1), math.ceil(n / (20 if executor == "local" else 8 * max(workers, 1)))
+        4 * max(workers, 1), math.ceil(n / (20 if executor == "local" else 4 * max(workers, 1)))
     )
     return [slice(i, min(i + per, n)) for i in range(0, n, per)]
 
