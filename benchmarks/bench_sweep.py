@@ -57,7 +57,7 @@ s = time.perf_counter() - t
 done(seconds=s, combos=len(res.results), best_sharpe=res.best["sharpe"])
 """
 
-HAND90 = f"""
+HAND90 = """
 from numba import njit
 from algo_trade.strategies.indicators import sma_nb
 
@@ -85,7 +85,7 @@ pairs = [(f, s) for f in range(5, 51, 5) for s in range(20, 201, 20) if f < s]
 small = bars(5000, 2)["close"].to_numpy()
 cross_nb(small, sma_nb(small, 5), sma_nb(small, 20), 5e-4)
 t = time.perf_counter()
-smas = {{w: sma_nb(close, w) for w in sorted({{w for p in pairs for w in p}})}}
+smas = {w: sma_nb(close, w) for w in sorted({w for p in pairs for w in p})}
 out = [cross_nb(close, smas[f], smas[s], 5e-4) for f, s in pairs]
 done(seconds=time.perf_counter() - t, combos=len(out))
 """
@@ -185,7 +185,9 @@ def run(quick: bool) -> list[dict]:
 
     n_year, combos = (100_000, 200) if quick else (525_600, 1000)
     with tempfile.TemporaryDirectory() as home:
-        rnd = _child(RANDOM_LOCAL_PROC, N=n_year, COMBOS=combos, HOME=home, EXECUTORS=["local", "process"])
+        rnd = _child(
+            RANDOM_LOCAL_PROC, N=n_year, COMBOS=combos, HOME=home, EXECUTORS=["local", "process"]
+        )
     rows.append({"name": f"{combos:,} random combos x {n_year:,} bars, local executor", "value": rnd["local"],
                  "unit": "s", "baseline": f"process pool (2 workers) {rnd['process']:.2f} s",
                  "target": "<= 10 s" if not quick else "(full run: 1,000 x 525,600 <= 10 s)",

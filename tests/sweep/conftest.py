@@ -17,7 +17,9 @@ EXCHANGE, SYMBOL = "ftx", "BTC-USD-PERP"
 
 def read_ftx_bars() -> pd.DataFrame:
     df = pd.read_csv(FTX_BARS)
-    df.insert(0, "ts", pd.to_datetime(df.pop("timestamp"), utc=True).dt.as_unit("ns").astype("int64"))
+    df.insert(
+        0, "ts", pd.to_datetime(df.pop("timestamp"), utc=True).dt.as_unit("ns").astype("int64")
+    )
     return df
 
 
@@ -39,7 +41,10 @@ def bar_table(df: pd.DataFrame) -> pa.Table:
             "ts": pa.array(df["ts"].to_numpy(np.int64)),
             "exchange": label_array(EXCHANGE, n),
             "symbol": label_array(SYMBOL, n),
-            **{c: pa.array(df[c].to_numpy(np.float64)) for c in ("open", "high", "low", "close", "volume")},
+            **{
+                c: pa.array(df[c].to_numpy(np.float64))
+                for c in ("open", "high", "low", "close", "volume")
+            },
         }
     )
 

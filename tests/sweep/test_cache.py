@@ -76,7 +76,9 @@ def test_new_data_in_the_lake_rebuilds_the_entry(bar_lake, ftx_bars):
     assert new.meta["rows"]["bar"] == 12_000
     np.testing.assert_array_equal(new["bar"]["close"], ftx_bars["close"].to_numpy()[:12_000])
     assert not old.path.exists()  # the stale entry is removed ...
-    assert old["bar"]["close"][0] == ftx_bars["close"].iloc[0]  # ... while a mapping of it still reads
+    assert (
+        old["bar"]["close"][0] == ftx_bars["close"].iloc[0]
+    )  # ... while a mapping of it still reads
     assert [e["entry"] for e in cache_entries(home)] == [new.path.name]
 
 
@@ -131,7 +133,10 @@ def test_concurrent_processes_build_once_and_share(bar_lake, tmp_path):
         print(json.dumps({{"path": str(d.path), "sharpe": r.results["sharpe"].tolist()}}))
         """
     )
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outs = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
     assert [p.returncode for p in procs] == [0, 0]
     assert outs[0] == outs[1]  # same entry, same numbers

@@ -31,7 +31,9 @@ def test_postgres_entry_is_read_once_and_rebuilt_on_new_rows(pg_db, ftx_bars, tm
         assert store.scans == 2 and c.path != a.path and c.meta["rows"]["bar"] == 7000
         assert [e["entry"] for e in cache_entries(tmp_path)] == [c.path.name]
         from_db = sweep(c, "sma_cross", {"fast": [5, 10], "slow": [30, 60]}).results
-        in_memory = sweep(ftx_bars.iloc[:7000], "sma_cross", {"fast": [5, 10], "slow": [30, 60]}).results
+        in_memory = sweep(
+            ftx_bars.iloc[:7000], "sma_cross", {"fast": [5, 10], "slow": [30, 60]}
+        ).results
         np.testing.assert_array_equal(from_db["sharpe"].to_numpy(), in_memory["sharpe"].to_numpy())
     finally:
         inner.close()

@@ -11,7 +11,17 @@ from algo_trade.cli.main import main
 
 from .conftest import EXCHANGE, SYMBOL
 
-BASE = ["sweep", "--exchange", EXCHANGE, "--symbol", SYMBOL, "--start", "2021-12-31", "--end", "2022-01-08"]
+BASE = [
+    "sweep",
+    "--exchange",
+    EXCHANGE,
+    "--symbol",
+    SYMBOL,
+    "--start",
+    "2021-12-31",
+    "--end",
+    "2022-01-08",
+]
 
 
 def run(argv, capsys):
@@ -28,7 +38,9 @@ def test_sweep_json_report_resume_and_cache(bar_lake, capsys):
     code, out, err = run(argv, capsys)
     assert code == 0, err
     rep = json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
-    assert rep["combinations"] == rep["computed"] == 27  # 6 x 5 = 30 less fast 20, 25, 30 vs slow 20
+    assert (
+        rep["combinations"] == rep["computed"] == 27
+    )  # 6 x 5 = 30 less fast 20, 25, 30 vs slow 20
     assert len(rep["top"]) == 5
     sharpes = [r["sharpe"] for r in rep["top"]]
     assert sharpes == sorted(sharpes, reverse=True) and rep["best"]["sharpe"] == sharpes[0]
@@ -70,23 +82,56 @@ def test_walk_forward_cli(bar_lake, capsys):
     ("extra", "needle"),
     [
         (["--grid", "fast="], "empty grid axis"),
-        (["--grid", "fast=10", "--grid", "slow=5", "--where", "fast < slow"], "removes every combination"),
-        (["--grid", "fast=10", "--grid", "slow=50", "--grid", "speed=3"], "unknown parameter(s) speed"),
-        (["--grid", "fast=10", "--grid", "slow=50", "--where", "__import__('os')"], "bad constraint"),
-        (["--grid", "fast=10", "--grid", "slow=50", "--where", "fast < slwo"], "unknown parameter(s) slwo"),
-        (["--grid", "fast=10", "--grid", "slow=50", "--executor", "dask", "--cluster", "tcp://127.0.0.1:1"],
-         "cannot reach the Dask cluster"),
+        (
+            ["--grid", "fast=10", "--grid", "slow=5", "--where", "fast < slow"],
+            "removes every combination",
+        ),
+        (
+            ["--grid", "fast=10", "--grid", "slow=50", "--grid", "speed=3"],
+            "unknown parameter(s) speed",
+        ),
+        (
+            ["--grid", "fast=10", "--grid", "slow=50", "--where", "__import__('os')"],
+            "bad constraint",
+        ),
+        (
+            ["--grid", "fast=10", "--grid", "slow=50", "--where", "fast < slwo"],
+            "unknown parameter(s) slwo",
+        ),
+        (
+            [
+                "--grid",
+                "fast=10",
+                "--grid",
+                "slow=50",
+                "--executor",
+                "dask",
+                "--cluster",
+                "tcp://127.0.0.1:1",
+            ],
+            "cannot reach the Dask cluster",
+        ),
         (["--grid", "fast=10", "--grid", "slow=50", "--metric", "luck"], "unknown metric"),
         (["--grid", "fast=10", "--grid", "slow=50", "--strategy", "moon"], "unknown strategy"),
         (["--grid", "fast=10"], "needs a value for slow"),
         (["--grid", "fast=1.5", "--grid", "slow=50"], "whole number"),
-        (["--grid", "fast=10", "--grid", "slow=50", "--walk-forward", "train=30d"], "bad walk-forward"),
-        (["--grid", "fast=10", "--grid", "slow=50", "--random", "0"], "--random must be at least 1"),
+        (
+            ["--grid", "fast=10", "--grid", "slow=50", "--walk-forward", "train=30d"],
+            "bad walk-forward",
+        ),
+        (
+            ["--grid", "fast=10", "--grid", "slow=50", "--random", "0"],
+            "--random must be at least 1",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(bar_lake, capsys, extra, needle):
     code, out, err = run([*BASE, *extra, "--home", str(bar_lake.home)], capsys)
-    lines = [x for x in err.splitlines() if x.strip() and not x.startswith(("connecting to", "starting Dask"))]
+    lines = [
+        x
+        for x in err.splitlines()
+        if x.strip() and not x.startswith(("connecting to", "starting Dask"))
+    ]
     assert code == 2, (out, err)
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
     assert "Traceback" not in err
@@ -94,9 +139,14 @@ def test_bad_input_exits_2_with_one_line(bar_lake, capsys, extra, needle):
 
 def test_a_sweep_id_of_another_spec_exits_2(bar_lake, capsys):
     home = str(bar_lake.home)
-    code, _, err = run([*BASE, "--grid", "fast=10", "--grid", "slow=50", "--id", "x1", "--home", home, "--json"], capsys)
+    code, _, err = run(
+        [*BASE, "--grid", "fast=10", "--grid", "slow=50", "--id", "x1", "--home", home, "--json"],
+        capsys,
+    )
     assert code == 0, err
-    code, _, err = run([*BASE, "--grid", "fast=10", "--grid", "slow=60", "--id", "x1", "--home", home], capsys)
+    code, _, err = run(
+        [*BASE, "--grid", "fast=10", "--grid", "slow=60", "--id", "x1", "--home", home], capsys
+    )
     assert code == 2 and err.strip().count("\n") == 0 and "belongs to a different sweep spec" in err
 
 

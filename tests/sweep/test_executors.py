@@ -18,7 +18,9 @@ GRID = {"fast": "5:30:5", "slow": "40:140:20"}  # 36 combinations, all fast < sl
 
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert list(a.columns) == list(b.columns)
-    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_exact=True)
+    pd.testing.assert_frame_equal(
+        a.reset_index(drop=True), b.reset_index(drop=True), check_exact=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,23 +51,31 @@ def test_dask_local_cluster_equals_local_and_maps_the_cache(bar_lake, dask_clien
     assert dask.pbo == local.pbo and dask.dsr == local.dsr
     # each worker process maps the entry's own files: what a task receives is the path
     workers = list(dask_client.scheduler_info()["workers"])
-    seen = [dask_client.submit(_mapped_file, entry, workers=[w], pure=False).result() for w in workers]
+    seen = [
+        dask_client.submit(_mapped_file, entry, workers=[w], pure=False).result() for w in workers
+    ]
     assert seen == [("memmap", entry["bar"]["close"].filename)] * len(workers)
 
 
 @pytest.mark.integration
-def test_dask_with_in_memory_bars_publishes_them_to_the_shared_cache(short_bars, tmp_path, dask_client):
+def test_dask_with_in_memory_bars_publishes_them_to_the_shared_cache(
+    short_bars, tmp_path, dask_client
+):
     local = sweep(short_bars, "sma_cross", GRID, executor="local")
     dask = sweep(short_bars, "sma_cross", GRID, executor="dask", client=dask_client, home=tmp_path)
     _same(local.results, dask.results)
-    assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")][0].startswith("mem")
+    assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")][
+        0
+    ].startswith("mem")
     with pytest.raises(ConfigError, match="home="):
         sweep(short_bars, "sma_cross", GRID, executor="dask", client=dask_client)
 
 
 @pytest.mark.integration
 def test_process_pool_equals_local(bar_lake):
-    entry = load_cached(bar_lake, ["bar"], EXCHANGE, SYMBOL, "2021-12-31", "2022-02-02", bar_lake.home)
+    entry = load_cached(
+        bar_lake, ["bar"], EXCHANGE, SYMBOL, "2021-12-31", "2022-02-02", bar_lake.home
+    )
     local = sweep(entry, "sma_cross", GRID, where="fast < slow", executor="local", workers=1)
     procs = sweep(entry, "sma_cross", GRID, where="fast < slow", executor="process", workers=2)
     _same(local.results, procs.results)
@@ -79,15 +89,31 @@ def test_thread_count_does_not_change_results(short_bars):
 
 def test_unreachable_cluster_is_a_config_error(short_bars, tmp_path):
     with pytest.raises(ConfigError, match="cannot reach the Dask cluster at tcp://127.0.0.1:1"):
-        sweep(short_bars, "sma_cross", GRID, executor="dask", cluster="tcp://127.0.0.1:1", home=tmp_path)
+        sweep(
+            short_bars,
+            "sma_cross",
+            GRID,
+            executor="dask",
+            cluster="tcp://127.0.0.1:1",
+            home=tmp_path,
+        )
 
 
 def test_results_stream_as_batches_finish(short_bars, tmp_path):
     seen: list[int] = []
-    res = sweep(short_bars, "sma_cross", GRID, where="fast < slow", home=tmp_path, on_batch=lambda i, n: seen.append(n))
+    res = sweep(
+        short_bars,
+        "sma_cross",
+        GRID,
+        where="fast < slow",
+        home=tmp_path,
+        on_batch=lambda i, n: seen.append(n),
+    )
     assert sum(seen) == len(res.results) == 36 and len(seen) > 1
     parts = sorted((res.path / "results.parquet").glob("part-*.parquet"))
     assert len(parts) == len(seen)
     on_disk = pd.read_parquet(res.path / "results.parquet")
     assert sorted(on_disk["combo"]) == list(range(36))
-    np.testing.assert_allclose(on_disk.sort_values("combo")["sharpe"].to_numpy(), res.results["sharpe"].to_numpy())
+    np.testing.assert_allclose(
+        on_disk.sort_values("combo")["sharpe"].to_numpy(), res.results["sharpe"].to_numpy()
+    )

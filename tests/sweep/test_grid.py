@@ -28,7 +28,8 @@ def test_ranges_lists_and_logs():
 
 
 @pytest.mark.parametrize(
-    "spec", ["", "5:1", "5:50:0", "5:50:-5", "a:b", "log:0:10:3", "log:1:10", "1:2:3:4", [], "inf:5"]
+    "spec",
+    ["", "5:1", "5:50:0", "5:50:-5", "a:b", "log:0:10:3", "log:1:10", "1:2:3:4", [], "inf:5"],
 )
 def test_bad_axes_are_config_errors(spec):
     with pytest.raises(ConfigError):
@@ -36,7 +37,10 @@ def test_bad_axes_are_config_errors(spec):
 
 
 def test_cli_grid_options():
-    assert parse_grid_options(["fast=5:15:5", "slow=20,40"]) == {"fast": [5, 10, 15], "slow": [20, 40]}
+    assert parse_grid_options(["fast=5:15:5", "slow=20,40"]) == {
+        "fast": [5, 10, 15],
+        "slow": [20, 40],
+    }
     with pytest.raises(ConfigError, match="NAME=SPEC"):
         parse_grid_options(["fast"])
 
@@ -48,19 +52,35 @@ def test_product_and_constraint():
     expected = [(f, s) for f in range(5, 51, 5) for s in range(20, 201, 20) if f < s]
     assert sorted(zip(df["fast"], df["slow"], strict=True)) == sorted(expected)
     assert len(df) == 90
-    g2 = Grid({"a": "1:10", "b": "1:10"}, where="a < b and b - a >= 3 or abs(a - b) == 0 and not a > 2")
+    g2 = Grid(
+        {"a": "1:10", "b": "1:10"}, where="a < b and b - a >= 3 or abs(a - b) == 0 and not a > 2"
+    )
     got = set(zip(g2.combinations()["a"], g2.combinations()["b"], strict=True))
-    want = {(a, b) for a in range(1, 11) for b in range(1, 11) if (a < b and b - a >= 3) or (a == b and not a > 2)}
+    want = {
+        (a, b)
+        for a in range(1, 11)
+        for b in range(1, 11)
+        if (a < b and b - a >= 3) or (a == b and not a > 2)
+    }
     assert got == want
     g3 = Grid({"a": [1, 2, 3], "b": [1, 2, 3]}, where="max(a, b) * 2 <= 4 and 1 <= min(a, b)")
-    assert set(zip(*g3.combinations().to_dict("list").values(), strict=True)) == {(1, 1), (1, 2), (2, 1), (2, 2)}
+    assert set(zip(*g3.combinations().to_dict("list").values(), strict=True)) == {
+        (1, 1),
+        (1, 2),
+        (2, 1),
+        (2, 2),
+    }
 
 
 def test_random_search_is_seeded_distinct_and_constrained():
     g = Grid({"fast": "1:100", "slow": "1:300"}, where="fast < slow", random=500, seed=1)
     a = g.combinations()
-    b = Grid({"fast": "1:100", "slow": "1:300"}, where="fast < slow", random=500, seed=1).combinations()
-    c = Grid({"fast": "1:100", "slow": "1:300"}, where="fast < slow", random=500, seed=2).combinations()
+    b = Grid(
+        {"fast": "1:100", "slow": "1:300"}, where="fast < slow", random=500, seed=1
+    ).combinations()
+    c = Grid(
+        {"fast": "1:100", "slow": "1:300"}, where="fast < slow", random=500, seed=2
+    ).combinations()
     assert len(a) == 500
     assert a.equals(b)
     assert not a.equals(c)

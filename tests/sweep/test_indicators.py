@@ -36,7 +36,9 @@ def test_each_distinct_window_is_computed_once_per_sweep(short_bars, monkeypatch
     calls: list[int] = []
     real = indicators._FUNCS["sma"]
     monkeypatch.setitem(indicators._FUNCS, "sma", lambda x, w: calls.append(w) or real(x, w))
-    res = sweep(short_bars, "sma_cross", grid={"fast": "5:50:5", "slow": "20:200:20"}, where="fast < slow")
+    res = sweep(
+        short_bars, "sma_cross", grid={"fast": "5:50:5", "slow": "20:200:20"}, where="fast < slow"
+    )
     assert len(res.results) == 90
     # 10 fast and 10 slow windows, 20 and 40 in both: 18 distinct SMAs for 90 combinations
     distinct = set(range(5, 51, 5)) | set(range(20, 201, 20))
@@ -44,7 +46,9 @@ def test_each_distinct_window_is_computed_once_per_sweep(short_bars, monkeypatch
     assert sorted(calls) == sorted(distinct)
     assert fresh.computed == len(distinct)
     # a second sweep on the same data computes nothing new
-    sweep(short_bars, "sma_cross", grid={"fast": "5:50:5", "slow": "20:200:20"}, where="fast < slow")
+    sweep(
+        short_bars, "sma_cross", grid={"fast": "5:50:5", "slow": "20:200:20"}, where="fast < slow"
+    )
     assert sorted(calls) == sorted(distinct)
     assert fresh.hits > 0
 

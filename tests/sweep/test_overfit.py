@@ -27,7 +27,9 @@ def test_expected_max_sharpe_matches_the_max_of_simulated_normals():
         assert expected_max_sharpe(1.0, n) == pytest.approx(sim, rel=0.02)
     # hand: N=100 -> 0.4228 * Z(0.99) + 0.5772 * Z(1 - 1/(100 e)) = 0.4228*2.3263 + 0.5772*2.6797
     assert expected_max_sharpe(1.0, 100) == pytest.approx(2.5303, abs=2e-3)
-    assert expected_max_sharpe(4.0, 100) == pytest.approx(2 * 2.5303, abs=4e-3)  # scales with the SR's std
+    assert expected_max_sharpe(4.0, 100) == pytest.approx(
+        2 * 2.5303, abs=4e-3
+    )  # scales with the SR's std
     assert expected_max_sharpe(1.0, 1) == 0.0
 
 
@@ -35,7 +37,9 @@ def test_probabilistic_sharpe_by_hand():
     # SR 0.1 over 101 normal returns vs 0: z = 0.1 * sqrt(100) / sqrt(1 + (3-1)/4 * 0.01) = 0.99751
     assert probabilistic_sharpe(0.1, 0.0, 101, 0.0, 3.0) == pytest.approx(PHI(0.997509), abs=1e-6)
     # negative skew and fat tails widen the SR's error: the same SR is less convincing
-    assert probabilistic_sharpe(0.1, 0.0, 101, -1.0, 10.0) < probabilistic_sharpe(0.1, 0.0, 101, 0.0, 3.0)
+    assert probabilistic_sharpe(0.1, 0.0, 101, -1.0, 10.0) < probabilistic_sharpe(
+        0.1, 0.0, 101, 0.0, 3.0
+    )
     # at the benchmark the probability is one half
     assert probabilistic_sharpe(0.05, 0.05, 500, 0.3, 5.0) == pytest.approx(0.5)
 

@@ -29,12 +29,19 @@ def test_two_parameters_heatmap_and_stability(short_bars, tmp_path):
 
 
 def test_three_parameters_parallel_coordinates(short_bars):
-    res = sweep(short_bars, "sma_cross", {"fast": "5:20:5", "slow": "30:90:30", "short": [False, True]})
+    res = sweep(
+        short_bars, "sma_cross", {"fast": "5:20:5", "slow": "30:90:30", "short": [False, True]}
+    )
     assert [f.data[0].type for f in sweep_figures(res)] == ["parcoords", "scatter"]
     assert res.heatmap("fast", "slow").data[0].type == "heatmap"  # still available on request
 
 
 def test_walk_forward_equity_in_the_report(short_bars):
-    res = sweep(short_bars, "sma_cross", {"fast": [5, 10], "slow": [30, 60]}, walk_forward="train=1d,test=12h")
+    res = sweep(
+        short_bars,
+        "sma_cross",
+        {"fast": [5, 10], "slow": [30, 60]},
+        walk_forward="train=1d,test=12h",
+    )
     assert sweep_figures(res)[-1].layout.title.text == "walk-forward: stitched out-of-sample equity"
     assert "Walk-forward windows" in res.to_html()

@@ -40,7 +40,9 @@ def test_killed_sweep_resumes_where_it_stopped(tmp_path, sig):
               workers=1, on_batch=lambda i, n: time.sleep(0.4))
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     out_dir = tmp_path / "sweeps" / "r1"
     deadline = time.monotonic() + 240
     while len(_parts(out_dir)) < 3 and proc.poll() is None and time.monotonic() < deadline:
@@ -80,6 +82,10 @@ def test_same_spec_without_an_id_resumes_by_its_hash(short_bars, tmp_path):
 def test_an_id_of_a_different_spec_is_refused(short_bars, tmp_path):
     sweep(short_bars, "sma_cross", GRID, where="fast < slow", home=tmp_path, sweep_id="mine")
     with pytest.raises(ConfigError, match="belongs to a different sweep spec"):
-        sweep(short_bars, "sma_cross", GRID, where="fast + 10 < slow", home=tmp_path, sweep_id="mine")
+        sweep(
+            short_bars, "sma_cross", GRID, where="fast + 10 < slow", home=tmp_path, sweep_id="mine"
+        )
     with pytest.raises(ConfigError, match="bad sweep id"):
-        sweep(short_bars, "sma_cross", GRID, where="fast < slow", home=tmp_path, sweep_id="../escape")
+        sweep(
+            short_bars, "sma_cross", GRID, where="fast < slow", home=tmp_path, sweep_id="../escape"
+        )

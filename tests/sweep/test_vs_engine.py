@@ -15,14 +15,18 @@ from algo_trade.sweep.kernels import STAT_NAMES
 
 
 def _frame(bars: pd.DataFrame) -> pd.DataFrame:
-    return bars.set_index(pd.DatetimeIndex(bars["ts"].to_numpy(), tz="UTC"))[["open", "high", "low", "close", "volume"]]
+    return bars.set_index(pd.DatetimeIndex(bars["ts"].to_numpy(), tz="UTC"))[
+        ["open", "high", "low", "close", "volume"]
+    ]
 
 
 def _assert_same(row: dict, stats: pd.Series, where: str) -> None:
     for k in STAT_NAMES:
         got, want = float(row[k]), float(stats[k])
         if math.isnan(want) or math.isinf(want):
-            assert got == want or (math.isnan(got) and math.isnan(want)), f"{where} {k}: {got} vs {want}"
+            assert got == want or (math.isnan(got) and math.isnan(want)), (
+                f"{where} {k}: {got} vs {want}"
+            )
         else:
             assert got == pytest.approx(want, rel=1e-9, abs=1e-9), f"{where} {k}: {got} vs {want}"
 
@@ -57,7 +61,9 @@ def test_ema_cross_equals_backtest(short_bars):
     res = sweep(short_bars, "ema_cross", {"fast": [5, 12], "slow": [26, 100]}, fill_at="close")
     df = _frame(short_bars)
     for row in res.results.to_dict("records"):
-        bt = algo_trade.backtest(df, "ema_cross", params={"fast": row["fast"], "slow": row["slow"]}, fill_at="close")
+        bt = algo_trade.backtest(
+            df, "ema_cross", params={"fast": row["fast"], "slow": row["slow"]}, fill_at="close"
+        )
         _assert_same(row, bt.stats, "ema")
 
 
@@ -66,7 +72,6 @@ def test_algo_trade_sweep_runs_the_sweep_however_it_is_imported(short_bars):
     import inspect
 
     import algo_trade.sweep.walkforward as wf  # a submodule import after the package is loaded
-
     from algo_trade import sweep as imported
 
     importlib.import_module("algo_trade.sweep.report")
@@ -81,7 +86,9 @@ def test_algo_trade_sweep_runs_the_sweep_however_it_is_imported(short_bars):
     assert algo_trade.SweepResult is SweepResult and "sweep" in algo_trade.__all__
     res = a
     assert isinstance(res, SweepResult) and len(res.results) == 4
-    assert set(STAT_NAMES) <= set(res.results.columns) and {"fast", "slow", "short"} <= set(res.results.columns)
+    assert set(STAT_NAMES) <= set(res.results.columns) and {"fast", "slow", "short"} <= set(
+        res.results.columns
+    )
     best = res.best
     assert best["sharpe"] == res.results["sharpe"].max()
     fig = res.heatmap()
@@ -121,30 +128,46 @@ def test_hand_worked_long_then_short():
     dq = n_short / 100 - qty
     cash4 = cash - dq * 100 - abs(dq) * 100 * 0.001
     eq4 = cash4 + (n_short / 100) * 100
-    assert eq4 == pytest.approx(eq3 - abs(dq) * 100 * 0.001)  # a trade at the mark costs only its fee
+    assert eq4 == pytest.approx(
+        eq3 - abs(dq) * 100 * 0.001
+    )  # a trade at the mark costs only its fee
     r = np.array([0.0, 0.0, eq2 / 1000 - 1, eq3 / eq2 - 1, eq4 / eq3 - 1])
     np.testing.assert_allclose(rets, r, rtol=1e-12)
     assert got["final_equity"] == pytest.approx(eq4, rel=1e-12)
     assert got["total_return"] == pytest.approx(eq4 / 1000 - 1, rel=1e-12)
-    assert got["orders"] == 2 and got["trades"] == 1  # the long round trip closed; the short is open
+    assert (
+        got["orders"] == 2 and got["trades"] == 1
+    )  # the long round trip closed; the short is open
     long_pnl = qty * (100 - 110) - n1 * 0.001 - qty * 100 * 0.001  # price move, open fee, close fee
     assert got["avg_trade"] == pytest.approx(long_pnl, rel=1e-9)
-    assert got["win_rate"] == 0.0 and math.isnan(got["profit_factor"]) is False and got["profit_factor"] == 0.0
+    assert (
+        got["win_rate"] == 0.0
+        and math.isnan(got["profit_factor"]) is False
+        and got["profit_factor"] == 0.0
+    )
     assert got["fees"] == pytest.approx(n1 * 0.001 + abs(dq) * 100 * 0.001, rel=1e-12)
     assert got["turnover"] == pytest.approx((n1 + abs(dq) * 100) / 1000, rel=1e-12)
     assert got["exposure"] == pytest.approx(3 / 5)
     assert got["max_drawdown"] == pytest.approx(1 - eq4 / eq2, rel=1e-12)
-    assert got["max_drawdown_days"] == pytest.approx(2 / 1440)  # peak at bar 2, still below at bar 4
+    assert got["max_drawdown_days"] == pytest.approx(
+        2 / 1440
+    )  # peak at bar 2, still below at bar 4
     mean, sd = r.mean(), r.std(ddof=1)
     ann = math.sqrt(5 / years)
     assert got["sharpe"] == pytest.approx(mean / sd * ann, rel=1e-9)
-    assert got["sortino"] == pytest.approx(mean / math.sqrt((r[r < 0] ** 2).sum() / 5) * ann, rel=1e-9)
+    assert got["sortino"] == pytest.approx(
+        mean / math.sqrt((r[r < 0] ** 2).sum() / 5) * ann, rel=1e-9
+    )
     assert got["funding_pnl"] == 0.0 and got["liquidations"] == 0
 
 
 @pytest.mark.parametrize(
     ("column", "value", "needle"),
-    [("close", np.nan, "close = nan"), ("low", 0.0, "low = 0.0"), ("ts", None, "timestamps must increase")],
+    [
+        ("close", np.nan, "close = nan"),
+        ("low", 0.0, "low = 0.0"),
+        ("ts", None, "timestamps must increase"),
+    ],
 )
 def test_bad_bars_are_refused(short_bars, column, value, needle):
     from algo_trade.errors import DataError
@@ -177,7 +200,10 @@ def test_funding_is_booked_as_the_engine_books_it(sim_home):
     store = LakeStore(sim_home)
     args = ("sim", "BTC-USDT-PERP", "2024-01-01", "2024-01-03")
     cached = load_bars_cached(store, *args, sim_home)
-    assert "fund_settle_rate" in cached["bar"] and np.isfinite(cached["bar"]["fund_settle_rate"]).sum() >= 5
+    assert (
+        "fund_settle_rate" in cached["bar"]
+        and np.isfinite(cached["bar"]["fund_settle_rate"]).sum() >= 5
+    )
     md = algo_trade.load(store, *args, kinds=("bar", "funding"))
     grid = {"fast": [5, 15], "slow": [30, 90], "short": [False, True]}
     from_cache = sweep(cached, "sma_cross", grid, leverage=3.0)

@@ -15,9 +15,19 @@ GRID = {"fast": "5:30:5", "slow": "40:120:40"}
 
 
 def test_parse_spec():
-    assert parse_walk_forward("train=30d,test=7d") == {"train": 30 * DAY, "test": 7 * DAY, "step": 7 * DAY}
+    assert parse_walk_forward("train=30d,test=7d") == {
+        "train": 30 * DAY,
+        "test": 7 * DAY,
+        "step": 7 * DAY,
+    }
     assert parse_walk_forward("train=1d, test=12h, step=1d")["step"] == DAY
-    for bad in ("train=30d", "train=30d,test=7d,foo=1d", "30d,7d", "train=30d,test=7d,step=1d", "train=x,test=1d"):
+    for bad in (
+        "train=30d",
+        "train=30d,test=7d,foo=1d",
+        "30d,7d",
+        "train=30d,test=7d,step=1d",
+        "train=x,test=1d",
+    ):
         with pytest.raises(ConfigError):
             parse_walk_forward(bad)
 
@@ -36,12 +46,16 @@ def test_windows_tile_and_never_overlap_test_into_training():
     assert [c // 1440 for _, _, c, _ in w2] == [3, 5, 7, 9]
     # a gap in the data: windows are cut by time, not by bar count
     gappy = np.r_[ts[:2000], ts[3000:]]
-    for a, b, c, d in windows(gappy, 0, len(gappy), 3 * DAY, DAY, DAY):
-        assert gappy[c] - 3 * DAY <= gappy[a] and gappy[b - 1] < gappy[c]  # training: the 3 days before
+    for a, b, c, _ in windows(gappy, 0, len(gappy), 3 * DAY, DAY, DAY):
+        assert (
+            gappy[c] - 3 * DAY <= gappy[a] and gappy[b - 1] < gappy[c]
+        )  # training: the 3 days before
 
 
 def test_walk_forward_picks_in_sample_and_reports_out_of_sample(short_bars):
-    res = sweep(short_bars, "sma_cross", GRID, where="fast < slow", walk_forward="train=1d,test=12h")
+    res = sweep(
+        short_bars, "sma_cross", GRID, where="fast < slow", walk_forward="train=1d,test=12h"
+    )
     wf = res.walk_forward
     ts = short_bars["ts"].to_numpy()
     w = windows(ts, 0, len(ts), DAY, DAY // 2, DAY // 2)
@@ -49,13 +63,17 @@ def test_walk_forward_picks_in_sample_and_reports_out_of_sample(short_bars):
     oos_bars = 0
     for row, (a, b, c, d) in zip(wf.windows.to_dict("records"), w, strict=True):
         # the chosen parameters are the best of a sweep over the training bars alone
-        ins = sweep(short_bars, "sma_cross", GRID, where="fast < slow", start=int(ts[a]), end=int(ts[b]))
+        ins = sweep(
+            short_bars, "sma_cross", GRID, where="fast < slow", start=int(ts[a]), end=int(ts[b])
+        )
         assert (row["fast"], row["slow"]) == (ins.best["fast"], ins.best["slow"])
         assert row["is_sharpe"] == pytest.approx(ins.best["sharpe"])
         # ... and the out-of-sample stats those of the same parameters over the test bars
         oos = sweep(short_bars, "sma_cross", {"fast": [row["fast"]], "slow": [row["slow"]]},
                     start=int(ts[c]), end=int(ts[d]) if d < len(ts) else None)  # fmt: skip
-        assert row["oos_total_return"] == pytest.approx(oos.best["total_return"], rel=1e-9, abs=1e-12)
+        assert row["oos_total_return"] == pytest.approx(
+            oos.best["total_return"], rel=1e-9, abs=1e-12
+        )
         assert row["oos_sharpe"] == pytest.approx(oos.best["sharpe"], rel=1e-9, abs=1e-12)
         oos_bars += d - c
     # the stitched equity compounds the windows' returns over exactly their bars
@@ -67,7 +85,9 @@ def test_walk_forward_picks_in_sample_and_reports_out_of_sample(short_bars):
 
 
 def test_changing_test_data_does_not_change_the_training_choice(short_bars):
-    base = sweep(short_bars, "sma_cross", GRID, where="fast < slow", walk_forward="train=1d,test=12h")
+    base = sweep(
+        short_bars, "sma_cross", GRID, where="fast < slow", walk_forward="train=1d,test=12h"
+    )
     first_test = short_bars["ts"].iloc[0] + DAY
     tampered = short_bars.copy()
     after = tampered["ts"] >= first_test

@@ -50,7 +50,12 @@ def run_sweep_cli(home: Path, db: str | None, strategy: str, exchange: str, symb
         if report is None and res.path is not None:
             report = res.path / "report.html"
         elif report is None:  # walk-forward runs keep no results directory; the report still lands
-            report = Path(home) / "sweeps" / f"walk-forward-{time.strftime('%Y%m%d-%H%M%S')}" / "report.html"
+            report = (
+                Path(home)
+                / "sweeps"
+                / f"walk-forward-{time.strftime('%Y%m%d-%H%M%S')}"
+                / "report.html"
+            )
         if report is not None:
             res.to_html(report)
     out = res.summary()
@@ -145,22 +150,38 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--walk-forward", help="train=30d,test=7d[,step=7d].")
         ] = None,
         short: Annotated[
-            bool, typer.Option("--short", help="Go short while fast < slow (or --grid short=true,false).")
+            bool,
+            typer.Option(
+                "--short", help="Go short while fast < slow (or --grid short=true,false)."
+            ),
         ] = False,
-        init_cash: Annotated[float | None, typer.Option(help="Starting cash (engine default 10000).")] = None,
-        fee_taker_bps: Annotated[float | None, typer.Option(help="Taker fee, bps of traded notional (default 5).")] = None,
+        init_cash: Annotated[
+            float | None, typer.Option(help="Starting cash (engine default 10000).")
+        ] = None,
+        fee_taker_bps: Annotated[
+            float | None, typer.Option(help="Taker fee, bps of traded notional (default 5).")
+        ] = None,
         fill_at: Annotated[
-            str | None, typer.Option(help="next (next bar's open, default) or close (the signal bar's close).")
+            str | None,
+            typer.Option(help="next (next bar's open, default) or close (the signal bar's close)."),
         ] = None,
-        slippage_bps: Annotated[float | None, typer.Option(help="Fill this many bps worse (default 0).")] = None,
+        slippage_bps: Annotated[
+            float | None, typer.Option(help="Fill this many bps worse (default 0).")
+        ] = None,
         slippage_range: Annotated[
-            float | None, typer.Option(help="Plus this fraction of the bar's high-low range (default 0).")
+            float | None,
+            typer.Option(help="Plus this fraction of the bar's high-low range (default 0)."),
         ] = None,
-        leverage: Annotated[float | None, typer.Option(help="Position notional / equity at target 1 (default 1).")] = None,
+        leverage: Annotated[
+            float | None, typer.Option(help="Position notional / equity at target 1 (default 1).")
+        ] = None,
         maintenance_margin: Annotated[
-            float | None, typer.Option(help="Fraction of notional; 0 disables liquidation (default 0.005).")
+            float | None,
+            typer.Option(help="Fraction of notional; 0 disables liquidation (default 0.005)."),
         ] = None,
-        liquidation_fee_bps: Annotated[float | None, typer.Option(help="Fee on a liquidation (default 20).")] = None,
+        liquidation_fee_bps: Annotated[
+            float | None, typer.Option(help="Fee on a liquidation (default 20).")
+        ] = None,
         report: Annotated[
             Path | None,
             typer.Option(help="Write the HTML report here (default: sweeps/<id>/report.html)."),
@@ -186,7 +207,9 @@ def register(app: typer.Typer) -> None:
         settings = {"init_cash": init_cash, "fee_taker_bps": fee_taker_bps, "fill_at": fill_at,
                     "slippage_bps": slippage_bps, "slippage_range": slippage_range, "leverage": leverage,
                     "maintenance_margin": maintenance_margin, "liquidation_fee_bps": liquidation_fee_bps}  # fmt: skip
-        settings = {k: v for k, v in settings.items() if v is not None}  # unset: the engine's defaults
+        settings = {
+            k: v for k, v in settings.items() if v is not None
+        }  # unset: the engine's defaults
         if short and not any(g.partition("=")[0].strip() == "short" for g in grid):
             grid = [*grid, "short=true"]
         with run_context(profile, profile_memory, json) as stages:

@@ -137,14 +137,14 @@ def as_bars(data: object) -> dict[str, np.ndarray]:
 
     if isinstance(data, MarketData):
         if data.mode != "bars":
-            raise ConfigError("sweeps run on bars: load with kinds including 'bar' (or bar='1m' to build them)")
+            raise ConfigError(
+                "sweeps run on bars: load with kinds including 'bar' (or bar='1m' to build them)"
+            )
         cols = {"ts": np.asarray(data.ts, dtype=np.int64),
                 **{c: data.columns[c] for c in BAR_COLUMNS if c in data.columns}}  # fmt: skip
     elif isinstance(data, pa.Table):
         cols = {
-            c: data.column(c).to_numpy()
-            for c in data.column_names
-            if c in ("ts", *BAR_COLUMNS)
+            c: data.column(c).to_numpy() for c in data.column_names if c in ("ts", *BAR_COLUMNS)
         }
     elif isinstance(data, pd.DataFrame):
         df = data
@@ -188,13 +188,17 @@ def _check_bars(bars: dict[str, np.ndarray], lo: int, hi: int) -> None:
     ts = np.asarray(bars["ts"][lo:hi], dtype=np.int64)
     bad = np.flatnonzero(np.diff(ts) <= 0)
     if bad.size:
-        raise DataError(f"bar timestamps must increase: bar {lo + bad[0] + 1} is not after the one before")
+        raise DataError(
+            f"bar timestamps must increase: bar {lo + bad[0] + 1} is not after the one before"
+        )
     for c in ("open", "high", "low", "close"):
         x = np.asarray(bars[c][lo:hi])
         with np.errstate(invalid="ignore"):
             bad = np.flatnonzero(~(x > 0) | ~np.isfinite(x))
         if bad.size:
-            raise DataError(f"bar {lo + bad[0]} has {c} = {x[bad[0]]}: prices must be positive numbers")
+            raise DataError(
+                f"bar {lo + bad[0]} has {c} = {x[bad[0]]}: prices must be positive numbers"
+            )
 
 
 def _data_identity(data: object, bars: dict[str, np.ndarray]) -> str:
@@ -254,7 +258,9 @@ def _funding(bars: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     if "fund_settle_rate" not in bars:
         return np.empty(0), np.empty(0)
     rate = _f64(bars["fund_settle_rate"])
-    mark = _f64(bars["fund_settle_mark"]) if "fund_settle_mark" in bars else np.full(len(rate), np.nan)
+    mark = (
+        _f64(bars["fund_settle_mark"]) if "fund_settle_mark" in bars else np.full(len(rate), np.nan)
+    )
     return rate, mark
 
 
@@ -532,13 +538,7 @@ def _shareable(
             f"the {executor} executor needs home= (a directory its workers share) for in-memory data"
         )
     return save_arrays(
-        {
-            "bar": {
-                k: v
-                for k, v in bars.items()
-                if k in ("ts", *BAR_COLUMNS)
-            }
-        },
+        {"bar": {k: v for k, v in bars.items() if k in ("ts", *BAR_COLUMNS)}},
         home,
     )
 

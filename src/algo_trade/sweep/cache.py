@@ -83,7 +83,9 @@ def _store_url(store: Store) -> str:
     return str(url) if url is not None else repr(store)
 
 
-def _version(store: Store, kinds: Sequence[str], exchange: str, symbol: str, missing_ok: bool = False) -> str:
+def _version(
+    store: Store, kinds: Sequence[str], exchange: str, symbol: str, missing_ok: bool = False
+) -> str:
     parts = []
     for k in sorted(kinds):
         try:
@@ -189,7 +191,9 @@ def load_bars_cached(
 _BAR_COLUMNS = ("open", "high", "low", "close", "volume", "fund_settle_rate", "fund_settle_mark")
 
 
-def _publish(root: Path, key: str, final: Path, meta: dict, columns: dict[str, dict[str, np.ndarray]]) -> None:
+def _publish(
+    root: Path, key: str, final: Path, meta: dict, columns: dict[str, dict[str, np.ndarray]]
+) -> None:
     """Write columns as .npy files into a temporary directory, then rename it into place."""
     tmp = root / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
