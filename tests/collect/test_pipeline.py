@@ -525,7 +525,9 @@ def test_refused_connections_retry_with_backoff_then_collect_everything(tmp_path
     async def main():
         await srv.start()
         store = LakeStore(tmp_path)
-        cfg = config(tmp_path, {"binance": srv}, streams=("trade",), backoff_min_s=0.05, backoff_max_s=5.0)
+        cfg = config(
+            tmp_path, {"binance": srv}, streams=("trade",), backoff_min_s=0.05, backoff_max_s=5.0
+        )
         col = Collector(cfg, store)
         summary = await drive(col, lambda: srv.done({"btcusdt@trade"}))
         await srv.stop()
@@ -535,5 +537,24 @@ def test_refused_connections_retry_with_backoff_then_collect_everything(tmp_path
     # 0.05 s doubling with jitter: a handful of attempts in 1.5 s, not a busy loop.
     assert 3 <= srv.refused <= 8, srv.refused
     assert_trades_equal(
-        scan_all(store, "trade", "binance", SYM), binance_trades_expected(sent_frames(srv, "btcusdt@trade"))
+        scan_all(store, "trade", "binance", SYM),
+        binance_trades_expected(sent_frames(srv, "btcusdt@trade")),
     )
+
+
+def test_silent_liquidation_stream_is_not_taken_for_a_stall(tmp_path):
+    """Liquidations can be silent for minutes: only busy streams have the watchdog."""
+    srv = binance_server(speed=None)  # no forceOrder frames at all
+
+    async def main():
+        await srv.start()
+        cfg = config(tmp_path, {"binance": srv}, streams=("trade", "liquidation"), stale_s=0.4)
+        col = Collector(cfg, LakeStore(tmp_path))
+        t0 = time.monotonic()
+        summary = await drive(col, lambda: time.monotonic() - t0 > 2.0, settle_s=0)
+        await srv.stop()
+        return summary
+
+    summary = run(main())
+    rec = {r["stream"]: r["reconnects"] for r in summary["streams"]}
+    assert rec["liquidation"] == 0 and rec["trade"] >= 1  # the trade stream went quiet: a stall

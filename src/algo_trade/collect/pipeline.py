@@ -41,6 +41,9 @@ from algo_trade.exchanges.base import STREAMS
 
 log = logging.getLogger("algo_trade.collect")
 
+SPARSE_STREAMS = frozenset({"liquidation"})
+SPARSE_HEARTBEAT_S = 30.0
+
 DEFAULT_URLS = {
     "binance": (binance.WS_URL, binance.REST_URL),
     "bybit": (bybit.WS_URL, bybit.REST_URL),
@@ -295,9 +298,13 @@ class Venue:
             was = False
             try:
                 # aiohttp's websocket client: its frame reader is compiled, which matters
-                # at tens of thousands of frames per second. Protocol pings every 20 s.
+                # at tens of thousands of frames per second. Busy streams are watched by
+                # the stale-stream watchdog, not by ping/pong: under backpressure a pong
+                # waits behind unread frames and would be taken for a dead link. Sparse
+                # streams (liquidations: silent for minutes) use protocol pings instead.
+                heartbeat = SPARSE_HEARTBEAT_S if stream in SPARSE_STREAMS else None
                 async with self.c.ws_http.ws_connect(
-                    url, heartbeat=20, max_msg_size=0, compress=0, autoping=True
+                    url, heartbeat=heartbeat, max_msg_size=0, compress=0, autoping=True
                 ) as ws:
                     for s in subs:
                         await ws.send_str(s.decode())
@@ -555,6 +562,8 @@ class Collector:
             now = time.monotonic()
             for v in self.venues:
                 for st, (_ws, reader) in list(v.sockets.items()):
+                    if st in SPARSE_STREAMS:
+                        continue  # silence is normal there; pings watch the link
                     if now - v.last_msg.get(st, now) > stale:
                         log.warning("%s %s silent for %.0f s: reconnecting", v.exchange, st, stale)
                         v.last_msg[st] = now
