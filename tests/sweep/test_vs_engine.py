@@ -214,3 +214,21 @@ def test_funding_is_booked_as_the_engine_books_it(sim_home):
         params = {"fast": row["fast"], "slow": row["slow"], "short": row["short"]}
         bt = algo_trade.backtest(md, "sma_cross", params=params, leverage=3.0)
         _assert_same(row, bt.stats, f"{params} with funding")
+
+
+def test_bars_with_funding_are_cached_once(sim_home):
+    from algo_trade.store.lake import LakeStore
+    from algo_trade.sweep.cache import load_bars_cached
+
+    from .test_cache import CountingStore
+
+    store = CountingStore(LakeStore(sim_home))
+    args = ("sim", "BTC-USDT-PERP", "2024-01-01", "2024-01-02")
+    a = load_bars_cached(store, *args, sim_home)
+    reads = store.scans
+    assert reads >= 2  # bars and funding
+    b = load_bars_cached(store, *args, sim_home)
+    assert store.scans == reads and a.path == b.path
+    md = algo_trade.load(store.inner, *args, kinds=("bar", "funding"))
+    np.testing.assert_array_equal(b["bar"]["ts"], md.ts)
+    np.testing.assert_array_equal(b["bar"]["fund_settle_rate"], md.columns["fund_settle_rate"])
