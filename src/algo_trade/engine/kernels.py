@@ -55,8 +55,10 @@ N_TRADE_COLS = 11
  S_WINS, S_GROSS_WIN, S_GROSS_LOSS, S_SUM_TRET,
  # S_FULL: 1 when the record arrays ran out (run again, larger); S_BAD_ROW/COL: the first
  # input the kernel refused (-1: none; column 0-3 open/high/low/close, 4 ts)
- S_FULL, S_BAD_ROW, S_BAD_COL) = range(36)  # fmt: skip
-N_STATE = 36
+ S_FULL, S_BAD_ROW, S_BAD_COL,
+ # bars: the target last traded to and the liquidation bounds (long at LO, short at HI)
+ S_LAST, S_LIQ_LO, S_LIQ_HI) = range(39)  # fmt: skip
+N_STATE = 39
 ROWS_PER_EVENT = 3  # ledger rows one event can add at most (fill, funding, liquidation)
 
 # --- book overflow modes (an order larger than the displayed depth)
@@ -339,21 +341,78 @@ def _trade_bar_nb(st, ledger, trades, i, t, px, bar_range, fee, slip, slippage_r
 
 
 @njit(cache=True, nogil=True)
+def _set_liq_nb(st, mm):  # pragma: no cover - compiled
+    lo, hi = _liq_bounds_nb(st, mm)
+    st[S_LIQ_LO] = lo
+    st[S_LIQ_HI] = hi
+
+
+@njit(cache=True, nogil=True)
+def _bar_event_nb(st, ledger, trades, i, open_, high, low, close, target, fund_rate, fund_mark,
+                  fill_at_close, fee, slip, slippage_range, leverage, mm, liq_fee, rebalance,
+                  init_cash, has_funding):  # fmt: skip  # pragma: no cover - compiled
+    """Everything that can happen inside bar i, in order: fill at the open (next mode),
+    funding, liquidation over the bar, fill at the close (close mode). Kept out of the
+    per-bar loop, which calls it only when one of them may apply. Returns 1 to stop (no
+    room in the ledger, or a bad price: see S_FULL, S_BAD_ROW)."""
+    if not fill_at_close and i > 0:
+        t = _clip_target_nb(target[i - 1], 1.0)
+        if t != st[S_LAST] or (rebalance and (t != 0.0 or st[S_QTY] != 0.0)):
+            if _no_room_nb(st, ledger):
+                return 1
+            if not _ok_px(open_[i]):
+                _bad_nb(st, i, 0)
+                return 1
+            _trade_bar_nb(st, ledger, trades, i, t, open_[i], high[i] - low[i], fee, slip,
+                          slippage_range, leverage, init_cash)  # fmt: skip
+            st[S_LAST] = t
+            _set_liq_nb(st, mm)
+    if has_funding and st[S_QTY] != 0.0 and fund_rate[i] == fund_rate[i]:
+        if _no_room_nb(st, ledger):
+            return 1
+        m = fund_mark[i]
+        pay_funding_nb(st, ledger, i, fund_rate[i], m if m == m else open_[i])
+        _set_liq_nb(st, mm)
+    if st[S_QTY] != 0.0:
+        lo = low[i]
+        hi = high[i]
+        if not (_ok_px(lo) and _ok_px(hi)):
+            _bad_nb(st, i, 2 if not _ok_px(lo) else 1)
+            return 1
+        if lo <= st[S_LIQ_LO] or hi >= st[S_LIQ_HI]:
+            if _no_room_nb(st, ledger):
+                return 1
+            p_liq = st[S_LIQ_LO] if st[S_QTY] > 0.0 else st[S_LIQ_HI]
+            _liquidate_nb(st, ledger, trades, i, p_liq, liq_fee)
+            _set_liq_nb(st, mm)
+    if fill_at_close:
+        t = _clip_target_nb(target[i], 1.0)
+        if t != st[S_LAST] or (rebalance and (t != 0.0 or st[S_QTY] != 0.0)):
+            if _no_room_nb(st, ledger):
+                return 1
+            _trade_bar_nb(st, ledger, trades, i, t, close[i], high[i] - low[i], fee, slip,
+                          slippage_range, leverage, init_cash)  # fmt: skip
+            st[S_LAST] = t
+            _set_liq_nb(st, mm)
+    return 0
+
+
+@njit(cache=True, nogil=True)
 def simulate_bars_nb(ts, open_, high, low, close, target, fund_rate, fund_mark, fill_at_close,
                      init_cash, fee_bps, slippage_bps, slippage_range, leverage, mm, liq_fee_bps,
                      rebalance, equity, ledger):  # fmt: skip  # pragma: no cover - compiled
     """Backtest target positions over bars.
 
-    open_, high, low, close: float64[n] prices; target: float64[n] or int8[n] position decided at bar
-    i's close as a fraction of equity (clipped to [-1, 1], NaN = flat), scaled by leverage;
-    fund_rate, fund_mark: float64[n] funding settled during bar i (NaN: none) and its mark
-    price (NaN: use the bar's open), or empty arrays when there is no funding;
-    fill_at_close: fill bar i's target at close[i] (else at open[i+1]); fee_bps: taker fee on traded notional; slippage_bps and slippage_range
-    (fraction of high-low): price moved against the order; mm: maintenance margin fraction
-    (0 disables liquidation); liq_fee_bps: fee on a liquidation's notional; rebalance: trade
-    back to the target fraction at every bar, not only when the target changes.
-    ts: int64[n] bar open times (ns; for drawdown durations). Outputs: equity float64[n]
-    (marked at each close); ledger: record array (see the module docstring).
+    ts: int64[n] bar open times (ns); open_, high, low, close: float64[n] prices; target:
+    float64[n] or int8[n], the position decided at bar i's close as a fraction of equity
+    (clipped to [-1, 1], NaN = flat), scaled by leverage; fund_rate, fund_mark: float64[n]
+    funding settled during bar i (NaN: none) and its mark price (NaN: the bar's open), or
+    empty arrays when there is no funding; fill_at_close: fill bar i's target at close[i]
+    (else at open[i+1]); fee_bps: taker fee on traded notional; slippage_bps and
+    slippage_range (fraction of high-low): price moved against the order; mm: maintenance
+    margin fraction (0 disables liquidation); liq_fee_bps: fee on a liquidation's notional;
+    rebalance: trade back to the target fraction at every bar, not only when it changes.
+    Outputs: equity float64[n] (marked at each close); ledger (see the module docstring).
     Returns the final state (S_NLEDGER: rows used; S_BAD_ROW >= 0: stopped at a
     NaN/non-positive price or a timestamp not after the previous one).
     """
@@ -365,11 +424,17 @@ def simulate_bars_nb(ts, open_, high, low, close, target, fund_rate, fund_mark, 
     fee = fee_bps * 1e-4
     slip = slippage_bps * 1e-4
     liq_fee = liq_fee_bps * 1e-4
+    _set_liq_nb(st, mm)
+    # the loop keeps what it reads in locals and hands any bar where something may happen
+    # to _bar_event_nb (one out-of-line call site keeps the loop in registers)
+    q = 0.0
+    cash = init_cash
     last = 0.0  # the target last traded to
-    liq_lo, liq_hi = _liq_bounds_nb(st, mm)
+    liq_lo = st[S_LIQ_LO]
+    liq_hi = st[S_LIQ_HI]
     for i in range(n):
-        # inputs are checked here, as they are read (close and ts every bar; open, high and
-        # low where used), which costs nothing next to a separate pass over them
+        # inputs are checked as they are read (close and ts every bar; open, high and low
+        # where used): no separate pass over them
         c = close[i]
         if not _ok_px(c):
             _bad_nb(st, i, 3)
@@ -377,50 +442,42 @@ def simulate_bars_nb(ts, open_, high, low, close, target, fund_rate, fund_mark, 
         if i > 0 and ts[i] <= ts[i - 1]:
             _bad_nb(st, i, 4)
             break
-        # helpers that change the state run only when something happens; the liquidation
-        # bounds are recomputed only then
-        if not fill_at_close and i > 0:
-            t = _clip_target_nb(target[i - 1], 1.0)
-            if t != last or (rebalance and (t != 0.0 or st[S_QTY] != 0.0)):
-                if _no_room_nb(st, ledger):
-                    break
-                if not _ok_px(open_[i]):
-                    _bad_nb(st, i, 0)
-                    break
-                _trade_bar_nb(st, ledger, trades, i, t, open_[i], high[i] - low[i],
-                              fee, slip, slippage_range, leverage, init_cash)  # fmt: skip
-                last = t
-                liq_lo, liq_hi = _liq_bounds_nb(st, mm)
-        if has_funding and st[S_QTY] != 0.0 and fund_rate[i] == fund_rate[i]:
-            if _no_room_nb(st, ledger):
-                break
-            m = fund_mark[i]
-            pay_funding_nb(st, ledger, i, fund_rate[i], m if m == m else open_[i])
-            liq_lo, liq_hi = _liq_bounds_nb(st, mm)
-        if st[S_QTY] != 0.0:
-            lo = low[i]
-            hi = high[i]
-            if not (_ok_px(lo) and _ok_px(hi)):
-                _bad_nb(st, i, 2 if not _ok_px(lo) else 1)
-                break
-            if lo <= liq_lo or hi >= liq_hi:
-                if _no_room_nb(st, ledger):
-                    break
-                _liquidate_nb(st, ledger, trades, i, liq_lo if st[S_QTY] > 0.0 else liq_hi, liq_fee)
-                liq_lo, liq_hi = _liq_bounds_nb(st, mm)
         if fill_at_close:
             t = _clip_target_nb(target[i], 1.0)
-            if t != last or (rebalance and (t != 0.0 or st[S_QTY] != 0.0)):
-                if _no_room_nb(st, ledger):
-                    break
-                _trade_bar_nb(st, ledger, trades, i, t, close[i], high[i] - low[i],
-                              fee, slip, slippage_range, leverage, init_cash)  # fmt: skip
-                last = t
-                liq_lo, liq_hi = _liq_bounds_nb(st, mm)
-        q = st[S_QTY]
-        eq = st[S_CASH] + q * c
-        equity[i] = eq
-        acc = _acc_nb(acc, ts[i], eq, q)
+            busy = t != last or (rebalance and (t != 0.0 or q != 0.0))
+        elif i > 0:
+            t = _clip_target_nb(target[i - 1], 1.0)
+            busy = t != last or (rebalance and (t != 0.0 or q != 0.0))
+        else:
+            busy = False
+        if q != 0.0 and not busy:
+            lo = low[i]
+            hi = high[i]
+            # liquidation reached, or a bad low/high (NaN fails every comparison)
+            busy = not (
+                lo > liq_lo
+                and lo > 0.0
+                and lo < np.inf
+                and hi < liq_hi
+                and hi > 0.0
+                and hi < np.inf
+            )
+            if has_funding and fund_rate[i] == fund_rate[i]:
+                busy = True
+        if busy:
+            stop = _bar_event_nb(st, ledger, trades, i, open_, high, low, close, target, fund_rate,
+                                 fund_mark, fill_at_close, fee, slip, slippage_range, leverage, mm,
+                                 liq_fee, rebalance, init_cash, has_funding)  # fmt: skip
+            if stop:
+                break
+            q = st[S_QTY]
+            cash = st[S_CASH]
+            last = st[S_LAST]
+            liq_lo = st[S_LIQ_LO]
+            liq_hi = st[S_LIQ_HI]
+        e = cash + q * c
+        equity[i] = e
+        acc = _acc_nb(acc, ts[i], e, q)
     _acc_store_nb(st, acc)
     return st
 
