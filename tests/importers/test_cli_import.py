@@ -126,3 +126,27 @@ def test_memory_is_bounded_by_blocks_not_file_size(tmp_path):
     grown_mb = (big.stat().st_size - mid.stat().st_size) / 2**20
     # Reading everything would add ~grown_mb (more once parsed); streaming adds noise only.
     assert out["big"]["rss_mb"] - out["mid"]["rss_mb"] < 0.5 * grown_mb, (out, grown_mb)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [
+        ("tardis", TRADES),
+        ("tardis", "tardis_binance-futures_quotes_BTCUSDT_2020-02-22.csv.gz"),
+        ("capture", "binance_usdm_btcusdt_20230404.dat.gz"),
+        ("capture", "binance_usdm_btcusdt_20240808_head12000.gz"),
+        ("ohlcv", "ftx_btc-perp_20211231-20220201_1m.csv.gz"),
+    ],
+)
+def test_corrupted_copy_of_each_file_fails_naming_it(tmp_path, capsys, fmt, name):
+    """Bytes flipped in the middle of the compressed stream: one line, exit 2, no traceback."""
+    path = copy_data(name, tmp_path / "in")
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 400] = bytes(b ^ 0x5A for b in data[mid : mid + 400])
+    path.write_bytes(bytes(data))
+    extra = ["--exchange", "ftx", "--symbol", "BTC-USD-PERP"] if fmt == "ohlcv" else []
+    argv = ["import", fmt, str(path), "--home", str(tmp_path / "h"), "--strict", *extra]
+    code, _out, err = run(argv, capsys)
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert str(path) in err and ("corrupt" in err or "truncated" in err), err

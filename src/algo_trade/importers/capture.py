@@ -16,7 +16,6 @@ funding settlement that falls between them is kept.
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from algo_trade.errors import ConfigError, DataError, ExchangeError
 from algo_trade.exchanges import EXCHANGES, normalizer_for, venue_module
 from algo_trade.exchanges.base import BaseNormalizer
 from algo_trade.importers.base import ImportOptions, Piece
-from algo_trade.importers.reader import Counting, FileReport, open_binary, read_error
+from algo_trade.importers.reader import READ_ERRORS, Counting, FileReport, open_binary, read_error
 from algo_trade.schema import DEFAULT_DEPTH
 
 DETECT_LINES = 5_000  # lines read to find the venue and symbols
@@ -81,7 +80,7 @@ def _lines(path: Path, counter: Counting) -> Iterator[bytes]:
     try:
         with open_binary(path, counter) as fh:
             yield from fh
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+    except READ_ERRORS as exc:
         raise read_error(path, exc) from None
 
 

@@ -20,6 +20,7 @@ import os
 import queue
 import threading
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -94,6 +95,19 @@ class Counting(io.RawIOBase):
         super().close()
 
 
+def _read_errors() -> tuple[type[BaseException], ...]:
+    errors: tuple[type[BaseException], ...] = (OSError, EOFError, zipfile.BadZipFile, zlib.error)
+    try:
+        from isal.igzip_lib import IsalError
+    except ImportError:  # pragma: no cover - isal is a dependency
+        return errors
+    return (*errors, IsalError)
+
+
+# What a damaged compressed file raises while it is read (truncation, bad block, CRC).
+READ_ERRORS = _read_errors()
+
+
 def compression_of(path: Path) -> str:
     name = path.name.lower()
     if name.endswith(".zip"):
@@ -117,31 +131,43 @@ def open_binary(path: Path, counter: Counting | None = None) -> io.BufferedIOBas
                 )
             return zf.open(members[0])
         if kind == "gzip":
-            import gzip
-
-            return gzip.GzipFile(fileobj=io.BufferedReader(raw, 1 << 20), mode="rb")
+            try:
+                from isal.igzip import IGzipFile as GzipFile
+            except ImportError:  # pragma: no cover - isal is a dependency
+                from gzip import GzipFile
+            return GzipFile(fileobj=io.BufferedReader(raw, 1 << 20), mode="rb")
     except zipfile.BadZipFile as exc:
         raise DataError(f"{path}: not a readable zip file (truncated or corrupt: {exc})") from None
     return io.BufferedReader(raw, 1 << 20)
 
 
-class _ArrowGzip:
-    """gzip through Arrow's C++ decompressor (faster than the gzip module, no GIL);
-    `pos` is the compressed bytes consumed, for progress."""
+class _Gzip:
+    """gzip decompressed by ISA-L (`isal`, about twice zlib's speed) or, without it, by
+    Arrow's C++ reader; both release the GIL. `pos` is the compressed bytes consumed."""
 
     def __init__(self, path: Path) -> None:
-        self._raw = pa.OSFile(str(path))
-        self.size = self._raw.size()
-        self._stream = pa.CompressedInputStream(self._raw, "gzip")
+        self.size = path.stat().st_size
+        self._counter: Counting | None = None
+        try:
+            from isal import igzip
+        except ImportError:  # pragma: no cover - isal is a dependency
+            self._raw = pa.OSFile(str(path))
+            self._stream = pa.CompressedInputStream(self._raw, "gzip")
+        else:
+            self._counter = Counting(path)
+            self._raw = self._counter
+            self._stream = igzip.IGzipFile(fileobj=self._counter, mode="rb")
 
     @property
     def pos(self) -> int:
+        if self._counter is not None:
+            return self._counter.pos
         return self.size if self._raw.closed else self._raw.tell()
 
     def read(self, n: int) -> bytes:
         return self._stream.read(n)
 
-    def __enter__(self) -> _ArrowGzip:
+    def __enter__(self) -> _Gzip:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -153,7 +179,7 @@ def open_stream(path: Path) -> tuple[object, object]:
     """(decompressed stream with read(n) and a context manager, progress object with
     `pos` and `size`)."""
     if compression_of(path) == "gzip":
-        g = _ArrowGzip(path)
+        g = _Gzip(path)
         return g, g
     counter = Counting(path)
     return open_binary(path, counter), counter
@@ -163,7 +189,11 @@ def read_error(path: Path, exc: BaseException) -> DataError:
     """A clear message for a file that cannot be read to its end."""
     if isinstance(exc, EOFError) or "end-of-stream" in str(exc) or "truncated" in str(exc).lower():
         return DataError(f"{path}: the file is truncated (compressed stream ends early)")
-    if isinstance(exc, zipfile.BadZipFile) or "CRC" in str(exc) or "Bad CRC" in str(exc):
+    if (
+        isinstance(exc, (zipfile.BadZipFile, zlib.error))
+        or "CRC" in str(exc)
+        or type(exc).__name__ == "IsalError"
+    ):
         return DataError(f"{path}: corrupt compressed data ({exc})")
     return DataError(f"{path}: cannot be read: {exc}")
 
@@ -173,7 +203,7 @@ def read_header(path: Path, max_bytes: int = 1 << 16) -> list[str]:
     try:
         with open_binary(path) as fh:
             first = fh.readline(max_bytes)
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+    except READ_ERRORS as exc:
         raise read_error(path, exc) from None
     return [c.strip().strip('"') for c in first.decode("utf-8", "replace").strip().split(",")]
 
@@ -383,7 +413,7 @@ class CsvSource:
                     lines = rest.count(b"\n")
                     put(_pool().submit(self._parse, rest, lines, base, names, fast))
             put(None)
-        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        except READ_ERRORS as exc:
             put(read_error(self.path, exc))
         except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
             put(exc)
