@@ -170,7 +170,6 @@ class TardisFormat:
         """Our exchange and symbol columns for a chunk (mapped once per distinct value)."""
         ex = t.column("exchange").combine_chunks()
         sym = t.column("symbol").combine_chunks()
-        exs = [e for e in ex.dictionary.to_pylist() if e is not None]
         used = set(pc.unique(ex.indices).to_pylist()) - {None}
         exs = [ex.dictionary[i].as_py() for i in sorted(used)]
         if len(exs) > 1:
