@@ -241,3 +241,17 @@ def test_book_latency_delays_the_fill():
     assert no_lat.fills.index[0] == pd.Timestamp(ts[1], tz="UTC")  # the next snapshot
     assert lat.fills.index[0] == pd.Timestamp(ts[3], tz="UTC")  # first at or after +250 ms
     assert lat.fills["price"].iloc[0] == 103.0
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_index_units_give_the_same_run(unit):
+    """pandas 3 indexes default to microseconds: any unit gives the same numbers and times."""
+    df = ftx_bars(3_000)
+    other = df.copy()
+    other.index = df.index.as_unit(unit)
+    a = algo_trade.backtest(df.set_axis(df.index.as_unit("ns")), "sma_cross", fill_at="close")
+    b = algo_trade.backtest(other, "sma_cross", fill_at="close")
+    pd.testing.assert_series_equal(a.stats, b.stats)
+    pd.testing.assert_frame_equal(a.trades, b.trades)
+    pd.testing.assert_frame_equal(a.equity, b.equity)
+    assert b.stats["max_drawdown_days"] > 0

@@ -19,7 +19,10 @@ BOOK_ARRAYS = ("bid_px", "bid_sz", "ask_px", "ask_sz")
 
 @dataclass
 class MarketData:
-    """Arrays of length n on the timeline `ts` (int64 ns UTC, strictly increasing).
+    """Arrays of length n on the timeline `ts` (int64 since the epoch, UTC, strictly
+    increasing, in units of `ts_unit_ns` nanoseconds: 1 from `load`; a DataFrame's own unit,
+    e.g. 1,000 for pandas' default microseconds, so that no 8-byte-per-row copy is made;
+    `ts_ns` converts).
 
     mode: "book" (events are book snapshots; ``close`` etc. hold the mid) or "bars" (events
     are bars, ts = bar open time). columns: name -> NumPy array (see `strategies.Inputs`);
@@ -35,6 +38,12 @@ class MarketData:
     kinds: tuple[str, ...] = ()
     bar_ns: int | None = None
     meta: dict[str, object] = field(default_factory=dict)
+    ts_unit_ns: int = 1
+
+    @property
+    def ts_ns(self) -> np.ndarray:
+        """`ts` in nanoseconds (a copy unless ts is already in ns)."""
+        return self.ts if self.ts_unit_ns == 1 else self.ts * self.ts_unit_ns
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -54,7 +63,7 @@ class MarketData:
 
     @property
     def index(self) -> pd.DatetimeIndex:
-        return pd.DatetimeIndex(pd.to_datetime(self.ts, unit="ns", utc=True), name="ts")
+        return pd.DatetimeIndex(pd.to_datetime(self.ts_ns, unit="ns", utc=True), name="ts")
 
     @property
     def nbytes(self) -> int:
@@ -86,7 +95,7 @@ class MarketData:
             )
         if len(df) == 0:
             raise DataError("no data: the bars DataFrame is empty")
-        ts = _timestamps(df, cols)
+        ts, unit_ns = _timestamps(df, cols)
 
         def col(name: str) -> np.ndarray:
             a = df[cols[name]].to_numpy(dtype=np.float64, copy=False)
@@ -106,35 +115,36 @@ class MarketData:
             )
             out["funding_rate"] = pd.Series(rate).ffill().to_numpy()
             kinds.append("funding")
-        step = int(np.median(np.diff(ts[: min(len(ts), 100_000)]))) if len(ts) > 1 else None
-        return cls(ts, out, "bars", kinds=tuple(kinds), bar_ns=step)
+        step = int(np.median(np.diff(ts[:1_000]))) * unit_ns if len(ts) > 1 else None
+        return cls(ts, out, "bars", kinds=tuple(kinds), bar_ns=step, ts_unit_ns=unit_ns)
 
 
-def _timestamps(df: pd.DataFrame, cols: dict[str, object]) -> np.ndarray:
+def _timestamps(df: pd.DataFrame, cols: dict[str, object]) -> tuple[np.ndarray, int]:
+    """(int64 times, nanoseconds per unit) without copying a DatetimeIndex's values."""
     if "ts" in cols:
         raw = df[cols["ts"]]
         if pd.api.types.is_datetime64_any_dtype(raw):
-            ts = _ns(pd.DatetimeIndex(raw))
-        else:
-            ts = raw.to_numpy(dtype=np.int64)
-    elif isinstance(df.index, pd.DatetimeIndex):
-        ts = _ns(df.index)
-    else:
-        raise DataError(
-            "bars need a DatetimeIndex (UTC) or a 'ts' column of ns since epoch; "
-            f"got a {type(df.index).__name__}"
-        )
-    return np.ascontiguousarray(ts, dtype=np.int64)
+            return _epoch(pd.DatetimeIndex(raw))
+        return np.ascontiguousarray(raw.to_numpy(dtype=np.int64)), 1
+    if isinstance(df.index, pd.DatetimeIndex):
+        return _epoch(df.index)
+    raise DataError(
+        "bars need a DatetimeIndex (UTC) or a 'ts' column of ns since epoch; "
+        f"got a {type(df.index).__name__}"
+    )
 
 
-def _ns(idx: pd.DatetimeIndex) -> np.ndarray:
+_NS_PER = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
+def _epoch(idx: pd.DatetimeIndex) -> tuple[np.ndarray, int]:
     # asi8 counts from the epoch in UTC whatever the index's zone: no conversion, no copy
-    return idx.asi8 if idx.unit == "ns" else idx.as_unit("ns").asi8
+    return np.ascontiguousarray(idx.asi8), _NS_PER[idx.unit]
 
 
-def bad_bar_message(ts: np.ndarray, row: int, column: int) -> str:
+def bad_bar_message(ts: np.ndarray, row: int, column: int, unit_ns: int = 1) -> str:
     """The error for a bar the engine refused (column: 0-3 open/high/low/close, 4 ts)."""
-    when = pd.Timestamp(int(ts[row]), tz="UTC")
+    when = pd.Timestamp(int(ts[row]) * unit_ns, tz="UTC")
     if column == 4:
         return (
             f"bar timestamps must strictly increase; row {row} ({when}) does not: "

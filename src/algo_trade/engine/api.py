@@ -151,6 +151,7 @@ class Result:
     _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _ledger: np.ndarray = field(default_factory=lambda: np.empty((0, K.N_LEDGER_COLS)), repr=False)
     _n_trades: int = 0
+    _ts_unit_ns: int = 1
 
     @cached_property
     def _replayed(self) -> tuple[np.ndarray, np.ndarray]:
@@ -159,6 +160,8 @@ class Result:
 
     def _index(self, idx: np.ndarray | None = None) -> pd.DatetimeIndex:
         ts = self._arrays["ts"] if idx is None else self._arrays["ts"][idx]
+        if self._ts_unit_ns != 1:
+            ts = ts * self._ts_unit_ns
         return pd.DatetimeIndex(pd.to_datetime(ts, unit="ns", utc=True), name="ts")
 
     @cached_property
@@ -387,7 +390,7 @@ def backtest(
     ts = md.ts
     cols = md.columns
     with _timed(timings, "signals", stages):
-        inputs = Inputs({"ts": ts, **cols}, mode)
+        inputs = Inputs({"ts": ts, **cols}, mode, ts_unit_ns=md.ts_unit_ns)
         target = _as_target(strat.fn(inputs, **p))
         if target.shape != (n,):
             raise DataError(
@@ -406,15 +409,17 @@ def backtest(
                 break
             cap = K.ledger_capacity_nb(target, f_rate, cfg.rebalance) + K.ROWS_PER_EVENT
         if st[K.S_BAD_ROW] >= 0:
-            raise DataError(bad_bar_message(ts, int(st[K.S_BAD_ROW]), int(st[K.S_BAD_COL])))
+            raise DataError(
+                bad_bar_message(ts, int(st[K.S_BAD_ROW]), int(st[K.S_BAD_COL]), md.ts_unit_ns)
+            )
         # a view, not a copy: the unused capacity was never touched, so it holds no memory
         ledger = ledger[: int(st[K.S_NLEDGER])]
     with _timed(timings, "metrics", stages):
-        stats = compute_stats(ts, equity, st, cfg)
+        stats = compute_stats(ts, equity, st, cfg, md.ts_unit_ns)
     mark = cols["close"] if "close" in cols else _mid(cols)
     arrays = {"ts": ts, "mark": mark, "target": target, "equity": equity}
     return Result(stats, strat.name, p, cfg, mode, md.exchange, md.symbol, timings, arrays, ledger,
-                  int(st[K.S_NTRADE]))  # fmt: skip
+                  int(st[K.S_NTRADE]), md.ts_unit_ns)  # fmt: skip
 
 
 def _as_target(raw: Any) -> np.ndarray:
@@ -440,7 +445,7 @@ def _simulate(mode: str, md: MarketData, target: np.ndarray, f_rate: np.ndarray,
         )  # fmt: skip
     return K.simulate_book_nb(
         md.ts, cols["bid_px"], cols["bid_sz"], cols["ask_px"], cols["ask_sz"], target, f_rate,
-        f_mark, int(round(cfg.latency_ms * 1e6)), cfg.init_cash, cfg.fee_taker_bps,
+        f_mark, int(round(cfg.latency_ms * 1e6 / md.ts_unit_ns)), cfg.init_cash, cfg.fee_taker_bps,
         cfg.leverage, cfg.maintenance_margin, cfg.liquidation_fee_bps, cfg.rebalance,
         OVERFLOW[cfg.book_overflow], cfg.overflow_penalty_bps, equity, ledger,
     )  # fmt: skip
@@ -451,10 +456,12 @@ def _mid(cols: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.where(np.isnan(b), a, np.where(np.isnan(a), b, 0.5 * (a + b)))
 
 
-def compute_stats(ts: np.ndarray, equity: np.ndarray, st: np.ndarray, cfg: Settings) -> pd.Series:
-    """The stats Series (definitions in docs/engine.md), from the kernel's final state."""
+def compute_stats(ts: np.ndarray, equity: np.ndarray, st: np.ndarray, cfg: Settings,
+                  ts_unit_ns: int = 1) -> pd.Series:  # fmt: skip
+    """The stats Series (definitions in docs/engine.md), from the kernel's final state.
+    ts: the event times in units of ts_unit_ns nanoseconds."""
     n = len(equity)
-    span_ns = float(ts[-1] - ts[0]) * n / (n - 1) if n > 1 else 0.0
+    span_ns = float(ts[-1] - ts[0]) * ts_unit_ns * n / (n - 1) if n > 1 else 0.0
     years = span_ns / NS_PER_YEAR
     ppy = n / years if years > 0 else 0.0
     final = float(equity[-1]) if n else cfg.init_cash
@@ -476,8 +483,8 @@ def compute_stats(ts: np.ndarray, equity: np.ndarray, st: np.ndarray, cfg: Setti
     n_trades = int(st[K.S_NTRADE])
     wins, losses = float(st[K.S_GROSS_WIN]), float(st[K.S_GROSS_LOSS])
     stats = {
-        "start": pd.Timestamp(int(ts[0]), tz="UTC") if n else pd.NaT,
-        "end": pd.Timestamp(int(ts[-1]), tz="UTC") if n else pd.NaT,
+        "start": pd.Timestamp(int(ts[0]) * ts_unit_ns, tz="UTC") if n else pd.NaT,
+        "end": pd.Timestamp(int(ts[-1]) * ts_unit_ns, tz="UTC") if n else pd.NaT,
         "events": n,
         "days": span_ns / 86_400e9,
         "init_cash": cfg.init_cash,
@@ -488,7 +495,7 @@ def compute_stats(ts: np.ndarray, equity: np.ndarray, st: np.ndarray, cfg: Setti
         "sharpe": mean / std * ann if std > 0 else 0.0,
         "sortino": mean / down * ann if down > 0 else 0.0,
         "max_drawdown": mdd,
-        "max_drawdown_days": st[K.S_MAX_DD_NS] / 86_400e9,
+        "max_drawdown_days": st[K.S_MAX_DD_NS] * ts_unit_ns / 86_400e9,
         "calmar": cagr / mdd if mdd > 0 and math.isfinite(cagr) else np.nan,
         "orders": int(st[K.S_NFILL]),
         "trades": n_trades,

@@ -403,7 +403,8 @@ def simulate_bars_nb(ts, open_, high, low, close, target, fund_rate, fund_mark, 
                      rebalance, equity, ledger):  # fmt: skip  # pragma: no cover - compiled
     """Backtest target positions over bars.
 
-    ts: int64[n] bar open times (ns); open_, high, low, close: float64[n] prices; target:
+    ts: int64[n] bar open times (any unit: drawdown durations come out in it); open_, high,
+    low, close: float64[n] prices; target:
     float64[n] or int8[n], the position decided at bar i's close as a fraction of equity
     (clipped to [-1, 1], NaN = flat), scaled by leverage; fund_rate, fund_mark: float64[n]
     funding settled during bar i (NaN: none) and its mark price (NaN: the bar's open), or
@@ -527,7 +528,7 @@ def simulate_book_nb(ts, bid_px, bid_sz, ask_px, ask_sz, target, fund_rate, fund
                      overflow_penalty_bps, equity, ledger):  # fmt: skip  # pragma: no cover - compiled
     """Backtest target positions over L2 book snapshots with market orders.
 
-    ts: int64[n] snapshot times (ns); bid_px, bid_sz, ask_px, ask_sz: float64[n, L] levels,
+    ts: int64[n] snapshot times (latency_ns in the same unit); bid_px, bid_sz, ask_px, ask_sz: float64[n, L] levels,
     best first, NaN-padded; target: float64[n] or int8[n] decided at snapshot i (fraction of equity,
     clipped to [-1, 1], scaled by leverage); an order sent at snapshot i executes at the first
     later snapshot j > i with ts[j] >= ts[i] + latency_ns, walking that snapshot's levels

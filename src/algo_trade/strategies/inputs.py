@@ -1,6 +1,6 @@
 """`Inputs`: what a strategy function sees: columnar arrays on one timeline plus a cache.
 
-Columns (all NumPy, length n, aligned on the run's events): ``ts`` (int64 ns), ``open``,
+Columns (all NumPy, length n, aligned on the run's events): ``ts`` (int64 ns UTC), ``open``,
 ``high``, ``low``, ``close`` (in book mode: the mid), ``volume``, book levels ``bid_px``,
 ``bid_sz``, ``ask_px``, ``ask_sz`` (float64[n, L]), ``funding_rate`` (latest known rate,
 forward-filled), ``liq_sell_notional``, ``liq_buy_notional``, ``trade_buy_qty``,
@@ -21,13 +21,19 @@ from algo_trade.strategies import indicators as ind
 class Inputs:
     """Read-only columns plus indicators computed once per distinct (function, column, args)."""
 
-    def __init__(self, columns: Mapping[str, np.ndarray], mode: str = "bars") -> None:
+    def __init__(
+        self, columns: Mapping[str, np.ndarray], mode: str = "bars", ts_unit_ns: int = 1
+    ) -> None:
         self._cols = dict(columns)
         self.mode = mode
+        self._ts_unit_ns = ts_unit_ns
         self._cache: dict[tuple, np.ndarray] = {}
         self.computed = 0  # indicators actually computed (tests check the cache)
 
     def __getitem__(self, name: str) -> np.ndarray:
+        if name == "ts" and self._ts_unit_ns != 1:  # converted on first use only
+            self._cols["ts"] = self._cols["ts"] * self._ts_unit_ns
+            self._ts_unit_ns = 1
         try:
             return self._cols[name]
         except KeyError:
