@@ -239,6 +239,9 @@ def run(quick: bool) -> list[dict]:
             "baseline": f"bare aiohttp reader, same server: {bare:,.0f} msg/s",
             "target": ">= 50,000",
             "ok": rate >= 50_000,
+            "note": f"mix: depth diffs {by_stream['book']:,}, trades {by_stream['trade']:,}, "
+            f"markPrice {by_stream['funding']:,} (one connection per stream, each as fast "
+            "as the server and the collector go)",
         },
         {
             "name": "messages per CPU-second of the collector",
