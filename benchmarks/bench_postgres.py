@@ -218,30 +218,29 @@ def bench_reads(url: str, days: int, quick: bool) -> list[dict]:
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("ANALYZE book")
-        # Bounded LIMIT 1000 query at random hours.
-        starts = T0 + rng.integers(0, days * 24 - 1, 41) * 3600 * SEC
-        times = []
-        for i, s in enumerate(starts):
-            t0 = time.perf_counter()
-            got = pa.Table.from_batches(list(store.scan("book", "sim", sym, int(s), int(s) + 3600 * SEC, limit=1000)))
-            if i:  # the first warms the connection
-                times.append(time.perf_counter() - t0)
-            assert got.num_rows == 1000
-        ours = float(np.median(times) * 1000)
-        base_times = []
+        # Bounded LIMIT 1000 query at random hours; ours and the baseline alternate on the
+        # same windows so both see the same machine load.
+        starts = T0 + rng.integers(0, days * 24 - 1, 61) * 3600 * SEC
+        times, base_times = [], []
         with psycopg.connect(url) as conn:
             for i, s in enumerate(starts):
+                lo, hi = int(s), int(s) + 3600 * SEC
                 t0 = time.perf_counter()
+                got = pa.Table.from_batches(list(store.scan("book", "sim", sym, lo, hi, limit=1000)))
+                t1 = time.perf_counter()
                 rows = conn.cursor(binary=True).execute(
-                    "SELECT ts, levels FROM book WHERE symbol = %s AND exchange = %s AND ts >= %s AND ts < %s"
-                    " ORDER BY ts LIMIT 1000",
-                    (sym, "sim", int(s), int(s) + 3600 * SEC),
+                    "SELECT ts, levels FROM book WHERE symbol = %s AND exchange = %s AND ts >= %s"
+                    " AND ts < %s ORDER BY ts LIMIT 1000",
+                    (sym, "sim", lo, hi),
                 ).fetchall()
                 ts = np.array([r[0] for r in rows])
                 lv = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f8").reshape(len(rows), -1)
-                if i:
-                    base_times.append(time.perf_counter() - t0)
-                assert len(ts) == 1000 and lv.shape[1] == 4 * DEPTH
+                t2 = time.perf_counter()
+                if i:  # the first warms the connections
+                    times.append(t1 - t0)
+                    base_times.append(t2 - t1)
+                assert got.num_rows == 1000 and len(ts) == 1000 and lv.shape[1] == 4 * DEPTH
+        ours = float(np.median(times) * 1000)
         base = float(np.median(base_times) * 1000)
         out.append(
             {
@@ -251,37 +250,37 @@ def bench_reads(url: str, days: int, quick: bool) -> list[dict]:
                 "target": "<= 5",
                 "baseline": round(base, 2),
                 "ok": ours <= 5,
-                "note": "client decoding to Arrow included; baseline: psycopg binary cursor fetchall",
+                "note": "to Arrow, 83 columns; baseline: psycopg binary fetchall to NumPy; 60 windows, alternating",
             }
         )
-        # Streamed 1-day scan, pages cached by a first pass.
+        # Streamed 1-day scan with the day's pages cached; median of 5 runs, alternating.
         day0 = T0 + (days // 2) * DAY
-        for _ in range(2):
+        ours_runs, base_runs = [], []
+        for rep in range(6):
             t0 = time.perf_counter()
             n = 0
             for batch in store.scan("book", "sim", sym, day0, day0 + DAY):
                 _ = batch.column("bid_px_0").to_numpy()
                 n += batch.num_rows
-            scan_s = time.perf_counter() - t0
-        assert n == ROWS_PER_DAY
-        ours_scan = _rate(n, scan_s)
-        with psycopg.connect(url) as conn, conn.transaction():
-            t0 = time.perf_counter()
-            cur = conn.cursor("day", binary=True)
-            cur.itersize = 10_000
-            cur.execute(
-                "SELECT ts, levels FROM book WHERE symbol = %s AND exchange = %s AND ts >= %s AND ts < %s ORDER BY ts",
-                (sym, "sim", day0, day0 + DAY),
-            )
-            m = 0
-            while True:
-                rows = cur.fetchmany(10_000)
-                if not rows:
-                    break
-                lv = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f8").reshape(len(rows), -1)
-                m += lv.shape[0]
-            base_scan = _rate(m, time.perf_counter() - t0)
-            cur.close()
+            t1 = time.perf_counter()
+            assert n == ROWS_PER_DAY
+            with psycopg.connect(url) as conn, conn.transaction():
+                cur = conn.cursor("day", binary=True)
+                cur.execute(
+                    "SELECT ts, levels FROM book WHERE symbol = %s AND exchange = %s AND ts >= %s"
+                    " AND ts < %s ORDER BY ts",
+                    (sym, "sim", day0, day0 + DAY),
+                )
+                m = 0
+                while rows := cur.fetchmany(10_000):
+                    lv = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f8").reshape(len(rows), -1)
+                    m += lv.shape[0]
+                cur.close()
+            t2 = time.perf_counter()
+            if rep:  # the first run caches the pages
+                ours_runs.append(_rate(n, t1 - t0))
+                base_runs.append(_rate(m, t2 - t1))
+        ours_scan, base_scan = round(np.median(ours_runs)), round(np.median(base_runs))
         out.append(
             {
                 "name": "streamed 1-day scan (172,800 rows of one series) into NumPy",
@@ -290,7 +289,7 @@ def bench_reads(url: str, days: int, quick: bool) -> list[dict]:
                 "target": ">= 500,000",
                 "baseline": base_scan,
                 "ok": ours_scan >= 500_000,
-                "note": "pages cached; baseline: psycopg server-side binary cursor, 10k rows a fetch",
+                "note": f"median of 5; best {max(ours_runs):,}; baseline: psycopg server-side binary cursor, 10k rows a fetch",
             }
         )
     finally:

@@ -319,6 +319,7 @@ def test_connection_problems_are_one_line_without_the_password(pg_url, pg_db):  
         (f"postgresql://{d['user']}:{PASSWORD}@127.0.0.1:1/{d['dbname']}", "cannot reach PostgreSQL"),
         (f"postgresql://{d['user']}:wrong-{PASSWORD}@{d['host']}:{d['port']}/{d['dbname']}", "refused the login"),
         (f"postgresql://{d['user']}:{PASSWORD}@{d['host']}:{d['port']}/no_such_db", "does not exist"),
+        (f"postgresql://{d['user']}:{PASSWORD}@{d['host']}:notaport/x", "PostgreSQL"),
     ]
     for url, message in bad:
         with pytest.raises(StoreError) as exc:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import re
 import threading
 import weakref
 from collections.abc import Iterator
@@ -39,7 +40,7 @@ from functools import lru_cache
 import numpy as np
 import pyarrow as pa
 
-from algo_trade.errors import ConfigError, DataError, StoreError
+from algo_trade.errors import DataError, StoreError
 from algo_trade.schema import (
     KINDS,
     book_columns,
@@ -51,7 +52,7 @@ from algo_trade.schema import (
 )
 from algo_trade.store import pgcopy
 from algo_trade.store.base import DatasetStats, WriteResult
-from algo_trade.timeutil import NS_PER_DAY, fmt_ns, parse_range_ns
+from algo_trade.timeutil import NS_PER_DAY, parse_range_ns
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class InitReport:
 def redact(url: str) -> str:
     """The URL with its password replaced, for messages and logs."""
     try:
-        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+        from psycopg.conninfo import conninfo_to_dict
 
         d = conninfo_to_dict(url)
     except Exception:
@@ -140,13 +141,19 @@ def redact(url: str) -> str:
     port = d.get("port", "5432")
     user = d.get("user", "")
     db = d.get("dbname", "")
-    del make_conninfo
     return f"postgresql://{user + '@' if user else ''}{host}:{port}/{db}"
+
+
+def _scrub(text: str, url: str) -> str:
+    """`text` with the URL's password (if any) masked, in case a driver message echoes it."""
+    m = re.search(r"://[^:/@]*:([^@]+)@", url) or re.search(r"password=(\S+)", url)
+    return text.replace(m.group(1), "***") if m else text
 
 
 def _connect_error(exc: Exception, url: str) -> StoreError:
     """One line naming the problem and the fix; never the password."""
-    msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    text = _scrub(str(exc), url).strip()
+    msg = text.splitlines()[-1] if text else type(exc).__name__
     where = redact(url)
     low = str(exc).lower()
     if "password authentication failed" in low or "no password supplied" in low:
@@ -416,9 +423,8 @@ class PostgresStore:
         except psycopg.OperationalError as exc:
             raise _connect_error(exc, url) from None
         except psycopg.Error as exc:
-            raise StoreError(
-                f"PostgreSQL at {self.display_url}: {str(exc).strip().splitlines()[0]}"
-            ) from None
+            first = (_scrub(str(exc), url).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreError(f"PostgreSQL at {self.display_url}: {first}") from None
         for note in self.init_report.notes:
             log.info(note)
         self.backend = self.settings["backend"]
@@ -455,7 +461,8 @@ class PostgresStore:
     def _fail(self, exc: Exception, doing: str) -> StoreError:
         import psycopg
 
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = _scrub(str(exc), self._url).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
         if isinstance(exc, psycopg.OperationalError):
             return StoreError(
                 f"lost the connection to PostgreSQL at {self.display_url} while {doing} ({first});"
@@ -1145,5 +1152,4 @@ def describe(report: InitReport) -> str:
     return f"schema version {report.version} ({report.backend}): {what}"
 
 
-__all__ = ["InitOptions", "PostgresStore", "describe", "fmt_ns", "migrate", "redact"]
-_ = ConfigError
+__all__ = ["InitOptions", "PostgresStore", "describe", "migrate", "redact"]
