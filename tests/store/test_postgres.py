@@ -394,6 +394,23 @@ def test_cli_init_generate_stats_copy_both_ways(pg_db, tmp_path, capsys, monkeyp
         b.close()
 
 
+def test_cli_schema_problems_exit_2_with_one_line(capsys, pg_db):  # noqa: F811
+    with psycopg.connect(pg_db) as conn:
+        conn.execute("CREATE TABLE trade (id int)")
+    code, out, err = run_cli(["db", "init", "--db", pg_db], capsys)
+    lines = (out + err).strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "table trade already exists" in lines[0]
+    with psycopg.connect(pg_db) as conn:
+        conn.execute("DROP TABLE trade")
+    assert run_cli(["db", "init", "--db", pg_db], capsys)[0] == 0
+    with psycopg.connect(pg_db) as conn:
+        conn.execute("INSERT INTO schema_version (version, description) VALUES (7, 'future')")
+    code, out, err = run_cli(["db", "stats", "--db", pg_db], capsys)
+    lines = (out + err).strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "newer than this algo-trade knows" in lines[0]
+    assert PASSWORD not in out + err
+
+
 def test_cli_init_refuses_a_lake(capsys, tmp_path):
     code, out, err = run_cli(["db", "init", "--db", str(tmp_path)], capsys)
     assert code == 2 and "postgresql://" in out + err
