@@ -164,3 +164,29 @@ def test_symbol_and_venue_checks(lake, tmp_path):
     coinm = DATA / "binance_coinm_btcusd_perp_20240808_head20.gz"
     s = run_import(lake, "capture", [coinm], ImportOptions())
     assert "BTCUSD_PERP" in s.files[0].error and str(coinm) in s.files[0].error
+
+
+def test_bybit_capture_two_symbols(lake):
+    """The real Bybit v5 linear recording (orderbook, tickers, publicTrade for BTC and ETH)."""
+    name = "bybit_v5_linear_btc_eth.jsonl.gz"
+    summary = run_import(lake, "capture", [DATA / name], ImportOptions())
+    assert summary.files[0].dataset == "bybit BTC-USDT-PERP,ETH-USDT-PERP"
+    trades = {}
+    for m in messages(name):
+        if str(m.get("topic", "")).startswith("publicTrade."):
+            for t in m["data"]:
+                trades.setdefault(t["s"], set()).add(str(t["i"]))
+    for venue, ours in (("BTCUSDT", "BTC-USDT-PERP"), ("ETHUSDT", "ETH-USDT-PERP")):
+        got = stored(lake, "trade", "bybit", ours).column("trade_id").to_pylist()
+        assert sorted(got) == sorted(trades[venue])
+        book = stored(lake, "book", "bybit", ours)
+        assert book.num_rows > 0
+        assert all(
+            b < a
+            for b, a in zip(
+                book.column("bid_px_0").to_pylist(),
+                book.column("ask_px_0").to_pylist(),
+                strict=True,
+            )
+        )
+    assert summary.rows()["funding"] > 0
