@@ -105,6 +105,7 @@ class ReplayServer:
                 sym = snap.get("s") or next(k.split("@")[0].upper() for _, k, _ in self.frames)
                 self.snapshots[sym.upper()] = snap
         self.n = len(self.frames)
+        self._span_ns = (self.frames[-1][0] - self.frames[0][0] + 1) if self.frames else 0
         self._by_key: dict[str, list[int]] = {}
         for i, (_, key, _) in enumerate(self.frames):
             self._by_key.setdefault(key, []).append(i)
@@ -263,16 +264,14 @@ class ReplayServer:
     ) -> None:
         """Send the frames of `keys` from their cursors, with pacing and faults.
 
-        Without pacing or faults (the benchmark), frames are framed here and written to
-        the transport in batches: a Python server sending one frame per call would be
-        slower than the collector it measures."""
+        Without faults (the benchmark), frames are framed here and written to the
+        transport in batches: a Python server sending one frame per call would be slower
+        than the collector it measures."""
         f = self.faults
         n = self.n
         frames = self.frames
-        batch = (
-            transport is not None
-            and self.speed is None
-            and not (f.skip or f.malformed or f.drop_every or f.stall_at is not None)
+        batch = transport is not None and not (
+            f.skip or f.malformed or f.drop_every or f.stall_at is not None
         )
         out: list[bytes] = []
         start = min((self.cursor.get(k, 0) for k in keys), default=0)
@@ -308,9 +307,14 @@ class ReplayServer:
                     await asyncio.sleep(0.05)
             if self.speed is not None:
                 if ts0 is None:
-                    ts0 = ts
-                delay = (ts - ts0) / 1e9 / self.speed - (time.monotonic() - t0)
+                    ts0 = ts + loop * self._span_ns
+                # Recorded time runs on across loops (each loop one capture span later).
+                delay = (ts + loop * self._span_ns - ts0) / 1e9 / self.speed - (
+                    time.monotonic() - t0
+                )
                 if delay > 0:
+                    if out:
+                        await self._write(transport, out)
                     await asyncio.sleep(delay)
             if ws.closed or (transport is not None and transport.is_closing()):
                 return
