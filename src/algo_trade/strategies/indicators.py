@@ -18,11 +18,15 @@ def sma_nb(x, window):  # pragma: no cover - compiled
     n = x.shape[0]
     out = np.empty(n, dtype=np.float64)
     acc = 0.0
-    for i in range(n):
+    head = min(window - 1, n)
+    for i in range(head):
         acc += x[i]
-        if i >= window:
-            acc -= x[i - window]
-        out[i] = acc / window if i >= window - 1 else np.nan
+        out[i] = np.nan
+    for i in range(head, n):
+        # one add on the loop-carried chain (the difference is computed off it): twice the
+        # speed of adding and subtracting in turn
+        acc += x[i] - x[i - window] if i >= window else x[i]
+        out[i] = acc / window
     return out
 
 
