@@ -99,13 +99,15 @@ class Book:
         self.asks = {float(p): float(q) for p, q, *_ in asks if float(q) > 0}
 
     def apply(self, bids: list, asks: list) -> None:
+        """Apply [price, size] level updates (size 0 deletes); the hot per-diff loop."""
         for side, levels in ((self.bids, bids), (self.asks, asks)):
-            for lvl in levels:
-                q = float(lvl[1])
-                if q == 0.0:
-                    side.pop(float(lvl[0]), None)
+            pop = side.pop
+            for p, q in levels:
+                size = float(q)
+                if size:
+                    side[float(p)] = size
                 else:
-                    side[float(lvl[0])] = q
+                    pop(float(p), None)
 
     def top(self, depth: int) -> list[float]:
         """bid_px.., bid_sz.., ask_px.., ask_sz.. (best first, NaN-padded): one book row."""
