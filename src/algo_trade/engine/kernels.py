@@ -341,6 +341,13 @@ def _trade_bar_nb(st, ledger, trades, i, t, px, bar_range, fee, slip, slippage_r
 
 
 @njit(cache=True, nogil=True)
+def _range_nb(high, low, i, slippage_range):  # pragma: no cover - compiled
+    """The bar's high - low, read only when the slippage model uses it (a flat position's
+    bar has not been read yet: two cache misses per fill otherwise)."""
+    return high[i] - low[i] if slippage_range > 0.0 else 0.0
+
+
+@njit(cache=True, nogil=True)
 def _set_liq_nb(st, mm):  # pragma: no cover - compiled
     lo, hi = _liq_bounds_nb(st, mm)
     st[S_LIQ_LO] = lo
@@ -363,7 +370,7 @@ def _bar_event_nb(st, ledger, trades, i, open_, high, low, close, target, fund_r
             if not _ok_px(open_[i]):
                 _bad_nb(st, i, 0)
                 return 1
-            _trade_bar_nb(st, ledger, trades, i, t, open_[i], high[i] - low[i], fee, slip,
+            _trade_bar_nb(st, ledger, trades, i, t, open_[i], _range_nb(high, low, i, slippage_range), fee, slip,
                           slippage_range, leverage, init_cash)  # fmt: skip
             st[S_LAST] = t
             _set_liq_nb(st, mm)
@@ -373,24 +380,23 @@ def _bar_event_nb(st, ledger, trades, i, open_, high, low, close, target, fund_r
         m = fund_mark[i]
         pay_funding_nb(st, ledger, i, fund_rate[i], m if m == m else open_[i])
         _set_liq_nb(st, mm)
-    if st[S_QTY] != 0.0:
-        lo = low[i]
-        hi = high[i]
-        if not (_ok_px(lo) and _ok_px(hi)):
-            _bad_nb(st, i, 2 if not _ok_px(lo) else 1)
+    q = st[S_QTY]
+    if q != 0.0:
+        worst = low[i] if q > 0.0 else high[i]  # the side that can liquidate
+        if not _ok_px(worst):
+            _bad_nb(st, i, 2 if q > 0.0 else 1)
             return 1
-        if lo <= st[S_LIQ_LO] or hi >= st[S_LIQ_HI]:
+        if (q > 0.0 and worst <= st[S_LIQ_LO]) or (q < 0.0 and worst >= st[S_LIQ_HI]):
             if _no_room_nb(st, ledger):
                 return 1
-            p_liq = st[S_LIQ_LO] if st[S_QTY] > 0.0 else st[S_LIQ_HI]
-            _liquidate_nb(st, ledger, trades, i, p_liq, liq_fee)
+            _liquidate_nb(st, ledger, trades, i, st[S_LIQ_LO] if q > 0.0 else st[S_LIQ_HI], liq_fee)
             _set_liq_nb(st, mm)
     if fill_at_close:
         t = _clip_target_nb(target[i], 1.0)
         if t != st[S_LAST] or (rebalance and (t != 0.0 or st[S_QTY] != 0.0)):
             if _no_room_nb(st, ledger):
                 return 1
-            _trade_bar_nb(st, ledger, trades, i, t, close[i], high[i] - low[i], fee, slip,
+            _trade_bar_nb(st, ledger, trades, i, t, close[i], _range_nb(high, low, i, slippage_range), fee, slip,
                           slippage_range, leverage, init_cash)  # fmt: skip
             st[S_LAST] = t
             _set_liq_nb(st, mm)
@@ -452,17 +458,14 @@ def simulate_bars_nb(ts, open_, high, low, close, target, fund_rate, fund_mark, 
         else:
             busy = False
         if q != 0.0 and not busy:
-            lo = low[i]
-            hi = high[i]
-            # liquidation reached, or a bad low/high (NaN fails every comparison)
-            busy = not (
-                lo > liq_lo
-                and lo > 0.0
-                and lo < np.inf
-                and hi < liq_hi
-                and hi > 0.0
-                and hi < np.inf
-            )
+            # liquidation reached, or a bad price (NaN fails every comparison): a long reads
+            # only the low, a short only the high
+            if q > 0.0:
+                lo = low[i]
+                busy = not (lo > liq_lo and lo > 0.0 and lo < np.inf)
+            else:
+                hi = high[i]
+                busy = not (hi < liq_hi and hi > 0.0 and hi < np.inf)
             if has_funding and fund_rate[i] == fund_rate[i]:
                 busy = True
         if busy:
