@@ -255,3 +255,60 @@ def test_index_units_give_the_same_run(unit):
     pd.testing.assert_frame_equal(a.trades, b.trades)
     pd.testing.assert_frame_equal(a.equity, b.equity)
     assert b.stats["max_drawdown_days"] > 0
+
+
+# ----------------------------------------------------------------------------- real books
+def tardis_books() -> algo_trade.MarketData:
+    """Ten real Binance USDT-M BTCUSDT 25-level snapshots (Tardis sample; tests/data/README.md)."""
+    df = pd.read_csv(DATA / "tardis_binance-futures_book_snapshot_25_BTCUSDT.csv")
+    cols = {}
+    for side, name in (("bids", "bid"), ("asks", "ask")):
+        cols[f"{name}_px"] = np.ascontiguousarray(
+            df[[f"{side}[{i}].price" for i in range(25)]].to_numpy(float)
+        )
+        cols[f"{name}_sz"] = np.ascontiguousarray(
+            df[[f"{side}[{i}].amount" for i in range(25)]].to_numpy(float)
+        )
+    mid = (cols["bid_px"][:, 0] + cols["ask_px"][:, 0]) / 2
+    cols.update(open=mid, high=mid, low=mid, close=mid)
+    ts = df["timestamp"].to_numpy(np.int64) * 1_000  # µs -> ns
+    return algo_trade.MarketData(ts, cols, "book", "binance", "BTC-USDT-PERP", ("book",))
+
+
+@pytest.mark.parametrize(
+    ("cash", "overflow"), [(100_000.0, "penalty"), (500_000.0, "penalty"), (500_000.0, "unfilled")]
+)
+def test_real_books_fills_walk_the_levels(cash, overflow):
+    md = tardis_books()
+    tgt = np.array([1, 1, 1, -1, -1, -1, 0, 0, 0, 0], dtype=float)
+    res = algo_trade.backtest(md, targets(tgt), init_cash=cash, fee_taker_bps=4, book_overflow=overflow,
+                              overflow_penalty_bps=10, maintenance_margin=0)  # fmt: skip
+    fills = res.fills
+    assert list(fills.index) == [pd.Timestamp(md.ts[i], tz="UTC") for i in (1, 4, 7)]
+    qty, cash_now = 0.0, cash
+    for (_, f), j, t in zip(fills.iterrows(), (1, 4, 7), (1.0, -1.0, 0.0), strict=True):
+        bid, ask = md["bid_px"][j], md["ask_px"][j]
+        mid = (bid[0] + ask[0]) / 2
+        cost = 4e-4 + (ask[0] - bid[0]) / 2 / mid
+        want = reference.size_notional(cash_now + qty * mid, qty * mid, t, cost) / mid - qty
+        side = "ask" if want > 0 else "bid"
+        levels = list(zip(md[f"{side}_px"][j], md[f"{side}_sz"][j], strict=True))
+        depth = sum(s for _, s in levels)
+        if abs(want) <= depth:
+            got, vwap = reference.walk(levels, abs(want))
+        elif overflow == "unfilled":
+            got, vwap = reference.walk(levels, depth)
+        else:  # the rest at the worst level moved 10 bp against us
+            d, v = reference.walk(levels, depth)
+            worst = levels[-1][0] * (1 + 1e-3 * np.sign(want))
+            got, vwap = abs(want), (d * v + (abs(want) - d) * worst) / abs(want)
+        assert f["qty"] == pytest.approx(got, rel=1e-9)
+        assert f["price"] == pytest.approx(vwap, rel=1e-12)
+        assert f["unfilled"] == pytest.approx(abs(want) - got, abs=1e-9)
+        assert f["fee"] == pytest.approx(got * vwap * 4e-4, rel=1e-12)
+        dq = np.sign(want) * got
+        cash_now -= dq * vwap + got * vwap * 4e-4
+        qty += dq
+    assert res.equity["cash"].iloc[-1] == pytest.approx(cash_now, rel=1e-12)
+    if cash == 500_000.0:
+        assert fills["qty"].iloc[0] > md["ask_sz"][1].sum() or overflow == "unfilled"
