@@ -266,8 +266,9 @@ def _acc_nb(acc, ts_i, eq, q):  # pragma: no cover - compiled
     if eq >= peak:
         peak = eq
         peak_ts = ts_i
-    dd = 1.0 - eq / peak if peak > 0.0 else 1.0
-    return (eq, s1 + r, s2 + r * r, dn2 + dn * dn, peak, peak_ts, max(mdd, dd),
+    elif eq < peak * (1.0 - mdd):  # a deeper drawdown: divide only then
+        mdd = 1.0 - eq / peak if peak > 0.0 else 1.0
+    return (eq, s1 + r, s2 + r * r, dn2 + dn * dn, peak, peak_ts, mdd,
             max(longest, ts_i - peak_ts), exposed + (1 if q != 0.0 else 0))  # fmt: skip
 
 
