@@ -481,6 +481,15 @@ def test_raw_record_lines_are_gzip_text(tmp_path):
         gzip.open(tmp_path / "binance" / "2023-11-15.gz", "rt").read()
         == '1700086400000000000 {"c":3}\n'
     )
+    # A crash (no flush, no close): the file still reads to its end, holding what was
+    # flushed; only the lines since the last flush are missing.
+    rec = RawRecorder(tmp_path, "binance")
+    rec.write(1_700_000_000_000_000_002, '{"d":4}')
+    rec.flush()
+    rec.write(1_700_000_000_000_000_003, '{"e":5}')
+    del rec
+    day1 = gzip.open(tmp_path / "binance" / "2023-11-14.gz", "rt").read().splitlines()
+    assert day1[-1] == '1700000000000000002 {"d":4}' and len(day1) == 3
 
 
 @pytest.mark.parametrize("kind", ["trade"])

@@ -478,9 +478,7 @@ class Venue:
         tables = n.drain()
         events = n.drain_events(close_open_at=time.time_ns() if final else None)
         if self.rec is not None:
-            self.rec.flush()
-            if final:
-                self.rec.close()
+            await asyncio.to_thread(self.rec.flush)  # compression releases the GIL
         await self.c.sink(self, tables, events, first, venue_ts)
 
 

@@ -2,8 +2,10 @@
 
 Layout: ``<dir>/<exchange>/<YYYY-MM-DD>.gz`` (UTC day of the receive time). This is the
 format `algo-trade import capture` reads, so normalization can be re-run after a parser
-fix. Each open appends a new gzip member (concatenated members are one valid gzip
-stream); `flush` makes everything written so far readable after a crash.
+fix. Lines are buffered and each `flush` (every collector flush, about once a second)
+appends them as one complete gzip member (concatenated members are one valid gzip
+stream): after a crash the file ends with whole members, readable to the end, and
+only the lines since the last flush are missing.
 """
 
 from __future__ import annotations
@@ -12,32 +14,40 @@ import gzip
 from datetime import UTC, datetime
 from pathlib import Path
 
+NS_PER_DAY = 86_400 * 1_000_000_000
+
 
 class RawRecorder:
-    def __init__(self, root: Path, exchange: str) -> None:
+    def __init__(self, root: Path, exchange: str, compresslevel: int = 5) -> None:
         self.dir = Path(root) / exchange
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._day = ""
-        self._f: gzip.GzipFile | None = None
+        self.level = compresslevel
+        self._lines: dict[int, list[bytes]] = {}  # UTC day number -> lines not yet written
+        self._day = -1
+        self._buf: list[bytes] = []
         self.lines = 0
 
     def write(self, recv_ts_ns: int, raw: str | bytes) -> None:
-        day = datetime.fromtimestamp(recv_ts_ns / 1e9, UTC).strftime("%Y-%m-%d")
+        day = recv_ts_ns // NS_PER_DAY
         if day != self._day:
-            self.close()
             self._day = day
-            self._f = gzip.open(self.dir / f"{day}.gz", "ab", compresslevel=5)
+            self._buf = self._lines.setdefault(day, [])
         if isinstance(raw, str):
             raw = raw.encode()
         # One frame per line: a raw frame holds no newline (JSON escapes them).
-        self._f.write(b"%d %s\n" % (recv_ts_ns, raw.replace(b"\n", b" ")))  # type: ignore[union-attr]
+        self._buf.append(b"%d %s\n" % (recv_ts_ns, raw.replace(b"\n", b" ")))
         self.lines += 1
 
     def flush(self) -> None:
-        if self._f is not None:
-            self._f.flush()
+        """Append the buffered lines to their day files as whole gzip members."""
+        pending, self._lines, self._day = self._lines, {}, -1
+        for day, lines in pending.items():
+            if not lines:
+                continue
+            name = datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
+            member = gzip.compress(b"".join(lines), compresslevel=self.level)
+            with open(self.dir / f"{name}.gz", "ab") as f:
+                f.write(member)
 
     def close(self) -> None:
-        if self._f is not None:
-            self._f.close()
-            self._f = None
+        self.flush()
