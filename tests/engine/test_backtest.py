@@ -312,3 +312,32 @@ def test_real_books_fills_walk_the_levels(cash, overflow):
     assert res.equity["cash"].iloc[-1] == pytest.approx(cash_now, rel=1e-12)
     if cash == 500_000.0:
         assert fills["qty"].iloc[0] > md["ask_sz"][1].sum() or overflow == "unfilled"
+
+
+def test_empty_book_side_records_a_missed_order():
+    md = tardis_books()
+    md.columns["ask_px"] = md["ask_px"].copy()
+    md.columns["ask_px"][1] = np.nan  # nothing offered when the buy arrives
+    res = algo_trade.backtest(md, targets([1.0] * 10), init_cash=10_000, maintenance_margin=0)
+    miss = res.fills[res.fills["kind"] == "miss"]
+    assert len(miss) == 1 and miss.index[0] == pd.Timestamp(md.ts[1], tz="UTC")
+    assert miss["qty"].iloc[0] == 0 and miss["unfilled"].iloc[0] > 0 and miss["side"].iloc[0] == 1
+    assert res.stats["orders"] == 0 and (res.positions["qty"] == 0).all()  # no silent retry
+
+
+def test_stages_record_time_and_memory_per_stage():
+    from algo_trade.profiling import Stages
+
+    stages = Stages()
+    res = algo_trade.backtest(ftx_bars(2_000), "sma_cross", stages=stages)
+    assert [r.name for r in stages.records] == ["signals", "simulate", "metrics"]
+    assert all(r.seconds >= 0 and r.peak_rss_mb > 0 for r in stages.records)
+    assert set(res.timings) == {"signals", "simulate", "metrics"}
+
+
+def test_report_html_is_written(tmp_path):
+    res = algo_trade.backtest(ftx_bars(3_000), "sma_cross", params={"short": True}, fee_taker_bps=5)
+    out = res.to_html(tmp_path / "r.html")
+    text = out.read_text()
+    assert out.stat().st_size > 10_000 and "sma_cross" in text
+    assert "<script src=" not in text  # self-contained: plotly.js inlined, works offline
