@@ -154,7 +154,7 @@ from algo_trade.sweep.cache import save_arrays
 home = HOME
 entry = save_arrays({{"bar": {{c: v.to_numpy() for c, v in bars(N).items()}}}}, home)
 kw = dict(where="fast < slow", random=COMBOS, seed=1)
-with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                   silence_logs=40) as lc, Client(lc) as client:
     small = save_arrays({{"bar": {{c: v.to_numpy() for c, v in bars(5000, 2).items()}}}}, home)
     sweep(small, "sma_cross", {RANDOM_GRID}, executor="dask", client=client, **kw)  # workers compile/warm

@@ -27,7 +27,7 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
 def dask_client():
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                            silence_logs=40)  # fmt: skip
     client = Client(cluster)
     yield client
@@ -117,3 +117,33 @@ def test_results_stream_as_batches_finish(short_bars, tmp_path):
     np.testing.assert_allclose(
         on_disk.sort_values("combo")["sharpe"].to_numpy(), res.results["sharpe"].to_numpy()
     )
+
+
+@pytest.mark.integration
+def test_a_lost_dask_worker_does_not_lose_or_change_results(short_bars, tmp_path):
+    import os
+    import signal
+
+    from distributed import Client, LocalCluster
+
+    grid = {"fast": "2:30", "slow": "40:200:10"}  # 29 x 17 = 493 combinations, many tasks
+    local = sweep(short_bars, "sma_cross", grid)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=50) as lc, Client(lc) as client:  # fmt: skip
+        victim = sorted(client.scheduler_info()["workers"])[0]
+        pid = client.run(os.getpid, workers=[victim])[victim]
+        killed = []
+
+        def kill_once(i, n):
+            if not killed:  # the first batch is back: take a worker down while the rest run
+                killed.append(pid)
+                os.kill(pid, signal.SIGKILL)
+
+        res = sweep(short_bars, "sma_cross", grid, executor="dask", client=client, home=tmp_path,
+                    on_batch=kill_once)  # fmt: skip
+        client.wait_for_workers(2, timeout=60)
+        assert (
+            pid not in client.run(os.getpid).values()
+        )  # that worker is gone (its nanny made a new one)
+    assert killed
+    _same(local.results, res.results)

@@ -72,7 +72,7 @@ def dask_client(cluster: str | None, workers: int | None):
         n_workers=workers or min(2, os.cpu_count() or 1),
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",
         silence_logs=40,
     )
     return Client(lc), lc
