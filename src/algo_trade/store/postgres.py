@@ -12,13 +12,14 @@ on ``ts`` with daily partitions created ahead as data arrives.
   first) they go through a temporary staging table and ``INSERT ... ON CONFLICT DO
   NOTHING``, so a batch written twice is stored once.
 - Book levels are stored as one ``bytea`` per row (little-endian float64, bid_px, bid_sz,
-  ask_px, ask_sz, ``depth`` values each): the server sends it as-is, 6x faster than
-  ``float8[]``, which is what makes streamed scans reach 500k rows/s. The SQL function
-  ``algo_trade_level(levels, i)`` reads one value for ad-hoc SQL.
-- Reads send no user value in SQL text: values go in as session settings read back with
-  ``current_setting`` (COPY takes no bind parameters), names are fixed identifiers.
-  Scans stream ``COPY (SELECT ...) TO STDOUT (FORMAT BINARY)`` in batches decoded in
-  bulk; memory stays bounded by the batch size.
+  ask_px, ask_sz, ``depth`` values each): the server sends and receives it as-is, ~6x
+  faster than ``float8[]`` (measured). The SQL function ``algo_trade_level(levels, i)``
+  reads one value for ad-hoc SQL.
+- Reads send no user value in SQL text: queries bind parameters; COPY (which takes no
+  parameters) reads them back with ``current_setting`` after a parameterized
+  ``set_config``; names are fixed identifiers. Book scans read keyset pages of binary
+  rows, one page ahead on a worker thread; other kinds stream ``COPY (SELECT ...) TO
+  STDOUT (FORMAT BINARY)`` decoded in bulk. Memory stays bounded by the page size.
 
 >>> store = PostgresStore("postgresql://me@localhost/algo_trade")  # doctest: +SKIP
 """
