@@ -68,13 +68,24 @@ def run_sweep_cli(home: Path, db: str | None, strategy: str, exchange: str, symb
         }
     if not json:
         console.print(
-            rich_table(f"{strategy} on {exchange}/{symbol}: top {top} by {metric}", out["top"])
+            rich_table(
+                f"{strategy} on {exchange}/{symbol}: top {top} by {metric}",
+                out["top"],
+                _shown(res, metric),
+            )  # fmt: skip
         )
         if res.walk_forward is not None:
             console.print(
-                rich_table("walk-forward windows (out of sample)", out["walk_forward"]["windows"])
+                rich_table(
+                    "walk-forward windows (out of sample)",
+                    out["walk_forward"]["windows"],
+                    _shown_windows(res, metric),
+                )  # fmt: skip
             )
-            console.print(f"walk-forward overall: {out['walk_forward']['overall']}")
+            o = res.walk_forward.stats
+            console.print(f"walk-forward out of sample: total return {o['total_return']:+.2%}, Sharpe "
+                          f"{o['sharpe']:.2f}, max drawdown {o['max_drawdown']:.2%} over {o['windows']} windows, "
+                          f"{o['bars']:,} bars")  # fmt: skip
         if res.dsr:
             console.print(
                 f"deflated Sharpe ratio of the best: {res.dsr['dsr']:.4f} over {res.dsr['trials']} trials"
@@ -87,6 +98,25 @@ def run_sweep_cli(home: Path, db: str | None, strategy: str, exchange: str, symb
                       + (f"; results in {res.path}/results.parquet" if res.path else "")
                       + (f"; report {report}" if report else ""))  # fmt: skip
     return res, _strict(out)
+
+
+_KEY_STATS = ("sharpe", "total_return", "max_drawdown", "sortino", "trades", "win_rate", "fees")
+
+
+def _shown(res, metric: str) -> list[str]:
+    """Columns that fit a terminal: the parameters that vary, the metric, a few key stats
+    (every column is in --json, results.parquet and the HTML report)."""
+    from algo_trade.sweep.report import varied
+
+    return list(dict.fromkeys([*(varied(res) or res.params), metric, *_KEY_STATS]))
+
+
+def _shown_windows(res, metric: str) -> list[str]:
+    from algo_trade.sweep.report import varied
+
+    params = varied(res) or res.params
+    return ["window", "test_start", "test_end", *params, f"is_{metric}", "oos_total_return", "oos_sharpe",
+            "oos_max_drawdown", "oos_trades"]  # fmt: skip
 
 
 def _strict(obj):
