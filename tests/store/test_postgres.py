@@ -273,6 +273,14 @@ def test_column_subset_and_descending_limit_on_books(pg):
     assert last.column("ts").to_pylist() == [T0 + 998 * SEC, T0 + 999 * SEC]
 
 
+def test_a_book_row_changed_outside_is_a_clear_error(pg, pg_db):  # noqa: F811
+    pg.write("book", make_books(10, depth=2))
+    with psycopg.connect(pg_db) as conn:
+        conn.execute("UPDATE book SET levels = '\\x00'::bytea WHERE ts = %s", (T0 + 3 * SEC,))
+    with pytest.raises(StoreError, match="changed outside algo-trade"):
+        read_table(pg, "book", "sim", BTC, T0, T0 + DAY)
+
+
 def test_sql_function_reads_a_book_level(pg, pg_db):  # noqa: F811
     books = make_books(3, depth=4)
     books = books.set_column(books.schema.get_field_index("ask_sz_3"), "ask_sz_3", pa.array([0.001, np.nan, 5e-324]))

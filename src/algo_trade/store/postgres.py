@@ -685,12 +685,9 @@ class PostgresStore:
             yield from self._scan_book(exchange, symbol, depth, s, e, cols, limit, descending)
             return
         levels = [c for c in cols if c not in ("ts", "exchange", "symbol")]
-        if kind == "book":
-            select = [("ts", pgcopy.I8)] + ([("levels", pgcopy.RAW)] if levels else [])
-        else:
-            select = [("ts", pgcopy.I8)] + [
-                (c, code) for c, _, code in _COLUMNS[kind] if c in levels
-            ]
+        select = [("ts", pgcopy.I8)] + [
+            (c, code) for c, _, code in _COLUMNS[kind] if c in levels
+        ]
         query = (
             f"COPY (SELECT {', '.join(c for c, _ in select)} FROM {kind}"
             " WHERE symbol = current_setting('algo_trade.symbol')"
@@ -754,6 +751,11 @@ class PostgresStore:
         for ts, lv_blob, n in pages:
             matrix = np.empty((k, n), dtype=np.float64)
             if k:
+                if len(lv_blob) != 8 * k * n:
+                    raise StoreError(
+                        f"book rows of {exchange}/{symbol} do not all hold {depth} levels:"
+                        " the table was changed outside algo-trade"
+                    )
                 rows = np.frombuffer(lv_blob, dtype="<f8").reshape(n, k)
                 pgcopy.columns_from_rows_nb(rows, matrix)
             yield _book_batch(ts, matrix, cols, exchange, symbol, depth)
@@ -1013,24 +1015,8 @@ def _to_batch(
     n = raw.num_rows
     schema = schema_for(kind, depth or 20)
     arrays: dict[str, pa.Array] = {"ts": raw.column(0)}
-    if kind == "book" and raw.num_columns > 1:
-        blob = raw.column(1)
-        offs = np.frombuffer(blob.buffers()[1], dtype=np.int64, count=n + 1)
-        width = 32 * depth
-        if n and not np.all(np.diff(offs) == width):
-            raise StoreError(
-                f"book rows for {exchange}/{symbol} do not all hold {depth} levels; the table was changed outside algo-trade"
-            )
-        data = np.frombuffer(blob.buffers()[2], dtype="<f8", count=n * 4 * depth).reshape(
-            n, 4 * depth
-        )
-        matrix = np.ascontiguousarray(data.T)  # one copy: each column becomes contiguous
-        for j, name in enumerate(book_columns(depth)):
-            if name in cols:
-                arrays[name] = pa.array(matrix[j])
-    else:
-        for j, name in enumerate(raw.schema.names):
-            arrays[name] = raw.column(j)
+    for j, name in enumerate(raw.schema.names):
+        arrays[name] = raw.column(j)
     out = []
     for name in cols:
         if name == "exchange":
