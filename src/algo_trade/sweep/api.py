@@ -440,7 +440,7 @@ def sweep(
     bars = as_bars(data)
     n = len(bars["close"])
     lo, hi = _bar_range(bars, start, end)
-    _check_bars(bars, lo, hi)
+    _check_bars(bars, 0, hi)  # bars before lo feed the indicators
     workers = int(workers) if workers else (os.cpu_count() or 1)
 
     if walk_forward is not None:
