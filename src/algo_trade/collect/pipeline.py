@@ -25,6 +25,7 @@ import random
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from algo_trade.exchanges.base import STREAMS
 log = logging.getLogger("algo_trade.collect")
 
 SPARSE_STREAMS = frozenset({"liquidation"})
+MAX_INFLIGHT_FLUSHES = 8
 SPARSE_HEARTBEAT_S = 30.0
 
 DEFAULT_URLS = {
@@ -500,6 +502,8 @@ class Collector:
         self._stop: asyncio.Event | None = None
         self.http = None
         self.ws_http = None
+        self._spool_exec = ThreadPoolExecutor(1, thread_name_prefix="collect-spool")
+        self._inflight: collections.deque[asyncio.Future] = collections.deque()
         self.metrics = None
 
     def stop(self) -> None:
@@ -514,9 +518,11 @@ class Collector:
         first_recv_ns: int,
         venue_ts_ns: int = 0,
     ) -> None:
-        if events:
-            await asyncio.to_thread(self.events.append, events)
-        if not tables:
+        """Spool a flush (fsynced) and hand it to the writer, off the event loop.
+
+        Appends run in order on one spool thread while the consumer goes on parsing;
+        at most MAX_INFLIGHT_FLUSHES wait there (an fsync must not stall the sockets)."""
+        if not tables and not events:
             return
         w = self.writer
         if w.backlog_rows > self.cfg.max_spool_rows:
@@ -525,22 +531,24 @@ class Collector:
                 await asyncio.sleep(0.1)
             venue.waiting_on_store = False
 
-        def spool_all() -> list[_Item]:
-            return [
-                _Item(
-                    self.spool.append(kind, t),
-                    kind,
-                    venue.exchange,
-                    t.num_rows,
-                    first_recv_ns,
-                    t,
-                    venue_ts_ns,
-                )
-                for kind, t in tables.items()
-            ]
+        def spool_all() -> None:
+            if events:
+                self.events.append(events)
+            for kind, t in tables.items():
+                path = self.spool.append(kind, t)
+                w.put(_Item(path, kind, venue.exchange, t.num_rows, first_recv_ns, t, venue_ts_ns))
 
-        for item in await asyncio.to_thread(spool_all):
-            w.put(item)
+        inflight = self._inflight
+        inflight.append(asyncio.get_running_loop().run_in_executor(self._spool_exec, spool_all))
+        while inflight and inflight[0].done():
+            inflight.popleft().result()  # a spool failure (disk full) is raised here
+        while len(inflight) > MAX_INFLIGHT_FLUSHES:
+            await inflight.popleft()
+
+    async def drain_spooling(self) -> None:
+        """Wait until every flush handed to the spool thread is on disk and queued."""
+        while self._inflight:
+            await self._inflight.popleft()
 
     async def _ticker(self) -> None:
         while True:
@@ -611,9 +619,12 @@ class Collector:
             for v in self.venues:
                 await v.queue.put((-1, "stop", "", ""))
             await asyncio.gather(*(v.consumer for v in self.venues), return_exceptions=True)
+            await self.drain_spooling()
         finally:
             await self.http.close()
             await self.ws_http.close()
+            # Every flush handed to the spool thread lands before the writer's last round.
+            await asyncio.to_thread(self._spool_exec.shutdown, True)
             self.left_in_spool = await asyncio.to_thread(
                 self.writer.stop, self.cfg.shutdown_timeout_s
             )
