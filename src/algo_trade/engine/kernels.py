@@ -231,12 +231,17 @@ def liquidation_px_nb(cash, qty, mm):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def _liq_bounds_nb(st, mm):  # pragma: no cover - compiled
-    """(low, high): a long is liquidated when the price reaches low, a short at high."""
+    """(low, high): a long is liquidated when the price reaches low, a short at high.
+
+    A long whose liquidation price is below a billionth of its entry is fully
+    collateralized (the price is only off zero by rounding): -inf, so the loop skips it."""
     q = st[S_QTY]
     if q == 0.0 or mm <= 0.0:
         return -np.inf, np.inf
     p = liquidation_px_nb(st[S_CASH], q, mm)
-    return (p, np.inf) if q > 0.0 else (-np.inf, p)
+    if q > 0.0:
+        return (p if p > 1e-9 * st[S_AVG] else -np.inf), np.inf
+    return -np.inf, p
 
 
 @njit(cache=True, nogil=True)
@@ -382,7 +387,7 @@ def _bar_event_nb(st, ledger, trades, i, open_, high, low, close, target, fund_r
         pay_funding_nb(st, ledger, i, fund_rate[i], m if m == m else open_[i])
         _set_liq_nb(st, mm)
     q = st[S_QTY]
-    if q != 0.0:
+    if (q > 0.0 and st[S_LIQ_LO] > 0.0) or (q < 0.0 and st[S_LIQ_HI] < np.inf):
         worst = low[i] if q > 0.0 else high[i]  # the side that can liquidate
         if not _ok_px(worst):
             _bad_nb(st, i, 2 if q > 0.0 else 1)
@@ -462,11 +467,12 @@ def simulate_bars_nb(ts, open_, high, low, close, target, fund_rate, fund_mark, 
             # liquidation reached, or a bad price (NaN fails every comparison): a long reads
             # only the low, a short only the high
             if q > 0.0:
-                lo = low[i]
-                busy = not (lo > liq_lo and lo > 0.0 and lo < np.inf)
-            else:
+                if liq_lo > 0.0:  # else no price can liquidate this long: low is not read
+                    lo = low[i]
+                    busy = not (lo > liq_lo and lo < np.inf)
+            elif liq_hi < np.inf:
                 hi = high[i]
-                busy = not (hi < liq_hi and hi > 0.0 and hi < np.inf)
+                busy = not (hi < liq_hi and hi > 0.0)
             if has_funding and fund_rate[i] == fund_rate[i]:
                 busy = True
         if busy:
