@@ -31,7 +31,11 @@ from algo_trade.store.postgres import PostgresStore  # noqa: E402
 from benchmarks.bench_lake import DAY, DEPTH, SEC, T0, books  # noqa: E402
 
 ROWS_PER_DAY = 172_800  # one book every 0.5 s
-SERVER_SETTINGS = {"shared_buffers": "'1GB'", "max_wal_size": "'8GB'", "checkpoint_timeout": "'30min'"}
+SERVER_SETTINGS = {
+    "shared_buffers": "'1GB'",
+    "max_wal_size": "'8GB'",
+    "checkpoint_timeout": "'30min'",
+}
 
 
 def _rate(n: int, seconds: float) -> float:
@@ -73,7 +77,9 @@ def bench_write(url: str, quick: bool) -> list[dict]:
     import psycopg
 
     out = []
-    table = books(100_000 if quick else 400_000, T0 + 900 * DAY, "ETH-USDT-PERP", 7, step_ns=SEC // 2)
+    table = books(
+        100_000 if quick else 400_000, T0 + 900 * DAY, "ETH-USDT-PERP", 7, step_ns=SEC // 2
+    )
     with psycopg.connect(url, autocommit=True) as conn:
         _baseline_table(conn)
         sql = "INSERT INTO book_arr VALUES (%s, %s, %s, %s, %s, %s, %s)"
@@ -95,7 +101,9 @@ def bench_write(url: str, quick: bool) -> list[dict]:
         rows = _rows(table.slice(n + n2, n3))
         with conn.transaction(), conn.cursor() as cur:
             with cur.copy("COPY book_arr FROM STDIN (FORMAT BINARY)") as cp:
-                cp.set_types(["int8", "text", "text", "float8[]", "float8[]", "float8[]", "float8[]"])
+                cp.set_types(
+                    ["int8", "text", "text", "float8[]", "float8[]", "float8[]", "float8[]"]
+                )
                 for r in rows:
                     cp.write_row(r)
         copy_rows = _rate(n3, time.perf_counter() - t0)
@@ -106,7 +114,9 @@ def bench_write(url: str, quick: bool) -> list[dict]:
         direct = _rate(table.num_rows, time.perf_counter() - t0)
         assert res.written == table.num_rows
         half = table.num_rows // 2
-        again = pa.concat_tables([table.slice(half), books(half, T0 + 950 * DAY, "ETH-USDT-PERP", 8, SEC // 2)])
+        again = pa.concat_tables(
+            [table.slice(half), books(half, T0 + 950 * DAY, "ETH-USDT-PERP", 8, SEC // 2)]
+        )
         t0 = time.perf_counter()
         res = store.write("book", again)
         staged = _rate(again.num_rows, time.perf_counter() - t0)
@@ -146,7 +156,9 @@ def bench_async(url: str, quick: bool) -> list[dict]:
     """How long the collector's event loop stalls while a batch is written."""
     import asyncio
 
-    table = books(50_000 if quick else 172_800, T0 + 1200 * DAY, "SOL-USDT-PERP", 9, step_ns=SEC // 2)
+    table = books(
+        50_000 if quick else 172_800, T0 + 1200 * DAY, "SOL-USDT-PERP", 9, step_ns=SEC // 2
+    )
 
     async def stall(write) -> tuple[float, float]:
         gaps: list[float] = []
@@ -226,13 +238,19 @@ def bench_reads(url: str, days: int, quick: bool) -> list[dict]:
             for i, s in enumerate(starts):
                 lo, hi = int(s), int(s) + 3600 * SEC
                 t0 = time.perf_counter()
-                got = pa.Table.from_batches(list(store.scan("book", "sim", sym, lo, hi, limit=1000)))
+                got = pa.Table.from_batches(
+                    list(store.scan("book", "sim", sym, lo, hi, limit=1000))
+                )
                 t1 = time.perf_counter()
-                rows = conn.cursor(binary=True).execute(
-                    "SELECT ts, levels FROM book WHERE symbol = %s AND exchange = %s AND ts >= %s"
-                    " AND ts < %s ORDER BY ts LIMIT 1000",
-                    (sym, "sim", lo, hi),
-                ).fetchall()
+                rows = (
+                    conn.cursor(binary=True)
+                    .execute(
+                        "SELECT ts, levels FROM book WHERE symbol = %s AND exchange = %s AND ts >= %s"
+                        " AND ts < %s ORDER BY ts LIMIT 1000",
+                        (sym, "sim", lo, hi),
+                    )
+                    .fetchall()
+                )
                 ts = np.array([r[0] for r in rows])
                 lv = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f8").reshape(len(rows), -1)
                 t2 = time.perf_counter()
@@ -273,7 +291,9 @@ def bench_reads(url: str, days: int, quick: bool) -> list[dict]:
                 )
                 m = 0
                 while rows := cur.fetchmany(10_000):
-                    lv = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f8").reshape(len(rows), -1)
+                    lv = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f8").reshape(
+                        len(rows), -1
+                    )
                     m += lv.shape[0]
                 cur.close()
             t2 = time.perf_counter()

@@ -97,7 +97,9 @@ def start_server(fsync: bool = False, settings: dict[str, str] | None = None) ->
     """initdb + pg_ctl start on a free port. Raises RuntimeError with the server's log."""
     bindir = pg_bin_dir()
     if bindir is None:
-        raise FileNotFoundError("no PostgreSQL binaries (initdb, pg_ctl) on PATH or in /usr/lib/postgresql/*/bin")
+        raise FileNotFoundError(
+            "no PostgreSQL binaries (initdb, pg_ctl) on PATH or in /usr/lib/postgresql/*/bin"
+        )
     user = _server_user()
     root = Path(tempfile.mkdtemp(prefix="algo-pg-"))
     os.chmod(root, 0o700)
@@ -152,7 +154,9 @@ def start_server(fsync: bool = False, settings: dict[str, str] | None = None) ->
         for k, v in conf.items():
             fh.write(f"{k} = {v}\n")
     for _attempt in range(5):
-        r = server._run(["pg_ctl", "-D", str(root / "data"), "-l", str(root / "log"), "-w", "-t", "60", "start"])
+        r = server._run(
+            ["pg_ctl", "-D", str(root / "data"), "-l", str(root / "log"), "-w", "-t", "60", "start"]
+        )
         if r.returncode == 0:
             return server
         log = (root / "log").read_text()[-2000:] if (root / "log").exists() else ""
@@ -191,7 +195,9 @@ def pg_url() -> Iterator[str]:
         yield existing
         return
     if pg_bin_dir() is None:
-        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) on PATH or under /usr/lib/postgresql/*/bin")
+        pytest.skip(
+            "no PostgreSQL binaries (initdb, pg_ctl) on PATH or under /usr/lib/postgresql/*/bin"
+        )
     server = start_server()
     try:
         yield server.url

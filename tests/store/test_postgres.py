@@ -66,7 +66,11 @@ def test_plain_postgres_says_which_timescale_features_are_off(pg, pg_db):  # noq
     assert "TimescaleDB" in note and "compression" in note and "hypertables" in note
     # Same tables and indexes as with TimescaleDB: the key and the (symbol, exchange, ts) index.
     with psycopg.connect(pg_db) as conn:
-        idx = dict(conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'trade'").fetchall())
+        idx = dict(
+            conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'trade'"
+            ).fetchall()
+        )
     assert "(symbol, exchange, ts)" in idx["trade_symbol_exchange_ts"]
     assert "UNIQUE" in idx["trade_key"]
 
@@ -82,9 +86,14 @@ def test_newer_schema_is_refused(pg_db):  # noqa: F811
 def test_a_foreign_table_in_the_way_is_refused(pg_db):  # noqa: F811
     with psycopg.connect(pg_db) as conn:
         conn.execute("CREATE TABLE book (id int)")
-    with pytest.raises(StoreError, match="table book already exists and was not created by algo-trade"):
+    with pytest.raises(
+        StoreError, match="table book already exists and was not created by algo-trade"
+    ):
         PostgresStore(pg_db)
-    assert _count(pg_db, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'trade'") == 0
+    assert (
+        _count(pg_db, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'trade'")
+        == 0
+    )
 
 
 def test_daily_partitions_are_created_ahead(pg, pg_db):  # noqa: F811
@@ -245,8 +254,12 @@ def test_large_scans_stream_in_bounded_batches(pg, monkeypatch):
         assert len(sizes) == 50 and max(sizes) == 1_000
         step = -1 if descending else 1
         np.testing.assert_array_equal(np.concatenate(ts), books.column("ts").to_numpy()[::step])
-        np.testing.assert_array_equal(np.concatenate(ask), books.column("ask_sz_19").to_numpy()[::step])
-    only_ts = [b.column("ts").to_numpy() for b in pg.scan("book", "sim", BTC, T0, T0 + DAY, columns=["ts"])]
+        np.testing.assert_array_equal(
+            np.concatenate(ask), books.column("ask_sz_19").to_numpy()[::step]
+        )
+    only_ts = [
+        b.column("ts").to_numpy() for b in pg.scan("book", "sim", BTC, T0, T0 + DAY, columns=["ts"])
+    ]
     np.testing.assert_array_equal(np.concatenate(only_ts), books.column("ts").to_numpy())
     trades = make_trades(20_000)
     pg.write("trade", trades)
@@ -266,9 +279,13 @@ def test_abandoned_scan_leaves_the_store_usable(pg):
 def test_column_subset_and_descending_limit_on_books(pg):
     books = make_books(1_000, depth=20)
     pg.write("book", books)
-    got = read_table(pg, "book", "sim", BTC, T0, T0 + DAY, columns=["ts", "ask_sz_19", "symbol"], limit=5)
+    got = read_table(
+        pg, "book", "sim", BTC, T0, T0 + DAY, columns=["ts", "ask_sz_19", "symbol"], limit=5
+    )
     assert got.column_names == ["ts", "ask_sz_19", "symbol"]
-    np.testing.assert_array_equal(got.column("ask_sz_19").to_numpy(), books.column("ask_sz_19").to_numpy()[:5])
+    np.testing.assert_array_equal(
+        got.column("ask_sz_19").to_numpy(), books.column("ask_sz_19").to_numpy()[:5]
+    )
     last = pg.latest("book", "sim", BTC, 2)
     assert last.column("ts").to_pylist() == [T0 + 998 * SEC, T0 + 999 * SEC]
 
@@ -283,7 +300,9 @@ def test_a_book_row_changed_outside_is_a_clear_error(pg, pg_db):  # noqa: F811
 
 def test_sql_function_reads_a_book_level(pg, pg_db):  # noqa: F811
     books = make_books(3, depth=4)
-    books = books.set_column(books.schema.get_field_index("ask_sz_3"), "ask_sz_3", pa.array([0.001, np.nan, 5e-324]))
+    books = books.set_column(
+        books.schema.get_field_index("ask_sz_3"), "ask_sz_3", pa.array([0.001, np.nan, 5e-324])
+    )
     px = books.column("ask_px_3").to_numpy().copy()
     px[1] = np.nan  # a NaN-padded level
     books = books.set_column(books.schema.get_field_index("ask_px_3"), "ask_px_3", pa.array(px))
@@ -301,7 +320,9 @@ def test_pgcopy_roundtrips_every_field_type():
     cols = [
         pgcopy.fixed_column(pgcopy.I8, np.array([0, -1, 2**62, -(2**63), 7])),
         pgcopy.fixed_column(pgcopy.F8, np.array([0.5, -0.0, np.inf, np.nan, 1e-310])),
-        pgcopy.fixed_column(pgcopy.I2, np.array([1, -1, 0, 1, -1], dtype=np.int8), np.array([1, 1, 0, 1, 1], bool)),
+        pgcopy.fixed_column(
+            pgcopy.I2, np.array([1, -1, 0, 1, -1], dtype=np.int8), np.array([1, 1, 0, 1, 1], bool)
+        ),
         pgcopy.fixed_column(pgcopy.BOOL, np.array([True, False, True, True, False])),
         pgcopy.text_column(pa.array(["a", None, "", "ünï", "x'; --"])),
         pgcopy.packed_column([np.arange(n) + 0.5, -np.arange(n, dtype=float)]),
@@ -324,9 +345,18 @@ def test_connection_problems_are_one_line_without_the_password(pg_url, pg_db):  
 
     d = conninfo_to_dict(pg_url)
     bad = [
-        (f"postgresql://{d['user']}:{PASSWORD}@127.0.0.1:1/{d['dbname']}", "cannot reach PostgreSQL"),
-        (f"postgresql://{d['user']}:wrong-{PASSWORD}@{d['host']}:{d['port']}/{d['dbname']}", "refused the login"),
-        (f"postgresql://{d['user']}:{PASSWORD}@{d['host']}:{d['port']}/no_such_db", "does not exist"),
+        (
+            f"postgresql://{d['user']}:{PASSWORD}@127.0.0.1:1/{d['dbname']}",
+            "cannot reach PostgreSQL",
+        ),
+        (
+            f"postgresql://{d['user']}:wrong-{PASSWORD}@{d['host']}:{d['port']}/{d['dbname']}",
+            "refused the login",
+        ),
+        (
+            f"postgresql://{d['user']}:{PASSWORD}@{d['host']}:{d['port']}/no_such_db",
+            "does not exist",
+        ),
         (f"postgresql://{d['user']}:{PASSWORD}@{d['host']}:notaport/x", "PostgreSQL"),
     ]
     for url, message in bad:
@@ -356,7 +386,9 @@ def test_cli_bad_server_exits_2_with_one_line(capsys, pg_url):  # noqa: F811
 
 # ---------------------------------------------------------------------- CLI
 def test_cli_init_generate_stats_copy_both_ways(pg_db, tmp_path, capsys, monkeypatch):  # noqa: F811
-    code, out, _ = run_cli(["db", "init", "--db", pg_db, "--compress-after", "3d", "--json"], capsys)
+    code, out, _ = run_cli(
+        ["db", "init", "--db", pg_db, "--compress-after", "3d", "--json"], capsys
+    )
     assert code == 0
     info = json.loads(out)
     assert info["applied"] == [1] and info["version"] == 1
@@ -365,7 +397,8 @@ def test_cli_init_generate_stats_copy_both_ways(pg_db, tmp_path, capsys, monkeyp
     # ALGO_TRADE_DB selects the database for every command.
     monkeypatch.setenv("ALGO_TRADE_DB", pg_db)
     code, out, _ = run_cli(
-        ["generate", "--symbols", BTC, "--days", "0.02", "--depth", "5", "--seed", "1", "--json"], capsys
+        ["generate", "--symbols", BTC, "--days", "0.02", "--depth", "5", "--seed", "1", "--json"],
+        capsys,
     )
     assert code == 0 and PASSWORD not in out
     written = json.loads(out)["written"]
@@ -374,7 +407,13 @@ def test_cli_init_generate_stats_copy_both_ways(pg_db, tmp_path, capsys, monkeyp
     stats = json.loads(out)
     rows = {(r["kind"], r["symbol"]): r["rows"] for r in stats["datasets"]}
     assert rows[("book", BTC)] == written["book"]
-    assert {t["table"] for t in stats["tables"]} == {"book", "funding", "liquidation", "trade", "bar"}
+    assert {t["table"] for t in stats["tables"]} == {
+        "book",
+        "funding",
+        "liquidation",
+        "trade",
+        "bar",
+    }
     code, out, _ = run_cli(["db", "compress", "--json"], capsys)
     assert code == 0 and "compressed_chunks" in json.loads(out)
     monkeypatch.delenv("ALGO_TRADE_DB")
@@ -426,18 +465,29 @@ def test_cli_init_refuses_a_lake(capsys, tmp_path):
 
 # ---------------------------------------------------------------------- TimescaleDB
 def _has_timescale(url: str) -> bool:
-    return bool(_count(url, "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"))
+    return bool(
+        _count(url, "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'")
+    )
 
 
 def test_timescale_hypertables_compression_and_policies(pg_db):  # noqa: F811
     if not _has_timescale(pg_db):
-        pytest.skip("the timescaledb extension is not installed on this PostgreSQL server (no package for it here)")
+        pytest.skip(
+            "the timescaledb extension is not installed on this PostgreSQL server (no package for it here)"
+        )
     store = PostgresStore(pg_db, init=InitOptions(compress_after_ns=DAY, retain_ns=400 * DAY))
     try:
         assert store.backend == "timescaledb"
         with psycopg.connect(pg_db) as conn:
-            hyper = {r[0] for r in conn.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")}
-            jobs = {r[0] for r in conn.execute("SELECT proc_name FROM timescaledb_information.jobs")}
+            hyper = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT hypertable_name FROM timescaledb_information.hypertables"
+                )
+            }
+            jobs = {
+                r[0] for r in conn.execute("SELECT proc_name FROM timescaledb_information.jobs")
+            }
         assert hyper == {"book", "funding", "liquidation", "trade", "bar"}
         assert {"policy_compression", "policy_retention"} <= jobs
         store.write("book", make_books(2_000, depth=20))

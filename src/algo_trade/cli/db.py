@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import typer
 
-from algo_trade.cli.common import DEFAULT_HOME, Db, Home, Json, console, emit_json, rich_table, store_from
+from algo_trade.cli.common import (
+    DEFAULT_HOME,
+    Db,
+    Home,
+    Json,
+    console,
+    emit_json,
+    rich_table,
+    store_from,
+)
 from algo_trade.timeutil import fmt_ns
 
-db_app = typer.Typer(help="Inspect and maintain the store (lake or PostgreSQL).", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Inspect and maintain the store (lake or PostgreSQL).", no_args_is_help=True
+)
 
 
 def stats_rows(store) -> list[dict]:
@@ -34,16 +45,24 @@ def print_stats(store, json_mode: bool) -> None:
     if json_mode:
         emit_json(rows)
     elif not rows:
-        console.print(f"the store {getattr(store, 'url', '')} holds no data yet; try `algo-trade generate`")
+        console.print(
+            f"the store {getattr(store, 'url', '')} holds no data yet; try `algo-trade generate`"
+        )
     else:
         console.print(rich_table(f"store {getattr(store, 'url', '')}", rows))
     table_stats = getattr(store, "table_stats", None)
     if table_stats is not None and not json_mode:
-        console.print(rich_table("tables (partitions or chunks, bytes before/after compression)", table_stats()))
+        console.print(
+            rich_table(
+                "tables (partitions or chunks, bytes before/after compression)", table_stats()
+            )
+        )
 
 
 @db_app.command("stats")
-def stats_cmd(home: Home = DEFAULT_HOME, db: Db = None, json: bool = typer.Option(False, "--json")) -> None:
+def stats_cmd(
+    home: Home = DEFAULT_HOME, db: Db = None, json: bool = typer.Option(False, "--json")
+) -> None:
     """Rows, time span and bytes on disk per kind/exchange/symbol.
 
     Example: algo-trade db stats --json
@@ -85,10 +104,18 @@ def _require_db(db: str | None, command: str) -> str:
 @db_app.command("init")
 def init_cmd(
     db: Db = None,
-    chunk_interval: str = typer.Option("1d", "--chunk-interval", help="Time span of one chunk/partition."),
-    compress_after: str = typer.Option("7d", "--compress-after", help="Compress chunks older than this (TimescaleDB)."),
-    retain: str | None = typer.Option(None, "--retain", help="Drop chunks older than this (TimescaleDB), e.g. 365d."),
-    no_timescale: bool = typer.Option(False, "--no-timescale", help="Plain partitioned tables even if TimescaleDB is there."),
+    chunk_interval: str = typer.Option(
+        "1d", "--chunk-interval", help="Time span of one chunk/partition."
+    ),
+    compress_after: str = typer.Option(
+        "7d", "--compress-after", help="Compress chunks older than this (TimescaleDB)."
+    ),
+    retain: str | None = typer.Option(
+        None, "--retain", help="Drop chunks older than this (TimescaleDB), e.g. 365d."
+    ),
+    no_timescale: bool = typer.Option(
+        False, "--no-timescale", help="Plain partitioned tables even if TimescaleDB is there."
+    ),
     json: Json = False,
 ) -> None:
     """Create the schema in a PostgreSQL database (idempotent; re-running applies new policies).
@@ -113,7 +140,14 @@ def init_cmd(
     except psycopg.OperationalError as exc:
         raise _connect_error(exc, url) from None
     if json:
-        emit_json({"backend": report.backend, "version": report.version, "applied": report.applied, "notes": report.notes})
+        emit_json(
+            {
+                "backend": report.backend,
+                "version": report.version,
+                "applied": report.applied,
+                "notes": report.notes,
+            }
+        )
         return
     console.print(describe(report))
     for note in report.notes:
@@ -123,7 +157,9 @@ def init_cmd(
 @db_app.command("compress")
 def compress_cmd(
     db: Db = None,
-    older_than: str | None = typer.Option(None, "--older-than", help="Compress chunks older than this (default: the policy's age)."),
+    older_than: str | None = typer.Option(
+        None, "--older-than", help="Compress chunks older than this (default: the policy's age)."
+    ),
     json: Json = False,
 ) -> None:
     """Compress eligible TimescaleDB chunks now and say what was done.
@@ -150,7 +186,9 @@ def compress_cmd(
 @db_app.command("copy")
 def copy_cmd(
     src: str = typer.Option(..., "--from", help="Source: a postgresql:// URL or a lake data home."),
-    dst: str = typer.Option(..., "--to", help="Destination: a postgresql:// URL or a lake data home."),
+    dst: str = typer.Option(
+        ..., "--to", help="Destination: a postgresql:// URL or a lake data home."
+    ),
     start: str = typer.Option(..., "--start", help="First time to copy (UTC, inclusive)."),
     end: str = typer.Option(..., "--end", help="End of the range (UTC, exclusive)."),
     kind: str | None = typer.Option(None, "--kind", help="Only this record kind."),
@@ -174,7 +212,9 @@ def copy_cmd(
     try:
         target = open_store(dst)
         try:
-            rows = copy_between(source, target, start, end, [kind] if kind else None, exchange, symbol)
+            rows = copy_between(
+                source, target, start, end, [kind] if kind else None, exchange, symbol
+            )
         finally:
             target.close()
     finally:
@@ -184,7 +224,11 @@ def copy_cmd(
     elif not rows:
         console.print("nothing to copy: the source holds no matching datasets")
     else:
-        console.print(rich_table(f"copied {getattr(source, 'url', src)} -> {getattr(target, 'url', dst)}", rows))
+        console.print(
+            rich_table(
+                f"copied {getattr(source, 'url', src)} -> {getattr(target, 'url', dst)}", rows
+            )
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -685,9 +685,7 @@ class PostgresStore:
             yield from self._scan_book(exchange, symbol, depth, s, e, cols, limit, descending)
             return
         levels = [c for c in cols if c not in ("ts", "exchange", "symbol")]
-        select = [("ts", pgcopy.I8)] + [
-            (c, code) for c, _, code in _COLUMNS[kind] if c in levels
-        ]
+        select = [("ts", pgcopy.I8)] + [(c, code) for c, _, code in _COLUMNS[kind] if c in levels]
         query = (
             f"COPY (SELECT {', '.join(c for c, _ in select)} FROM {kind}"
             " WHERE symbol = current_setting('algo_trade.symbol')"

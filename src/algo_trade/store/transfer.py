@@ -32,7 +32,11 @@ def copy_between(
     kinds = [check_kind(k) for k in kinds] if kinds else None
     report = []
     for kind, ex, sym in src.symbols():
-        if (kinds and kind not in kinds) or (exchange and ex != exchange) or (symbol and sym != symbol):
+        if (
+            (kinds and kind not in kinds)
+            or (exchange and ex != exchange)
+            or (symbol and sym != symbol)
+        ):
             continue
         done = WriteResult()
         pending: list[pa.RecordBatch] = []
