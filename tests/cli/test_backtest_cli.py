@@ -44,7 +44,9 @@ def test_cli_matches_python_api_and_writes_files(home, tmp_path, capsys):
     assert code == 0
     got = json.loads(out)
     data = algo_trade.load(home, "sim", SYM, "2024-01-01", "2024-01-01T09:00")
-    want = algo_trade.backtest(data, "sma_cross", {"fast": 5, "slow": 30}, fee_taker_bps=4, fill_at="close")
+    want = algo_trade.backtest(
+        data, "sma_cross", {"fast": 5, "slow": 30}, fee_taker_bps=4, fill_at="close"
+    )
     assert got["stats"]["final_equity"] == pytest.approx(want.stats["final_equity"], rel=1e-12)
     assert got["stats"]["orders"] == want.stats["orders"] > 0
     assert got["stats"]["events"] == 9 * 60  # 1m bars over 9 hours

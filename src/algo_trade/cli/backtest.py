@@ -72,7 +72,9 @@ def run_backtest_cli(
         raise ConfigError(f"--mode must be bars or book, got {mode!r}")
     kinds = kinds_for(strategy, mode)
     with stages.stage("load"):
-        data = algo_trade.load(store, exchange, symbol, start, end, kinds=kinds, bar=bar if mode == "bars" else None)
+        data = algo_trade.load(
+            store, exchange, symbol, start, end, kinds=kinds, bar=bar if mode == "bars" else None
+        )
     res = algo_trade.backtest(data, strategy, params=params, mode=mode, stages=stages, **settings)
     res.exchange, res.symbol = exchange, symbol
     return res
@@ -92,7 +94,9 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Strategy name (see --list) or module:function of your own."),
         ] = "sma_cross",
         symbol: Annotated[str | None, typer.Option(help="Symbol, e.g. BTC-USDT-PERP.")] = None,
-        start: Annotated[str | None, typer.Option(help="Start (UTC, inclusive), e.g. 2024-01-01.")] = None,
+        start: Annotated[
+            str | None, typer.Option(help="Start (UTC, inclusive), e.g. 2024-01-01.")
+        ] = None,
         end: Annotated[str | None, typer.Option(help="End (UTC, exclusive).")] = None,
         exchange: Annotated[str, typer.Option(help="Exchange of the data.")] = "sim",
         param: Annotated[
@@ -100,29 +104,45 @@ def register(app: typer.Typer) -> None:
         ] = None,
         mode: Annotated[str, typer.Option(help="bars (OHLC) or book (L2 snapshots).")] = "bars",
         bar: Annotated[
-            str | None, typer.Option(help="Bar length in bars mode (1m, 5m, 1h); default: as stored.")
+            str | None,
+            typer.Option(help="Bar length in bars mode (1m, 5m, 1h); default: as stored."),
         ] = None,
         init_cash: Annotated[float, typer.Option(help="Starting equity.")] = 10_000.0,
-        fee_taker_bps: Annotated[float, typer.Option(help="Taker fee, bps of traded notional.")] = 5.0,
-        fee_maker_bps: Annotated[float, typer.Option(help="Maker fee, bps (no limit orders yet).")] = 2.0,
+        fee_taker_bps: Annotated[
+            float, typer.Option(help="Taker fee, bps of traded notional.")
+        ] = 5.0,
+        fee_maker_bps: Annotated[
+            float, typer.Option(help="Maker fee, bps (no limit orders yet).")
+        ] = 2.0,
         fill_at: Annotated[
-            str, typer.Option(help="next (next bar's open / next snapshot after latency) or close (bars).")
+            str,
+            typer.Option(
+                help="next (next bar's open / next snapshot after latency) or close (bars)."
+            ),
         ] = "next",
         slippage_bps: Annotated[float, typer.Option(help="Bars: fill this many bps worse.")] = 0.0,
-        leverage: Annotated[float, typer.Option(help="Target 1 = notional of leverage x equity.")] = 1.0,
+        leverage: Annotated[
+            float, typer.Option(help="Target 1 = notional of leverage x equity.")
+        ] = 1.0,
         maintenance_margin: Annotated[
             float, typer.Option(help="Fraction of notional; below it the position is liquidated.")
         ] = 0.005,
-        latency_ms: Annotated[float, typer.Option(help="Book mode: order reaches the book this late.")] = 0.0,
+        latency_ms: Annotated[
+            float, typer.Option(help="Book mode: order reaches the book this late.")
+        ] = 0.0,
         rebalance: Annotated[
-            bool, typer.Option("--rebalance", help="Trade back to the target fraction at every event.")
+            bool,
+            typer.Option("--rebalance", help="Trade back to the target fraction at every event."),
         ] = False,
-        report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here.")] = None,
+        report: Annotated[
+            Path | None, typer.Option(help="Write a self-contained HTML report here.")
+        ] = None,
         trades_out: Annotated[
             Path | None, typer.Option("--trades-out", help="Write round trips to .parquet or .csv.")
         ] = None,
         equity_out: Annotated[
-            Path | None, typer.Option("--equity-out", help="Write equity and positions to .parquet or .csv.")
+            Path | None,
+            typer.Option("--equity-out", help="Write equity and positions to .parquet or .csv."),
         ] = None,
         list_strategies: Annotated[
             bool, typer.Option("--list", help="List the strategies with their parameters and exit.")
@@ -143,9 +163,13 @@ def register(app: typer.Typer) -> None:
             rows = strategies.describe()
             emit_json(rows) if json else console.print(rich_table("strategies", rows))
             return
-        missing = [n for n, v in (("--symbol", symbol), ("--start", start), ("--end", end)) if not v]
+        missing = [
+            n for n, v in (("--symbol", symbol), ("--start", start), ("--end", end)) if not v
+        ]
         if missing:
-            raise ConfigError(f"missing {', '.join(missing)}: e.g. --symbol BTC-USDT-PERP --start 2024-01-01 --end 2024-01-02")
+            raise ConfigError(
+                f"missing {', '.join(missing)}: e.g. --symbol BTC-USDT-PERP --start 2024-01-01 --end 2024-01-02"
+            )
         settings = {
             "init_cash": init_cash, "fee_taker_bps": fee_taker_bps, "fee_maker_bps": fee_maker_bps,
             "fill_at": fill_at, "slippage_bps": slippage_bps, "leverage": leverage,
@@ -162,7 +186,9 @@ def register(app: typer.Typer) -> None:
                 if trades_out is not None:
                     out["trades_file"] = str(write_table(res.trades, trades_out))
                 if equity_out is not None:
-                    out["equity_file"] = str(write_table(res.equity.join(res.positions), equity_out))
+                    out["equity_file"] = str(
+                        write_table(res.equity.join(res.positions), equity_out)
+                    )
         if json:
             emit_json(out)
             return

@@ -20,7 +20,9 @@ MAX_POINTS = 4000
 MAX_FILLS = 5000
 
 
-def thin(index: pd.Index, values: np.ndarray, max_points: int = MAX_POINTS) -> tuple[pd.Index, np.ndarray]:
+def thin(
+    index: pd.Index, values: np.ndarray, max_points: int = MAX_POINTS
+) -> tuple[pd.Index, np.ndarray]:
     """At most about `max_points` points of a line, keeping each bucket's first, min and max."""
     n = len(values)
     if n <= max_points:
@@ -55,7 +57,13 @@ def figure(result: Any) -> Any:
         shared_xaxes=True,
         vertical_spacing=0.025,
         row_heights=[0.34, 0.22, 0.14, 0.15, 0.15],
-        subplot_titles=("price and fills", "equity", "drawdown", "position (qty)", "funding (cumulative, + = paid)"),
+        subplot_titles=(
+            "price and fills",
+            "equity",
+            "drawdown",
+            "position (qty)",
+            "funding (cumulative, + = paid)",
+        ),
     )
     x, y = thin(pos.index, pos["price"].to_numpy())
     fig.add_trace(go.Scattergl(x=x, y=y, name="price", line={"width": 1, "color": "#444"}), 1, 1)
@@ -64,7 +72,12 @@ def figure(result: Any) -> Any:
         fills = fills.iloc[np.linspace(0, len(fills) - 1, MAX_FILLS).astype(np.int64)]
     for label, mask, symbol, color in (
         ("buy", (fills["side"] > 0) & (fills["kind"] != "liquidation"), "triangle-up", "#1a9850"),
-        ("sell", (fills["side"] < 0) & (fills["kind"] != "liquidation"), "triangle-down", "#d73027"),
+        (
+            "sell",
+            (fills["side"] < 0) & (fills["kind"] != "liquidation"),
+            "triangle-down",
+            "#d73027",
+        ),
         ("liquidation", fills["kind"] == "liquidation", "x", "#7b3294"),
     ):
         f = fills[mask]
@@ -86,13 +99,17 @@ def figure(result: Any) -> Any:
     ):
         x, y = thin(series.index, series.to_numpy())
         fill = "tozeroy" if row in (3, 4) else None
-        fig.add_trace(go.Scattergl(x=x, y=y, name=name, fill=fill, line={"width": 1, "color": color}), row, 1)
+        fig.add_trace(
+            go.Scattergl(x=x, y=y, name=name, fill=fill, line={"width": 1, "color": color}), row, 1
+        )
     title = f"{result.strategy} {result.params} — {result.mode} mode"
     if result.symbol:
         title += f" — {result.exchange}/{result.symbol}"
     if sampled:
         title += f" (fills sampled: {MAX_FILLS:,} of {len(result.fills):,} drawn)"
-    fig.update_layout(title=title, height=1000, hovermode="x unified", template="plotly_white", showlegend=True)
+    fig.update_layout(
+        title=title, height=1000, hovermode="x unified", template="plotly_white", showlegend=True
+    )
     fig.update_yaxes(tickformat=".1%", row=3, col=1)
     return fig
 
