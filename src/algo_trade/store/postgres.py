@@ -1078,6 +1078,7 @@ def _book_layout(depth: int) -> tuple[pa.Schema, dict[str, int]]:
 def _book_batch(ts, matrix, cols, exchange, symbol, depth) -> pa.RecordBatch:
     schema, index = _book_layout(depth)
     n = len(ts)
+    flat = pa.array(matrix.reshape(-1)) if matrix.size else None  # one array, sliced per level
     out = []
     for name in cols:
         if name == "ts":
@@ -1087,7 +1088,7 @@ def _book_batch(ts, matrix, cols, exchange, symbol, depth) -> pa.RecordBatch:
         elif name == "symbol":
             out.append(label_array(symbol, n))
         else:
-            out.append(pa.array(matrix[index[name]]))
+            out.append(flat.slice(index[name] * n, n))
     if len(cols) != len(schema) or cols != schema.names:
         schema = pa.schema([schema.field(c) for c in cols])
     return pa.RecordBatch.from_arrays(out, schema=schema)
