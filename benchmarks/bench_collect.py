@@ -1,7 +1,7 @@
 """Live collector at full speed: loopback replay of the real Binance capture into the lake.
 
 The replay server runs in its own process (`python -m algo_trade.testing.replay`),
-paced at 750x recorded speed (~52,000 msg/s offered, in the capture's mix), looping
+paced at 900x recorded speed (~62,000 msg/s offered, in the capture's mix), looping
 tests/data's real Binance USD-M capture with times, update ids and trade ids
 moved forward each loop (so every loop is new data with continuous ``pu``/``u``
 sequences). `algo-trade collect` (a real process, fsync on) subscribes to depth diffs,
@@ -43,11 +43,11 @@ CAPTURE = DATA / "binance_usdm_btcusdt_20230404_head3000.gz"
 INFO = DATA / "binance_exchangeinfo_20210722_subset.json"
 SYM = "BTC-USDT-PERP"
 STREAMS = ["btcusdt@depth@100ms", "btcusdt@trade", "btcusdt@markPrice@1s"]
-# The capture's subscribed frames come at ~69/s; replayed 750x faster the server offers
-# ~52,000 msg/s (just over the target) in the capture's own mix (65% depth diffs, 33%
+# The capture's subscribed frames come at ~69/s; replayed 900x faster the server offers
+# ~62,000 msg/s (above the target) in the capture's own mix (65% depth diffs, 33%
 # trades, 1% mark price). What the collector cannot take waits in TCP: the server falls
 # behind schedule, the measured rate drops below the offer, and the mix drifts.
-SPEED = 750
+SPEED = 900
 
 
 def _free_port() -> int:
