@@ -219,12 +219,29 @@ def register(app: typer.Typer) -> None:
             emit_json(summary)
         else:
             streams_rows = summary.pop("streams")
-            console.print(rich_table("collected", streams_rows))
+            cols = [
+                "exchange",
+                "stream",
+                "messages",
+                "rows_written",
+                "reconnects",
+                "resyncs",
+                "malformed",
+            ]
+            console.print(rich_table("collected", streams_rows, cols))
+            p99 = summary["lag_p99_s"]
+            rejected = sum(summary["rejected"].values())
             console.print(
-                f"rows written {summary['rows_written']:,} · malformed {summary['malformed']} · "
-                f"resyncs {summary['resyncs']} · reconnects {summary['reconnects']} · "
-                f"left in spool {summary['left_in_spool']:,} · lag p99 {summary['lag_p99_s']}"
+                f"rows written {summary['rows_written']:,} · rejected {rejected:,} · "
+                f"malformed {summary['malformed']} · resyncs {summary['resyncs']} · "
+                f"reconnects {summary['reconnects']} · left in spool {summary['left_in_spool']:,} · "
+                f"lag p99 {'-' if p99 is None else f'{p99:.2f} s'}"
             )
+            if summary["left_in_spool"]:
+                console.print(
+                    f"{summary['left_in_spool']:,} rows wait in the spool (the store did not take "
+                    "them in time); the next `algo-trade collect` writes them first"
+                )
 
     from algo_trade.cli.db import db_app
 
