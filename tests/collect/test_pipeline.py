@@ -567,3 +567,37 @@ def test_silent_liquidation_stream_is_not_taken_for_a_stall(tmp_path):
     summary = run(main())
     rec = {r["stream"]: r["reconnects"] for r in summary["streams"]}
     assert rec["liquidation"] == 0 and rec["trade"] >= 1  # the trade stream went quiet: a stall
+
+
+def test_spool_failure_stops_the_collector_with_a_clear_error(tmp_path, monkeypatch):
+    """A full disk (simulated: no real one can be filled safely here) must not leave a
+    collector running that stores nothing: it stops, says why, keeps what it spooled."""
+    from algo_trade.collect import spool as spool_mod
+
+    real_append = spool_mod.Spool.append
+    calls = []
+
+    def append(self, kind, table):  # noqa: ANN001, ANN202
+        calls.append(kind)
+        if len(calls) > 2:
+            raise OSError(28, "No space left on device")
+        return real_append(self, kind, table)
+
+    monkeypatch.setattr(spool_mod.Spool, "append", append)
+    srv = binance_server(speed=5)
+
+    async def main():
+        await srv.start()
+        col = Collector(config(tmp_path, {"binance": srv}, streams=("trade",)), LakeStore(tmp_path))
+        try:
+            with pytest.raises(StoreError, match="No space left on device") as exc:
+                await drive(col, lambda: False, timeout_s=30)
+        finally:
+            await srv.stop()
+        return str(exc.value)
+
+    msg = run(main())
+    assert "spool" in msg and "\n" not in msg
+    assert (
+        scan_all(LakeStore(tmp_path), "trade", "binance", SYM).num_rows > 0
+    )  # the first two flushes

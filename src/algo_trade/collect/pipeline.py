@@ -36,7 +36,7 @@ import pyarrow as pa
 from algo_trade.collect.events import EventLog
 from algo_trade.collect.rawlog import RawRecorder
 from algo_trade.collect.spool import Spool
-from algo_trade.errors import ConfigError
+from algo_trade.errors import ConfigError, StoreError
 from algo_trade.exchanges import EXCHANGES, binance, bybit, hyperliquid, normalizer_for
 from algo_trade.exchanges.base import STREAMS
 
@@ -289,6 +289,7 @@ class Venue:
         if self.exchange == "hyperliquid" and "funding" in self.streams:
             self.tasks.append(loop.create_task(self._poll_funding()))
         self.consumer = loop.create_task(self._consume())
+        self.consumer.add_done_callback(self.c._consumer_done)
 
     async def _connection(
         self, stream: str, url: str, subs: list[bytes], ping: bytes | None
@@ -502,6 +503,7 @@ class Collector:
         self._stop: asyncio.Event | None = None
         self.http = None
         self.ws_http = None
+        self.failure: BaseException | None = None
         self._spool_exec = ThreadPoolExecutor(1, thread_name_prefix="collect-spool")
         self._inflight: collections.deque[asyncio.Future] = collections.deque()
         self.metrics = None
@@ -617,9 +619,13 @@ class Collector:
                     t.cancel()
             await asyncio.gather(*(t for v in self.venues for t in v.tasks), return_exceptions=True)
             for v in self.venues:
-                await v.queue.put((-1, "stop", "", ""))
+                if not v.consumer.done():
+                    await v.queue.put((-1, "stop", "", ""))
             await asyncio.gather(*(v.consumer for v in self.venues), return_exceptions=True)
-            await self.drain_spooling()
+            try:
+                await self.drain_spooling()
+            except Exception as exc:  # noqa: BLE001 - reported below, after the cleanup
+                self.failure = self.failure or exc
         finally:
             await self.http.close()
             await self.ws_http.close()
@@ -631,7 +637,22 @@ class Collector:
             self.spool.close()
             if self.metrics is not None:
                 self.metrics.shutdown()
+        if self.failure is not None:
+            raise StoreError(
+                f"collection stopped: the write-ahead spool {self.spool.root} failed "
+                f"({self.failure}); fix it (e.g. free disk space) and start again: what "
+                "was spooled is replayed"
+            ) from None
         return self.summary()
+
+    def _consumer_done(self, task: asyncio.Task) -> None:
+        """A consumer ended by an error (the spool failed): stop everything, loudly."""
+        if task.cancelled() or task.exception() is None:
+            return
+        self.failure = self.failure or task.exception()
+        log.error("collection stopping: %s", task.exception())
+        if self._stop is not None:
+            self._stop.set()
 
     # ------------------------------------------------------------ numbers
     def rows(self) -> list[dict]:
