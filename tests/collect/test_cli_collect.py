@@ -245,3 +245,20 @@ def test_db_coverage_json(tmp_path, capsys):
     )
     assert first["gaps"] == "Connection lost"
     assert (h0, "book") not in rows  # no book data, no book gaps: not reported
+
+
+def test_profile_and_memory_profile_of_a_collect_run(tmp_path):
+    """--profile writes a pyinstrument page and --profile-memory prints the stage table;
+    the run still stores what it was sent."""
+    srv = binance_server()
+    prof = tmp_path / "collect-profile.html"
+    with ServerThread(srv):
+        p = _collect_proc(
+            tmp_path, srv, "--duration", "3s", "--profile", str(prof), "--profile-memory"
+        )
+        out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert json.loads(out)["dropped"] == 0
+    assert prof.stat().st_size > 1000 and "pyinstrument" in prof.read_text().lower()
+    assert "peak traced Python memory" in err and "collect" in err
+    assert scan_all(LakeStore(tmp_path), "trade", "binance", SYM).num_rows > 0

@@ -16,9 +16,12 @@ from algo_trade.cli.common import (
     Db,
     Home,
     Json,
+    Profile,
+    ProfileMemory,
     console,
     emit_json,
     rich_table,
+    run_context,
     store_from,
 )
 from algo_trade.errors import ConfigError, ExchangeError
@@ -155,6 +158,8 @@ def register(app: typer.Typer) -> None:
         home: Home = DEFAULT_HOME,
         db: Db = None,
         json: Json = False,
+        profile: Profile = None,
+        profile_memory: ProfileMemory = False,
     ) -> None:
         """Collect live order books, funding, liquidations and trades until Ctrl-C/SIGTERM or --duration.
 
@@ -213,8 +218,11 @@ def register(app: typer.Typer) -> None:
         for ex in exs:  # each venue's symbol mapping, before any network call
             normalizer_for(ex, syms, depth, cfg.book_interval_ns)
         preflight(exs, syms, urls)
-        store = store_from(home, db)
-        summary = run_collector(cfg, store, status=not (no_status or json) and sys.stdout.isatty())
+        with run_context(profile, profile_memory, json) as stages, stages.stage("collect"):
+            store = store_from(home, db)
+            summary = run_collector(
+                cfg, store, status=not (no_status or json) and sys.stdout.isatty()
+            )
         if json:
             emit_json(summary)
         else:
