@@ -490,7 +490,8 @@ class PostgresStore:
         if self.backend == "partitions":
             self._ensure_partitions(kind, t.column("ts").to_numpy())
         n = t.num_rows
-        for attempt in ("direct", "staged"):
+        # A deadlock between writers of overlapping batches rolls one back: it tries again.
+        for attempt in ("direct", "staged", "staged"):
             try:
                 with self._pool.connection() as conn:
                     if attempt == "direct" and self._any_stored(conn, kind, groups):
@@ -507,13 +508,14 @@ class PostgresStore:
                 result.written += total
                 result.duplicates += n - total
                 return result
-            except psycopg.errors.UniqueViolation:
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
                 continue  # a concurrent writer, or duplicates inside the batch: go through staging
             except psycopg.Error as exc:
                 raise self._fail(exc, "writing") from None
-        raise StoreError(
-            f"PostgreSQL at {self.display_url}: could not store a {kind} batch"
-        )  # pragma: no cover
+        raise StoreError(  # pragma: no cover - needs three deadlocks in a row
+            f"PostgreSQL at {self.display_url}: a {kind} batch kept colliding with concurrent"
+            " writers (deadlocks); nothing of it was stored, write it again"
+        )
 
     async def write_async(self, kind: str, table: pa.Table) -> WriteResult:
         """`write` from asyncio code: runs in a worker thread (encoding and COPY release the GIL)."""
@@ -575,7 +577,7 @@ class PostgresStore:
     def _record(self, cur, kind: str, written: dict, depth: int | None) -> None:
         if not written:
             return
-        keys = list(written)
+        keys = sorted(written)  # one lock order for every writer: no deadlocks on this table
         cur.execute(
             "INSERT INTO algo_trade_datasets AS d (kind, exchange, symbol, depth, rows, first_ts, last_ts, version)"
             " SELECT %s, e, s, %s, n, lo, hi, 1 FROM unnest(%s::text[], %s::text[], %s::bigint[],"
