@@ -206,6 +206,19 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_db(pg_url: str) -> str:
-    """URL of a fresh, empty database (dropped with the server at session end)."""
-    return create_database(pg_url)
+def pg_db(pg_url: str) -> Iterator[str]:
+    """URL of a fresh, empty database, dropped after the test (an existing server given by
+    ALGO_TRADE_TEST_DB keeps no leftovers)."""
+    import psycopg
+    from psycopg import sql
+
+    url = create_database(pg_url)
+    yield url
+    name = url.rpartition("/")[2].split("?", 1)[0]
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+    except psycopg.Error:
+        pass  # the session's own server is removed whole at the end anyway

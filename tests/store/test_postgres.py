@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import psycopg
+import psycopg.sql
 import pyarrow as pa
 import pytest
 
@@ -439,6 +440,9 @@ def test_cli_init_generate_stats_copy_both_ways(pg_db, tmp_path, capsys, monkeyp
     finally:
         a.close()
         b.close()
+        with psycopg.connect(pg_db, autocommit=True) as conn:
+            name = psycopg.sql.Identifier(other.rpartition("/")[2])
+            conn.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(name))
 
 
 def test_cli_schema_problems_exit_2_with_one_line(capsys, pg_db):  # noqa: F811
