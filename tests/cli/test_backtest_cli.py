@@ -111,3 +111,16 @@ def test_thin_keeps_extremes_and_ends():
     assert len(y) <= 3100 and y.max() == v.max() and y.min() == v.min()
     assert x[0] == 0 and x[-1] == len(v) - 1
     assert np.array_equal(y, v[np.asarray(x)])
+
+
+def test_profile_and_memory_profile_print_stages(home, tmp_path, capsys):
+    prof = tmp_path / "p.html"
+    code, out, _ = run(["backtest", "--home", str(home), "--symbol", SYM, "--start", "2024-01-01",
+                        "--end", "2024-01-01T03:00", "--profile", str(prof), "--profile-memory"], capsys)  # fmt: skip
+    assert code == 0 and prof.stat().st_size > 1000
+    for stage in ("load", "signals", "simulate", "metrics", "report"):
+        assert f"│ {stage}" in out
+    assert "peak traced Python memory" in out and "top allocation sites" in out
+    assert (
+        "pyinstrument" not in out.split("top allocation sites")[1]
+    )  # the profiler's own memory is left out
