@@ -74,30 +74,38 @@ def main() -> int:
             got = [
                 {"area": name, "name": "benchmark failed", "value": None, "unit": "", "ok": False}
             ]
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         for r in got:
             r.setdefault("area", name)
+            r.setdefault("measured", stamp)
             print(
                 f"   {r['name']}: {r['value']} {r.get('unit', '')}  target {r.get('target', '-')}  ok={r.get('ok', '-')}",
                 flush=True,
             )
         rows.extend(got)
         print(f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
-    out = {"machine": machine(), "quick": args.quick, "results": rows}
     suffix = "-quick" if args.quick else ""
+    previous = HERE / f"results{suffix}.json"
+    if only and previous.exists():  # --only re-measures some areas: keep the others' rows
+        kept = [r for r in json.loads(previous.read_text())["results"] if r["area"] not in only]
+        rows = sorted(kept + rows, key=lambda r: r["area"])  # stable: each area's order kept
+    out = {"machine": machine(), "quick": args.quick, "results": rows}
     (HERE / f"results{suffix}.json").write_text(json.dumps(out, indent=2, default=str))
     lines = [
         "# Benchmark results",
         "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in out["machine"].items()),
         "",
-        "| area | benchmark | value | unit | baseline (same run) | target | ok |",
-        "|---|---|---|---|---|---|---|",
+        "Each row's baseline was measured in the same run as the row; `measured` says when.",
+        "",
+        "| area | benchmark | value | unit | baseline (same run) | target | ok | measured |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         v = r["value"]
         vs = f"{v:,.4g}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
         lines.append(
-            f"| {r['area']} | {r['name']} | {vs} | {r.get('unit', '')} | {r.get('baseline', '')} | {r.get('target', '')} | {r.get('ok', '')} |"
+            f"| {r['area']} | {r['name']} | {vs} | {r.get('unit', '')} | {r.get('baseline', '')} | {r.get('target', '')} | {r.get('ok', '')} | {r.get('measured', '')} |"
         )
     notes = [r for r in rows if r.get("note")]
     if notes:
