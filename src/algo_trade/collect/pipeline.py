@@ -110,13 +110,15 @@ class _Item:
 class Writer(threading.Thread):
     """Writes spooled batches to the store in order, retrying until the store has them.
 
-    Consecutive batches of one kind are written together (fewer, larger files). Stats
+    Consecutive batches of one kind are written together (fewer, larger files), up to
+    max_rows_per_write: at 500k the p99 receipt-to-store lag was 2.5 s at 62k msg/s, at
+    50k it is 1.7 s with the same throughput (benchmarks/bench_collect.py). Stats
     are plain attributes read by the status task (ints: no lock needed under the GIL).
     """
 
     KEEP_IN_MEMORY = 512  # batches held in RAM; older ones are re-read from the spool
 
-    def __init__(self, store, spool: Spool, max_rows_per_write: int = 500_000) -> None:
+    def __init__(self, store, spool: Spool, max_rows_per_write: int = 50_000) -> None:
         super().__init__(name="collect-writer", daemon=True)
         self.store = store
         self.spool = spool
