@@ -4,15 +4,36 @@
 >>> store = algo_trade.open_store("./algo-trade-data")  # doctest: +SKIP
 """
 
-# `sweep` is the sweep package, which is callable: algo_trade.sweep(...) runs the sweep
-# function whatever else imports its submodules (see algo_trade/sweep/__init__.py).
-from algo_trade import sweep
-from algo_trade.data.load import load
-from algo_trade.data.market import MarketData
-from algo_trade.engine.api import Result, backtest
 from algo_trade.errors import AlgoTradeError, ConfigError, DataError, ExchangeError, StoreError
 from algo_trade.store.base import Store, open_store
-from algo_trade.sweep import SweepResult
+
+# Loaded on first use (PEP 562): the engine and sweeps pull in numba and pandas, which a
+# CLI command such as `db stats` or `--help` should not pay for at start-up.
+_LAZY = {
+    "load": "algo_trade.data.load",
+    "MarketData": "algo_trade.data.market",
+    "Result": "algo_trade.engine.api",
+    "backtest": "algo_trade.engine.api",
+    "SweepResult": "algo_trade.sweep",
+}
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name == "sweep":
+        # the sweep package itself is callable: algo_trade.sweep(...) runs a sweep
+        return importlib.import_module("algo_trade.sweep")
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'algo_trade' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "AlgoTradeError",
