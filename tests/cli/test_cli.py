@@ -99,3 +99,17 @@ def test_console_script_demo_runs(tmp_path):
 def test_help_has_examples(capsys):
     code, out, _ = run(["generate", "--help"], capsys)
     assert code == 0 and "Example:" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["generate", "--symbols", " , "], "--symbols is empty"),
+        (["collect", "--exchange", "binance", "--symbols", ","], "--symbols is empty"),
+        (["collect", "--exchange", "", "--symbols", "BTC-USDT-PERP"], "--exchange is empty"),
+        (["collect", "--symbols", "btc"], "does not follow the rule"),
+    ],
+)
+def test_comma_lists_are_checked_the_same_everywhere(tmp_path, capsys, argv, says):
+    code, _, err = run([*argv, "--home", str(tmp_path)], capsys)
+    assert code == 2 and says in err and len(err.strip().splitlines()) == 1

@@ -20,8 +20,10 @@ from algo_trade.cli.common import (
     ProfileMemory,
     console,
     emit_json,
+    parse_symbols,
     rich_table,
     run_context,
+    split_option,
     store_from,
 )
 from algo_trade.errors import ConfigError, ExchangeError
@@ -41,13 +43,6 @@ class _JsonFormatter(logging.Formatter):
                 "msg": record.getMessage(),
             }
         )
-
-
-def _split(text: str, what: str) -> list[str]:
-    items = [x.strip() for x in text.split(",") if x.strip()]
-    if not items:
-        raise ConfigError(f"--{what} is empty")
-    return list(dict.fromkeys(items))
 
 
 async def _instruments(exchange: str, rest: str) -> set[str]:
@@ -172,17 +167,17 @@ def register(app: typer.Typer) -> None:
         """
         from algo_trade.collect.pipeline import CollectConfig, run_collector
 
-        exs = _split(exchange, "exchange")
+        exs = split_option(exchange, "exchange")
         for ex in exs:
             if ex not in EXCHANGES:
                 raise ConfigError(f"unknown exchange {ex!r}: choose from {', '.join(EXCHANGES)}")
-        sts = _split(streams, "streams")
+        sts = split_option(streams, "streams")
         for st in sts:
             if st not in STREAMS:
                 raise ConfigError(f"unknown stream {st!r}: choose from {', '.join(STREAMS)}")
         if "hyperliquid" in exs and "liquidation" in sts:
             raise ConfigError(hyperliquid.NO_LIQUIDATIONS)
-        syms = [check_symbol(s.upper()) for s in _split(symbols, "symbols")]
+        syms = parse_symbols(symbols)
         urls = {
             "binance": (binance_ws_url, binance_rest_url),
             "bybit": (bybit_ws_url, bybit_rest_url),

@@ -14,7 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from algo_trade.errors import ConfigError
 from algo_trade.profiling import Stages
+from algo_trade.schema import check_symbol
 from algo_trade.store.base import Store, open_store
 
 console = Console(stderr=False)
@@ -52,6 +54,19 @@ DEFAULT_HOME = Path("algo-trade-data")
 def store_from(home: Path, db: str | None) -> Store:
     """The store the user chose: --db if given, else the lake in --home."""
     return open_store(db if db else home)
+
+
+def split_option(text: str, option: str) -> list[str]:
+    """A comma-separated option's items, stripped, duplicates dropped; empty is an error."""
+    items = list(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    if not items:
+        raise ConfigError(f"--{option} is empty: give a comma-separated list")
+    return items
+
+
+def parse_symbols(text: str) -> list[str]:
+    """--symbols BTC-USDT-PERP,ETH-USDT-PERP, upper-cased and checked against the symbol rule."""
+    return [check_symbol(s.upper()) for s in split_option(text, "symbols")]
 
 
 def emit_json(obj: Any) -> None:

@@ -16,23 +16,13 @@ from algo_trade.cli.common import (
     ProfileMemory,
     console,
     emit_json,
+    parse_symbols,
     rich_table,
     run_context,
     store_from,
 )
-from algo_trade.errors import ConfigError
-from algo_trade.schema import check_symbol
 from algo_trade.simulator import DEFAULT_START, generate
 from algo_trade.timeutil import NS_PER_DAY, parse_duration_ns
-
-
-def parse_symbols(text: str) -> list[str]:
-    symbols = [s.strip().upper() for s in text.split(",") if s.strip()]
-    if not symbols:
-        raise ConfigError("--symbols is empty: give e.g. BTC-USDT-PERP,ETH-USDT-PERP")
-    for s in symbols:
-        check_symbol(s)
-    return symbols
 
 
 def generate_into(

@@ -32,6 +32,20 @@ class WriteResult:
             self.rejected[k] = self.rejected.get(k, 0) + v
 
 
+def checked_for_write(kind: str, table: pa.Table) -> tuple[pa.Table, WriteResult]:
+    """Where every store's write starts: a known kind, rows validated (rejects counted in
+    the result), one chunk with unified dictionaries. An empty table means nothing to write."""
+    from algo_trade.schema import check_kind, validate
+
+    check_kind(kind)
+    checked = validate(kind, table)
+    result = WriteResult(rejected=dict(checked.rejected))
+    t = checked.table
+    if t.num_rows:
+        t = t.unify_dictionaries().combine_chunks()
+    return t, result
+
+
 @dataclass
 class DatasetStats:
     """Size and span of one (kind, exchange, symbol) dataset."""

@@ -42,10 +42,9 @@ from algo_trade.schema import (
     check_kind,
     label_array,
     schema_for,
-    validate,
 )
 from algo_trade.store import codec
-from algo_trade.store.base import DatasetStats, WriteResult
+from algo_trade.store.base import DatasetStats, WriteResult, checked_for_write
 from algo_trade.timeutil import NS_PER_DAY, day_of_ns, parse_range_ns
 
 ROW_GROUP_ROWS = 8192  # small groups: a bounded query decodes little; scans lose nothing measurable
@@ -214,13 +213,9 @@ class LakeStore:
     # ------------------------------------------------------------------ write
     def write(self, kind: str, table: pa.Table) -> WriteResult:
         """Validate, split by exchange/symbol/day, skip stored keys, write files atomically."""
-        check_kind(kind)
-        checked = validate(kind, table)
-        result = WriteResult(rejected=dict(checked.rejected))
-        t = checked.table
+        t, result = checked_for_write(kind, table)
         if t.num_rows == 0:
             return result
-        t = t.unify_dictionaries().combine_chunks()
         ex = t.column("exchange").chunk(0)
         sym = t.column("symbol").chunk(0)
         ex_idx = ex.indices.to_numpy(zero_copy_only=False)

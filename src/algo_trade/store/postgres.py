@@ -49,10 +49,9 @@ from algo_trade.schema import (
     check_kind,
     label_array,
     schema_for,
-    validate,
 )
 from algo_trade.store import pgcopy
-from algo_trade.store.base import DatasetStats, WriteResult
+from algo_trade.store.base import DatasetStats, WriteResult, checked_for_write
 from algo_trade.timeutil import NS_PER_DAY, parse_range_ns
 
 log = logging.getLogger(__name__)
@@ -477,13 +476,9 @@ class PostgresStore:
         """Validate and store `table` in one transaction; rows already stored are skipped."""
         import psycopg
 
-        check_kind(kind)
-        checked = validate(kind, table)
-        result = WriteResult(rejected=dict(checked.rejected))
-        t = checked.table
+        t, result = checked_for_write(kind, table)
         if t.num_rows == 0:
             return result
-        t = t.unify_dictionaries().combine_chunks()
         depth = book_depth(t.schema) if kind == "book" else None
         groups = _groups(t)
         self._check_depths(kind, groups, depth)
