@@ -46,18 +46,16 @@ def kinds_for(strategy: str, mode: str) -> tuple[str, ...]:
 
 def write_table(df: Any, path: Path) -> Path:
     """Trades/equity to .parquet or .csv, atomically (write then rename)."""
-    import os
+    from algo_trade.fileio import atomic_path
 
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".csv"):
         raise ConfigError(f"{path}: output must end in .parquet or .csv")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if suffix == ".parquet":
-        df.to_parquet(tmp)
-    else:
-        df.to_csv(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if suffix == ".parquet":
+            df.to_parquet(tmp)
+        else:
+            df.to_csv(tmp)
     return path
 
 

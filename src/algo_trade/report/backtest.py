@@ -146,9 +146,6 @@ def to_html_string(result: Any) -> str:
 
 def write_html(result: Any, path: str | os.PathLike[str]) -> Path:
     """Write the report atomically (a reader never sees half a page) and return its path."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(to_html_string(result), encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    from algo_trade.fileio import write_text_atomic
+
+    return write_text_atomic(path, to_html_string(result))

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from algo_trade.errors import ConfigError, DataError
+from algo_trade.fileio import atomic_path, write_text_atomic
 from algo_trade.sweep.cache import CachedData, open_cached, save_arrays
 from algo_trade.sweep.executors import EXECUTORS, run_batches
 from algo_trade.sweep.grid import Grid
@@ -343,8 +344,7 @@ class SweepResult:
 
         html = sweep_html(self)
         if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(html)
+            write_text_atomic(path, html)
         return html
 
     def summary(self) -> dict:
@@ -561,10 +561,7 @@ def _sweep_dir(home: str | Path | None, sweep_id: str | None, spec: dict) -> Pat
                 f"sweep id {sid!r} belongs to a different sweep spec; choose another id or delete {d}"
             )
     else:
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".spec-{uuid.uuid4().hex[:6]}"
-        tmp.write_text(json.dumps({"hash": h, **spec}, default=str, indent=1))
-        os.replace(tmp, spec_file)
+        write_text_atomic(spec_file, json.dumps({"hash": h, **spec}, default=str, indent=1))
     (d / "results.parquet").mkdir(exist_ok=True)
     return d
 
@@ -586,9 +583,8 @@ def _part_table(rows: pd.DataFrame, res: dict[str, np.ndarray], n_blocks: int) -
 def _write_part(out_dir: Path, part: pa.Table) -> None:
     d = out_dir / "results.parquet"
     name = f"part-{int(part.column('combo')[0].as_py()):09d}-{uuid.uuid4().hex[:8]}.parquet"
-    tmp = d / f".{name}.tmp"
-    pq.write_table(part, tmp)
-    os.replace(tmp, d / name)  # a part is visible whole or not at all
+    with atomic_path(d / name) as tmp:  # a part is visible whole or not at all
+        pq.write_table(part, tmp)
 
 
 def _read_parts(out_dir: Path) -> pa.Table | None:
