@@ -60,12 +60,27 @@ def test_cli_matches_python_api_and_writes_files(home, tmp_path, capsys):
     assert not re.search(r"<script[^>]*\bsrc=", page)  # self-contained: plotly.js is inlined
 
 
-def test_book_mode_and_table_output(home, capsys):
-    code, out, _ = run(["backtest", "--home", str(home), "--symbol", SYM, "--start", "2024-01-01T01:00",
-                        "--end", "2024-01-01T02:00", "--strategy", "book_imbalance", "--mode", "book",
-                        "--latency-ms", "250"], capsys)  # fmt: skip
+def test_book_mode_matches_python_api_and_prints_a_table(home, capsys):
+    import algo_trade
+
+    argv = ["backtest", "--home", str(home), "--symbol", SYM, "--start", "2024-01-01T01:00",
+            "--end", "2024-01-01T02:00", "--strategy", "book_imbalance", "--mode", "book",
+            "--param", "levels=10", "--param", "threshold=0.5", "--latency-ms", "250"]  # fmt: skip
+    code, out, _ = run([*argv, "--json"], capsys)
     assert code == 0
-    assert "final_equity" in out and "(book)" in out.replace("\n", " ")
+    got = json.loads(out)
+    data = algo_trade.load(
+        home, "sim", SYM, "2024-01-01T01:00", "2024-01-01T02:00", kinds=("book", "funding")
+    )
+    want = algo_trade.backtest(
+        data, "book_imbalance", {"levels": 10, "threshold": 0.5}, latency_ms=250
+    )
+    assert got["mode"] == "book" and got["stats"]["events"] == 3600  # 1 s snapshots over an hour
+    assert got["stats"]["orders"] == want.stats["orders"] > 0
+    assert got["stats"]["final_equity"] == pytest.approx(want.stats["final_equity"], rel=1e-12)
+    code, out, _ = run(argv, capsys)
+    assert code == 0
+    assert f"{want.stats['final_equity']:,.6g}" in out and "(book)" in out.replace("\n", " ")
 
 
 def test_list_strategies(capsys):

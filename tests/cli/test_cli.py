@@ -94,6 +94,20 @@ def test_console_script_demo_runs(tmp_path):
     assert summary["generated"]["book"] == 2 * 86_400
     kinds = {r["kind"] for r in summary["stats"]}
     assert kinds == {"book", "trade", "funding", "liquidation", "bar"}
+    # the backtests ran on a day of 1m bars and two hours of 1 s books, and wrote their reports
+    assert summary["backtest_bars"]["stats"]["events"] == 1440
+    assert summary["backtest_book"]["stats"]["events"] == 2 * 3600
+    for part in ("backtest_bars", "backtest_book", "sweep"):
+        assert os.path.getsize(summary[part]["report"]) > 100_000  # plotly inlined
+    # the sweep covered the grid fast=5:40:5 x slow=20:200:20 with fast < slow, best by sharpe
+    sw = summary["sweep"]
+    grid = [(f, s) for f in range(5, 41, 5) for s in range(20, 201, 20) if f < s]
+    assert sw["combinations"] == len(grid)
+    import pandas as pd
+
+    results = pd.read_parquet(os.path.join(sw["path"], "results.parquet"))
+    assert sorted(zip(results["fast"], results["slow"], strict=True)) == grid
+    assert sw["best"]["sharpe"] == pytest.approx(results["sharpe"].max())
 
 
 def test_help_has_examples(capsys):
