@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 
 from algo_trade.schema import book_columns, label_array
+from tests.pg import pg_db, pg_url  # noqa: F401  (here once: one PostgreSQL server per test session)
 
 T0 = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z
 SEC = 1_000_000_000

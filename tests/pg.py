@@ -9,7 +9,7 @@ the server runs as an unprivileged system user (``algotest``, created if missing
 
 `pg_db` (function fixture) is a URL to a fresh, empty database on that server.
 
-    from tests.pg import pg_url, pg_db  # noqa: F401  (in a conftest or test module)
+Both are registered once, in tests/conftest.py, so the whole session shares one server.
 """
 
 from __future__ import annotations

@@ -26,7 +26,6 @@ from tests.collect.test_pipeline import (
     assert_trades_equal,
     binance_trades_expected,
 )
-from tests.pg import pg_db, pg_url  # noqa: F401
 
 pytestmark = pytest.mark.integration
 SYM = "BTC-USDT-PERP"

@@ -10,7 +10,6 @@ from algo_trade.cli.main import main
 from algo_trade.store.base import open_store
 from tests.importers.conftest import stored
 from tests.importers.helpers import DATA
-from tests.pg import pg_db, pg_url  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

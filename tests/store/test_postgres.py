@@ -21,7 +21,7 @@ from algo_trade.store import pgcopy
 from algo_trade.store.base import read_table
 from algo_trade.store.postgres import InitOptions, PostgresStore, migrate
 from tests.conftest import SEC, T0, make_books, make_trades
-from tests.pg import PASSWORD, create_database, pg_db, pg_url  # noqa: F401
+from tests.pg import PASSWORD, create_database
 from tests.store.contract import DAY, StoreContract
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ import pytest
 from algo_trade.store.postgres import PostgresStore
 from algo_trade.sweep.api import sweep
 from algo_trade.sweep.cache import cache_entries, load_cached
-from tests.pg import PASSWORD, pg_db, pg_url  # noqa: F401
+from tests.pg import PASSWORD
 
 from .conftest import EXCHANGE, SYMBOL, bar_table
 from .test_cache import CountingStore
