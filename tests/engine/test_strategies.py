@@ -16,6 +16,7 @@ import algo_trade
 from algo_trade import strategies
 from algo_trade.errors import ConfigError, DataError
 from algo_trade.strategies import Inputs
+from algo_trade.strategies import indicators as ind
 from tests.engine.test_backtest import ftx_bars, random_bars
 
 T0 = 1_704_067_200_000_000_000
@@ -295,3 +296,24 @@ def test_describe_lists_params_with_types_defaults_and_ranges():
     rows = {r["name"]: r for r in strategies.describe()}
     assert "fast: int in [1, 1000000] (default 10)" in rows["sma_cross"]["params"]
     assert rows["book_imbalance"]["needs"] == "book"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.one_of(
+        st.lists(st.floats(1.0, 1e5, allow_nan=False), min_size=1, max_size=300),
+        st.lists(st.integers(1, 4).map(float), min_size=1, max_size=300),  # ties
+    ),
+    st.integers(1, 30),
+    st.integers(1, 60),
+    st.booleans(),
+)
+def test_fused_sma_cross_is_the_two_averages_bit_for_bit(xs, fast, extra, short):
+    """sma_cross runs one fused pass; it must give what cross_signal_nb gives over the two
+    cached averages, exactly (ties included: the sums are the same, in the same order)."""
+    x = np.asarray(xs)
+    slow = fast + extra
+    want = ind.cross_signal_nb(ind.sma_nb(x, fast), ind.sma_nb(x, slow), short)
+    got = ind.sma_cross_nb(x, fast, slow, short)
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == np.int8

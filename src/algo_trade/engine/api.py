@@ -437,11 +437,12 @@ def _simulate(mode: str, md: MarketData, target: np.ndarray, f_rate: np.ndarray,
               cfg: Settings, equity: np.ndarray, ledger: np.ndarray) -> np.ndarray:  # fmt: skip
     cols = md.columns
     if mode == "bars":
+        limit, bad_col = K.first_bad_bar_nb(md.ts, cols["close"])  # a vectorized pass of its own
         return K.simulate_bars_nb(
             md.ts, cols["open"], cols["high"], cols["low"], cols["close"], target, f_rate, f_mark,
             cfg.fill_at == "close", cfg.init_cash, cfg.fee_taker_bps, cfg.slippage_bps,
             cfg.slippage_range, cfg.leverage, cfg.maintenance_margin, cfg.liquidation_fee_bps,
-            cfg.rebalance, equity, ledger,
+            cfg.rebalance, equity, ledger, limit, bad_col,
         )  # fmt: skip
     return K.simulate_book_nb(
         md.ts, cols["bid_px"], cols["bid_sz"], cols["ask_px"], cols["ask_sz"], target, f_rate,

@@ -87,7 +87,7 @@ def ledger_capacity_nb(target, fund_rate, rebalance):  # pragma: no cover - comp
     return rows
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _no_room_nb(st, ledger):  # pragma: no cover - compiled
     """True (and S_FULL set) when one more event might not fit in the ledger."""
     if st[S_NLEDGER] + ROWS_PER_EVENT > ledger.shape[0]:
@@ -96,12 +96,12 @@ def _no_room_nb(st, ledger):  # pragma: no cover - compiled
     return False
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _sign_nb(x):  # pragma: no cover - compiled
     return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _close_trade_nb(st, trades, i, side, liquidated):  # pragma: no cover - compiled
     """Count the open round trip in the stats; append it to `trades` if that has rows."""
     nt = int(st[S_NTRADE])
@@ -130,7 +130,7 @@ def _close_trade_nb(st, trades, i, side, liquidated):  # pragma: no cover - comp
     trades[nt, T_LIQUIDATED] = 1.0 if liquidated else 0.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _open_trade_nb(st, i, qty_abs, px, fee):  # pragma: no cover - compiled
     st[S_T_ENTRY] = i
     st[S_T_PEAK] = qty_abs
@@ -143,7 +143,7 @@ def _open_trade_nb(st, i, qty_abs, px, fee):  # pragma: no cover - compiled
     st[S_T_OUT_COST] = 0.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def fill_nb(st, ledger, trades, i, dq, px, fee, kind, unfilled):  # pragma: no cover - compiled
     """Book a fill of signed quantity dq at price px, paying `fee`, into state st.
 
@@ -193,7 +193,7 @@ def fill_nb(st, ledger, trades, i, dq, px, fee, kind, unfilled):  # pragma: no c
     _ledger_row_nb(st, ledger, i, kind, dq, px, fee, unfilled)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _ledger_row_nb(st, ledger, i, kind, qty, px, fee, aux):  # pragma: no cover - compiled
     """Append a ledger row (nothing when the ledger has no rows: the replay)."""
     if ledger.shape[0] == 0:
@@ -210,7 +210,7 @@ def _ledger_row_nb(st, ledger, i, kind, qty, px, fee, aux):  # pragma: no cover 
     st[S_NLEDGER] = r + 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def pay_funding_nb(st, ledger, i, rate, mark):  # pragma: no cover - compiled
     """Funding on the open position: longs pay positive rates (payment = qty * mark * rate)."""
     pay = st[S_QTY] * mark * rate
@@ -221,7 +221,7 @@ def pay_funding_nb(st, ledger, i, rate, mark):  # pragma: no cover - compiled
     _ledger_row_nb(st, ledger, i, KIND_FUNDING, 0.0, mark, pay, rate)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def liquidation_px_nb(cash, qty, mm):  # pragma: no cover - compiled
     """Mark price at which equity (cash + qty * P) falls to the maintenance margin mm * |qty| * P."""
     if qty > 0.0:
@@ -229,7 +229,7 @@ def liquidation_px_nb(cash, qty, mm):  # pragma: no cover - compiled
     return -cash / (qty * (1.0 + mm))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _liq_bounds_nb(st, mm):  # pragma: no cover - compiled
     """(low, high): a long is liquidated when the price reaches low, a short at high.
 
@@ -244,7 +244,7 @@ def _liq_bounds_nb(st, mm):  # pragma: no cover - compiled
     return -np.inf, p
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def target_qty_nb(cash, q0, px, k, cost_rate):  # pragma: no cover - compiled
     """Quantity whose notional is k x equity after paying cost_rate on the traded notional.
 
@@ -308,7 +308,7 @@ def new_state_nb(init_cash, ts0):  # pragma: no cover - compiled
     return st
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _bad_nb(st, i, col):  # pragma: no cover - compiled
     st[S_BAD_ROW] = i
     st[S_BAD_COL] = col
@@ -319,14 +319,14 @@ def _ok_px(x):  # pragma: no cover - compiled
     return x > 0.0 and x < np.inf
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _clip_target_nb(t, lim):  # pragma: no cover - compiled
     if t != t:
         return 0.0
     return min(max(t, -lim), lim)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _liquidate_nb(st, ledger, trades, i, p_liq, liq_fee):  # pragma: no cover - compiled
     """Close the whole position at the liquidation price, paying the liquidation fee."""
     q = st[S_QTY]
@@ -335,7 +335,7 @@ def _liquidate_nb(st, ledger, trades, i, p_liq, liq_fee):  # pragma: no cover - 
     st[S_NLIQ] += 1.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _trade_bar_nb(st, ledger, trades, i, t, px, bar_range, fee, slip, slippage_range, leverage,
                   init_cash):  # fmt: skip  # pragma: no cover - compiled
     """Trade to target fraction t at price px (moved against the order by the slippage)."""
@@ -346,21 +346,21 @@ def _trade_bar_nb(st, ledger, trades, i, t, px, bar_range, fee, slip, slippage_r
         fill_nb(st, ledger, trades, i, dq, fill_px, abs(dq) * fill_px * fee, KIND_TAKER, 0.0)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _range_nb(high, low, i, slippage_range):  # pragma: no cover - compiled
     """The bar's high - low, read only when the slippage model uses it (a flat position's
     bar has not been read yet: two cache misses per fill otherwise)."""
     return high[i] - low[i] if slippage_range > 0.0 else 0.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _set_liq_nb(st, mm):  # pragma: no cover - compiled
     lo, hi = _liq_bounds_nb(st, mm)
     st[S_LIQ_LO] = lo
     st[S_LIQ_HI] = hi
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _bar_event_nb(st, ledger, trades, i, open_, high, low, close, target, fund_rate, fund_mark,
                   fill_at_close, fee, slip, slippage_range, leverage, mm, liq_fee, rebalance,
                   init_cash, has_funding):  # fmt: skip  # pragma: no cover - compiled
@@ -412,7 +412,7 @@ def _bar_event_nb(st, ledger, trades, i, open_, high, low, close, target, fund_r
 @njit(cache=True, nogil=True)
 def simulate_bars_nb(ts, open_, high, low, close, target, fund_rate, fund_mark, fill_at_close,
                      init_cash, fee_bps, slippage_bps, slippage_range, leverage, mm, liq_fee_bps,
-                     rebalance, equity, ledger):  # fmt: skip  # pragma: no cover - compiled
+                     rebalance, equity, ledger, limit, bad_col):  # fmt: skip  # pragma: no cover - compiled
     """Backtest target positions over bars.
 
     ts: int64[n] bar open times (any unit: drawdown durations come out in it); open_, high,
@@ -426,6 +426,7 @@ def simulate_bars_nb(ts, open_, high, low, close, target, fund_rate, fund_mark, 
     margin fraction (0 disables liquidation); liq_fee_bps: fee on a liquidation's notional;
     rebalance: trade back to the target fraction at every bar, not only when it changes.
     Outputs: equity float64[n] (marked at each close); ledger (see the module docstring).
+    limit, bad_col: `first_bad_bar_nb(ts, close)` (n, -1 when every close and time is good).
     Returns the final state (S_NLEDGER: rows used; S_BAD_ROW >= 0: stopped at a
     NaN/non-positive price or a timestamp not after the previous one).
     """
@@ -438,59 +439,144 @@ def simulate_bars_nb(ts, open_, high, low, close, target, fund_rate, fund_mark, 
     slip = slippage_bps * 1e-4
     liq_fee = liq_fee_bps * 1e-4
     _set_liq_nb(st, mm)
-    # the loop keeps what it reads in locals and hands any bar where something may happen
-    # to _bar_event_nb (one out-of-line call site keeps the loop in registers)
-    q = 0.0
-    cash = init_cash
-    last = 0.0  # the target last traded to
-    liq_lo = st[S_LIQ_LO]
-    liq_hi = st[S_LIQ_HI]
-    for i in range(n):
-        # inputs are checked as they are read (close and ts every bar; open, high and low
-        # where used): no separate pass over them
-        c = close[i]
-        if not _ok_px(c):
-            _bad_nb(st, i, 3)
+    # The caller checked close and ts (first_bad_bar_nb: the run ends at the first bad bar,
+    # `limit`, reported as column `bad_col`); open, high and low are checked where they
+    # are read. Runs of quiet
+    # bars (cash and position constant) alternate with event bars: a scan finds the next
+    # bar where something may happen, a tight loop marks the run before it, and
+    # _bar_event_nb handles the event bar.
+    i = 0
+    while i < limit:
+        q = st[S_QTY]
+        j = min(_next_event_nb(target, fund_rate, low, high, i, limit, fill_at_close, rebalance,
+                               has_funding, st[S_LAST], q, st[S_LIQ_LO], st[S_LIQ_HI]), limit)  # fmt: skip
+        acc = _mark_run_nb(ts, close, equity, i, j, st[S_CASH], q, acc)
+        if j >= limit:
+            i = limit
             break
-        if i > 0 and ts[i] <= ts[i - 1]:
-            _bad_nb(st, i, 4)
+        if _bar_event_nb(st, ledger, trades, j, open_, high, low, close, target, fund_rate,
+                         fund_mark, fill_at_close, fee, slip, slippage_range, leverage, mm,
+                         liq_fee, rebalance, init_cash, has_funding):  # fmt: skip
             break
-        if fill_at_close:
-            t = _clip_target_nb(target[i], 1.0)
-            busy = t != last or (rebalance and (t != 0.0 or q != 0.0))
-        elif i > 0:
-            t = _clip_target_nb(target[i - 1], 1.0)
-            busy = t != last or (rebalance and (t != 0.0 or q != 0.0))
-        else:
-            busy = False
-        if q != 0.0 and not busy:
-            # liquidation reached, or a bad price (NaN fails every comparison): a long reads
-            # only the low, a short only the high
-            if q > 0.0:
-                if liq_lo > 0.0:  # else no price can liquidate this long: low is not read
-                    lo = low[i]
-                    busy = not (lo > liq_lo and lo < np.inf)
-            elif liq_hi < np.inf:
-                hi = high[i]
-                busy = not (hi < liq_hi and hi > 0.0)
-            if has_funding and fund_rate[i] == fund_rate[i]:
-                busy = True
-        if busy:
-            stop = _bar_event_nb(st, ledger, trades, i, open_, high, low, close, target, fund_rate,
-                                 fund_mark, fill_at_close, fee, slip, slippage_range, leverage, mm,
-                                 liq_fee, rebalance, init_cash, has_funding)  # fmt: skip
-            if stop:
-                break
-            q = st[S_QTY]
-            cash = st[S_CASH]
-            last = st[S_LAST]
-            liq_lo = st[S_LIQ_LO]
-            liq_hi = st[S_LIQ_HI]
-        e = cash + q * c
-        equity[i] = e
-        acc = _acc_nb(acc, ts[i], e, q)
+        q = st[S_QTY]
+        e = st[S_CASH] + q * close[j]
+        equity[j] = e
+        acc = _acc_nb(acc, ts[j], e, q)
+        i = j + 1
+    if i == limit and limit < n:
+        _bad_nb(st, limit, bad_col)
     _acc_store_nb(st, acc)
     return st
+
+
+@njit(cache=True, nogil=True)
+def first_bad_bar_nb(ts, close):  # pragma: no cover - compiled
+    """(first bar whose close is NaN/non-positive/infinite (column 3) or whose time is not
+    after the previous one (column 4), that column); (n, -1) when all are good. A
+    branch-free pass over the bits (vectorized) first; bar by bar only when one is bad."""
+    n = close.shape[0]
+    bits = close.view(np.uint64)
+    one = np.uint64(1)
+    top = np.uint64(0x7FEFFFFFFFFFFFFF)  # bits - 1 below this: a positive finite float
+    bad = np.uint64(0)
+    for k in range(n):
+        bad |= np.uint64((bits[k] - one) >= top)
+    for k in range(1, n):
+        bad |= np.uint64(ts[k] <= ts[k - 1])
+    if bad:
+        for k in range(n):
+            if not _ok_px(close[k]):
+                return k, 3
+            if k > 0 and ts[k] <= ts[k - 1]:
+                return k, 4
+    return n, -1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _next_event_nb(target, fund_rate, low, high, i, n, fill_at_close, rebalance, has_funding,
+                   last, q, liq_lo, liq_hi):  # fmt: skip  # pragma: no cover - compiled
+    """The first bar in [i, n) where something may happen, given the state: the target as
+    traded (bar k's own at the close, bar k-1's at the open) differs from the last one
+    traded (or rebalancing), or, with a position, a funding settlement or a price reaching
+    the liquidation bound (a NaN fails every comparison: the event bar reports it; a long
+    reads only the low, a short only the high). n when none."""
+    shift = 0 if fill_at_close else 1
+    k = i
+    if k == 0 and shift == 1:
+        k = 1  # nothing fills at the first open
+    if k >= n:
+        return n
+    watch_lo = q > 0.0 and liq_lo > 0.0
+    watch_hi = q < 0.0 and liq_hi < np.inf
+    funding = has_funding and q != 0.0
+    if rebalance or watch_lo or watch_hi or funding:
+        while k < n:
+            t = _clip_target_nb(target[k - shift], 1.0)
+            if t != last or (rebalance and (t != 0.0 or q != 0.0)):
+                return k
+            if funding and fund_rate[k] == fund_rate[k]:
+                return k
+            if watch_lo:
+                lo = low[k]
+                if not (lo > liq_lo and lo < np.inf):
+                    return k
+            if watch_hi:
+                hi = high[k]
+                if not (hi < liq_hi and hi > 0.0):
+                    return k
+            k += 1
+        return n
+    # the common case, a target change: raw values compared (no conversion), clipped only
+    # where they differ
+    ref = target[k - shift]
+    if _clip_target_nb(ref, 1.0) != last:
+        return k
+    while k < n:
+        x = target[k - shift]
+        if x != ref:
+            if _clip_target_nb(x, 1.0) != last:
+                return k
+            ref = x
+        k += 1
+    return n
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mark_run_nb(ts, close, equity, i, j, cash, q, acc):  # pragma: no cover - compiled
+    """Equity and its statistics over bars [i, j) (checked inputs), where cash and position
+    do not change. Same numbers as _acc_nb bar by bar: a drawdown's duration is taken at
+    its last bar (before a new peak, and at the run's end) instead of at every bar."""
+    if j <= i:
+        return acc
+    prev, s1, s2, dn2, peak, peak_ts, mdd, longest, exposed = acc
+    if q == 0.0:
+        # flat: equity is cash throughout, so after the run's first bar every return is
+        # exactly 0 and the peak can only stay where it is
+        acc = _acc_nb(acc, ts[i], cash, q)
+        prev, s1, s2, dn2, peak, peak_ts, mdd, longest, exposed = acc
+        for k in range(i, j):
+            equity[k] = cash
+        if cash >= peak:
+            peak_ts = ts[j - 1]
+        return (prev, s1, s2, dn2, peak, peak_ts, mdd, max(longest, ts[j - 1] - peak_ts), exposed)
+    for k in range(i, j):
+        e = cash + q * close[k]
+        equity[k] = e
+        r = e / prev - 1.0 if prev > 0.0 else 0.0
+        prev = e
+        s1 += r
+        s2 += r * r
+        dn = min(r, 0.0)
+        dn2 += dn * dn
+        if e >= peak:
+            if k > 0:
+                longest = max(longest, ts[k - 1] - peak_ts)
+            peak = e
+            peak_ts = ts[k]
+        elif e < peak * (1.0 - mdd):  # a deeper drawdown: divide only then
+            mdd = 1.0 - e / peak if peak > 0.0 else 1.0
+    longest = max(longest, ts[j - 1] - peak_ts)
+    return (prev, s1, s2, dn2, peak, peak_ts, mdd, longest, exposed + (j - i))
 
 
 @njit(cache=True, nogil=True)

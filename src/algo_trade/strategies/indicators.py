@@ -103,6 +103,59 @@ def cross_signal_nb(fast, slow, short):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def sma_cross_nb(x, fast, slow, short):  # pragma: no cover - compiled
+    """cross_signal_nb(sma_nb(x, fast), sma_nb(x, slow), short) in one pass, to the same
+    bits (the same sums in the same order), without the two float64[n] averages. The
+    averages are compared by cross-multiplying (no division, no branch); where the two
+    are within rounding of each other a second pass decides as the divided averages do.
+    Needs fast < slow."""
+    n = x.shape[0]
+    out = np.zeros(n, dtype=np.int8)
+    low = -1 if short else 0
+    near = 0
+    acc_f, acc_s = _sma_pair_start_nb(x, fast, slow)
+    for i in range(slow - 1, n):
+        if i >= slow:
+            acc_f += x[i] - x[i - fast]
+            acc_s += x[i] - x[i - slow]
+        a = acc_f * slow
+        b = acc_s * fast
+        out[i] = 1 if a > b else low
+        near += abs(a - b) <= 1e-9 * (abs(a) + abs(b))
+    if near:
+        acc_f, acc_s = _sma_pair_start_nb(x, fast, slow)
+        for i in range(slow - 1, n):
+            if i >= slow:
+                acc_f += x[i] - x[i - fast]
+                acc_s += x[i] - x[i - slow]
+            a = acc_f * slow
+            b = acc_s * fast
+            if abs(a - b) <= 1e-9 * (abs(a) + abs(b)):
+                out[i] = _cross_nb(acc_f, fast, acc_s, slow, low)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _sma_pair_start_nb(x, fast, slow):  # pragma: no cover - compiled
+    """The two running sums of sma_nb at event slow - 1 (over all of x if shorter)."""
+    acc_f = 0.0
+    acc_s = 0.0
+    for i in range(min(slow, x.shape[0])):
+        acc_f += x[i] - x[i - fast] if i >= fast else x[i]
+        acc_s += x[i]
+    return acc_f, acc_s
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _cross_nb(acc_f, fast, acc_s, slow, low):  # pragma: no cover - compiled
+    """1 if acc_f / fast > acc_s / slow, low if below, 0 if equal, on the rounded averages
+    (as sma_nb rounds them)."""
+    f = acc_f / fast
+    s = acc_s / slow
+    return 1 if f > s else (low if f < s else 0)
+
+
+@njit(cache=True, nogil=True)
 def band_signal_nb(x, lower, upper, exit_lo, exit_hi, revert, short):  # pragma: no cover - compiled
     """Enter on a band break and hold until the exit level is crossed.
 
