@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import logging
 import random
 import signal
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +47,12 @@ log = logging.getLogger("algo_trade.collect")
 SPARSE_STREAMS = frozenset({"liquidation"})
 MAX_INFLIGHT_FLUSHES = 8
 SPARSE_HEARTBEAT_S = 30.0
+# GIL switch interval while collecting (CPython's default is 5 ms). The event loop parses
+# without pause; each time the writer or spool thread drops the GIL (an fsync, a Parquet
+# encode, many small Arrow calls) it waited up to 5 ms to get it back, dozens of times a
+# write: 6 ms of CPU took ~45 ms (p99 ~300 ms) and writes queued behind each other, the
+# tail of the receipt-to-store lag. At 1 ms the same writes take ~25 ms, p99 ~100 ms.
+SWITCH_INTERVAL_S = 0.001
 
 DEFAULT_URLS = {
     "binance": (binance.WS_URL, binance.REST_URL),
@@ -111,9 +119,9 @@ class Writer(threading.Thread):
     """Writes spooled batches to the store in order, retrying until the store has them.
 
     Consecutive batches of one kind are written together (fewer, larger files), up to
-    max_rows_per_write: at 500k the p99 receipt-to-store lag was 2.5 s at 62k msg/s, at
-    50k it is 1.7 s with the same throughput (benchmarks/bench_collect.py). Stats
-    are plain attributes read by the status task (ints: no lock needed under the GIL).
+    max_rows_per_write (at 500k one catch-up write could take seconds; 50k keeps each
+    write short at the same throughput). Stats are plain attributes read by the status
+    task (ints: no lock needed under the GIL).
     """
 
     KEEP_IN_MEMORY = 512  # batches held in RAM; older ones are re-read from the spool
@@ -133,7 +141,10 @@ class Writer(threading.Thread):
         self.store_errors = 0
         self.store_down_since: float | None = None
         self.last_error = ""
+        # ns from the oldest row's receipt to the store having it, one per spooled batch
         self.lags_ns: collections.deque[int] = collections.deque(maxlen=200_000)
+        # ns from the oldest row's receipt to its batch being fsynced in the spool
+        self.spool_lags_ns: collections.deque[int] = collections.deque(maxlen=200_000)
         # exchange -> ns from the exchange's event time to durable, newest batch
         self.venue_lag_ns: dict[str, int] = {}
 
@@ -540,6 +551,7 @@ class Collector:
                 self.events.append(events)
             for kind, t in tables.items():
                 path = self.spool.append(kind, t)
+                w.spool_lags_ns.append(time.time_ns() - first_recv_ns)
                 w.put(_Item(path, kind, venue.exchange, t.num_rows, first_recv_ns, t, venue_ts_ns))
 
         inflight = self._inflight
@@ -593,6 +605,12 @@ class Collector:
         self.replayed_rows = self.writer.load_spool()
         if self.replayed_rows:
             log.info("replaying %d rows left in the spool by the last run", self.replayed_rows)
+        # The store's one-time costs (the lake loads compiled kernels, ~0.5 s) are paid
+        # before data arrives, not by the first batch: left to the first write they held
+        # it (and the GIL) for 1.2 s, the p99 receipt-to-store lag of a 60-s run.
+        warm_up = getattr(self.store, "warm_up", None)
+        if warm_up is not None:
+            await asyncio.to_thread(warm_up)
         self.writer.start()
         if self.cfg.metrics_port is not None:
             from algo_trade.collect.status import start_metrics
@@ -603,6 +621,13 @@ class Collector:
         self.ws_http = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, connect=10)
         )
+        # Everything loaded so far (modules, numba, pyarrow) lives for the whole run:
+        # frozen, a full collection no longer walks it (gen-2 pauses ~90-200 ms -> ~10 ms,
+        # each one a stall for every task and the writer). Unfrozen when the run ends.
+        gc.collect()
+        gc.freeze()
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         try:
             self.venues = [Venue(self, ex) for ex in self.cfg.exchanges]
             for v in self.venues:
@@ -639,6 +664,8 @@ class Collector:
             self.spool.close()
             if self.metrics is not None:
                 self.metrics.shutdown()
+            gc.unfreeze()
+            sys.setswitchinterval(switch_interval)
         if self.failure is not None:
             raise StoreError(
                 f"collection stopped: the write-ahead spool {self.spool.root} failed "
@@ -692,15 +719,24 @@ class Collector:
         return None if lag is None else round(lag / 1e9, 3)
 
     def lag_quantiles(self) -> dict[str, float | None]:
-        lags = np.fromiter(self.writer.lags_ns, dtype=np.int64)
-        if not len(lags):
-            return {"lag_p50_s": None, "lag_p99_s": None, "lag_max_s": None}
-        q = np.quantile(lags, [0.5, 0.99]) / 1e9
-        return {
-            "lag_p50_s": float(q[0]),
-            "lag_p99_s": float(q[1]),
-            "lag_max_s": float(lags.max() / 1e9),
-        }
+        """p50/p99/max lag from local receipt (the batch's oldest row) to durable in the
+        store (``lag_*``), and to durable in the write-ahead spool (``spool_lag_*``)."""
+        out: dict[str, float | None] = {}
+        for prefix, samples in (
+            ("lag", self.writer.lags_ns),
+            ("spool_lag", self.writer.spool_lags_ns),
+        ):
+            lags = np.fromiter(list(samples), dtype=np.int64)
+            if not len(lags):
+                out.update(
+                    {f"{prefix}_p50_s": None, f"{prefix}_p99_s": None, f"{prefix}_max_s": None}
+                )
+                continue
+            q = np.quantile(lags, [0.5, 0.99]) / 1e9
+            out[f"{prefix}_p50_s"] = float(q[0])
+            out[f"{prefix}_p99_s"] = float(q[1])
+            out[f"{prefix}_max_s"] = float(lags.max() / 1e9)
+        return out
 
     def summary(self) -> dict:
         w = self.writer
