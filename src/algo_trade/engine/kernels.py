@@ -450,7 +450,7 @@ def simulate_bars_nb(ts, open_, high, low, close, target, fund_rate, fund_mark, 
         q = st[S_QTY]
         j = min(_next_event_nb(target, fund_rate, low, high, i, limit, fill_at_close, rebalance,
                                has_funding, st[S_LAST], q, st[S_LIQ_LO], st[S_LIQ_HI]), limit)  # fmt: skip
-        acc = _mark_run_nb(ts, close, equity, i, j, st[S_CASH], q, acc)
+        acc = _mark_run_nb(ts, close, equity, i, j, st[S_CASH], q, st[S_LAST] == 0.0, acc)
         if j >= limit:
             i = limit
             break
@@ -506,8 +506,8 @@ def _next_event_nb(target, fund_rate, low, high, i, n, fill_at_close, rebalance,
         k = 1  # nothing fills at the first open
     if k >= n:
         return n
-    watch_lo = q > 0.0 and liq_lo > 0.0
-    watch_hi = q < 0.0 and liq_hi < np.inf
+    watch_lo = liq_lo > 0.0 and q > 0.0  # the bounds first: the same answer run after run
+    watch_hi = liq_hi < np.inf and q < 0.0
     funding = has_funding and q != 0.0
     if rebalance or watch_lo or watch_hi or funding:
         while k < n:
@@ -542,14 +542,16 @@ def _next_event_nb(target, fund_rate, low, high, i, n, fill_at_close, rebalance,
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _mark_run_nb(ts, close, equity, i, j, cash, q, acc):  # pragma: no cover - compiled
+def _mark_run_nb(ts, close, equity, i, j, cash, q, flat_target, acc):  # pragma: no cover - compiled
     """Equity and its statistics over bars [i, j) (checked inputs), where cash and position
     do not change. Same numbers as _acc_nb bar by bar: a drawdown's duration is taken at
     its last bar (before a new peak, and at the run's end) instead of at every bar."""
     if j <= i:
         return acc
     prev, s1, s2, dn2, peak, peak_ts, mdd, longest, exposed = acc
-    if q == 0.0:
+    # test the target first: it is known early, while q comes out of the last fill's
+    # divisions, and a branch on it that goes the other way than last time stalls the loop
+    if flat_target and q == 0.0:
         # flat: equity is cash throughout, so after the run's first bar every return is
         # exactly 0 and the peak can only stay where it is
         acc = _acc_nb(acc, ts[i], cash, q)
@@ -576,7 +578,8 @@ def _mark_run_nb(ts, close, equity, i, j, cash, q, acc):  # pragma: no cover - c
         elif e < peak * (1.0 - mdd):  # a deeper drawdown: divide only then
             mdd = 1.0 - e / peak if peak > 0.0 else 1.0
     longest = max(longest, ts[j - 1] - peak_ts)
-    return (prev, s1, s2, dn2, peak, peak_ts, mdd, longest, exposed + (j - i))
+    held = j - i if q != 0.0 else 0  # 0 for a liquidated position whose target stays
+    return (prev, s1, s2, dn2, peak, peak_ts, mdd, longest, exposed + held)
 
 
 @njit(cache=True, nogil=True)
