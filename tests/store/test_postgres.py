@@ -53,11 +53,11 @@ def test_migrations_are_idempotent_and_recorded(pg_db):  # noqa: F811
     with psycopg.connect(pg_db) as conn:
         first = migrate(conn)
         second = migrate(conn)
-        assert first.applied == [1] and second.applied == []
-        assert conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 1
+        assert first.applied == [1, 2] and second.applied == []
+        assert conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 2
     store = PostgresStore(pg_db)  # opening a current schema changes nothing either
     store.close()
-    assert _count(pg_db, "SELECT count(*) FROM schema_version") == 1
+    assert _count(pg_db, "SELECT count(*) FROM schema_version") == 2
 
 
 def test_plain_postgres_says_which_timescale_features_are_off(pg, pg_db):  # noqa: F811
@@ -316,6 +316,125 @@ def test_sql_function_reads_a_book_level(pg, pg_db):  # noqa: F811
     assert rows[0][1] == 0.001 and np.isnan(rows[1][1]) and rows[2][1] == 5e-324  # denormal
 
 
+def _odd_books(depth: int = 3) -> pa.Table:
+    """Books whose rows mostly pack, and rows that must stay raw float64 (noted per row)."""
+    books = make_books(8, depth=depth)
+    odd = np.frombuffer(np.int64(0x7FF8000000000001).tobytes(), np.float64)[0]  # a NaN payload
+    sz = books.column("bid_sz_1").to_numpy().copy()
+    sz[1], sz[2], sz[3], sz[4], sz[5] = -0.0, 5e-324, 1 / 3, 1e12, np.inf
+    books = books.set_column(books.schema.get_field_index("bid_sz_1"), "bid_sz_1", pa.array(sz))
+    for name in ("ask_px_2", "ask_sz_2"):  # NaN-padded last level: numpy NaN packs, others not
+        v = books.column(name).to_numpy().copy()
+        v[6], v[7] = np.nan, odd
+        books = books.set_column(books.schema.get_field_index(name), name, pa.array(v))
+    return books
+
+
+ODD_RAW_ROWS = [1, 2, 3, 4, 5, 7]  # -0.0, denormal, 1/3, too big for int32, inf, NaN payload
+
+
+def _bits(t: pa.Table, names: list[str]) -> np.ndarray:
+    return np.stack([t.column(c).to_numpy() for c in names]).view(np.int64)
+
+
+def test_book_levels_pack_exactly_or_stay_raw():
+    from algo_trade.schema import book_columns
+
+    rng = np.random.default_rng(3)
+    n, d = 5_000, 4
+    px = rng.integers(1, 2 * 10**8, (2 * d, n)) / 10.0 ** rng.integers(0, 5, (1, n))
+    px[:, ::7] = rng.integers(1, 10**6, (2 * d, len(range(0, n, 7)))) / 10**8  # 8 decimals
+    sz = rng.integers(0, 10**6, (2 * d, n)) / 10.0 ** rng.integers(0, 7, (1, n))
+    cols = np.concatenate([px[:d], sz[:d], px[d:], sz[d:]])  # bid_px, bid_sz, ask_px, ask_sz
+    cols[3 * d - 1, 10] = cols[4 * d - 1, 10] = np.nan  # padded level
+    cols[d, 20] = 0.1 + 0.2  # not a short decimal: this row stays raw
+    col = pgcopy.pack_levels(cols, d)
+    lengths = np.diff(col.offs)
+    assert set(lengths[np.arange(n) != 20]) == {pgcopy.packed_width(d)} and lengths[20] == 32 * d
+    blob = col.data[: col.offs[-1]]
+    out, bad = pgcopy.unpack_levels(blob, lengths, n, d)
+    assert bad == -1 and (out.view(np.int64) == cols.view(np.int64)).all()
+    # Pages of one layout decode without per-row lengths.
+    raw = np.ascontiguousarray(cols.T).view(np.uint8).reshape(-1)
+    out, bad = pgcopy.unpack_levels(raw, None, n, d)
+    assert bad == -1 and (out.view(np.int64) == cols.view(np.int64)).all()
+    sel = np.arange(n) != 20
+    packed = pgcopy.pack_levels(np.ascontiguousarray(cols[:, sel]), d)
+    out, bad = pgcopy.unpack_levels(packed.data[: packed.offs[-1]], None, n - 1, d)
+    assert bad == -1 and (out.view(np.int64) == cols[:, sel].view(np.int64)).all()
+    # Edge values survive bit for bit, in the raw layout.
+    books = _odd_books()
+    names = book_columns(3)
+    edge = np.stack([books.column(c).to_numpy() for c in names])
+    col = pgcopy.pack_levels(edge, 3)
+    lengths = np.diff(col.offs)
+    assert [i for i in range(8) if lengths[i] == 32 * 3] == ODD_RAW_ROWS
+    out, bad = pgcopy.unpack_levels(col.data[: col.offs[-1]], lengths, 8, 3)
+    assert bad == -1 and (out.view(np.int64) == edge.view(np.int64)).all()
+
+
+def test_packed_and_raw_book_rows_read_back_bit_for_bit(pg, pg_db):  # noqa: F811
+    from algo_trade.schema import book_columns
+
+    books = _odd_books()
+    pg.write("book", books)
+    with psycopg.connect(pg_db) as conn:
+        lengths = [r[0] for r in conn.execute("SELECT length(levels) FROM book ORDER BY ts")]
+        k = 4 * 3
+        got = conn.execute(
+            "SELECT array_agg(algo_trade_level(levels, i) ORDER BY i) FROM book,"
+            " generate_series(0, %s) i GROUP BY ts ORDER BY ts",
+            (k - 1,),
+        ).fetchall()
+    assert [i for i, n in enumerate(lengths) if n == 32 * 3] == ODD_RAW_ROWS
+    assert all(n == pgcopy.packed_width(3) for i, n in enumerate(lengths) if i not in ODD_RAW_ROWS)
+    names = book_columns(3)
+    want = _bits(books, names)
+    back = read_table(pg, "book", "sim", BTC, T0, T0 + DAY)
+    assert (_bits(back, names) == want).all()
+    # SQL reads the same values from both layouts (NaN payloads aside: SQL has one NaN).
+    sql = np.array([r[0] for r in got], dtype=np.float64).T
+    nan = np.isnan(want.view(np.float64))
+    assert (np.isnan(sql) == nan).all()
+    assert (sql.view(np.int64)[~nan] == want[~nan]).all()
+
+
+def test_version_1_database_migrates_and_reads_old_rows(pg_db, monkeypatch):  # noqa: F811
+    """A database written by schema 1 (raw float64 levels only) keeps its rows readable."""
+    from algo_trade.schema import book_columns
+    from algo_trade.store import postgres
+
+    old = make_books(300, depth=4)
+    with monkeypatch.context() as m:  # the code as it was at schema 1
+        m.setattr(postgres, "SCHEMA_VERSION", 1)
+        m.setattr(pgcopy, "pack_levels", lambda cols, depth: pgcopy.packed_column(list(cols)))
+        store = PostgresStore(pg_db)
+        store.write("book", old)
+        store.close()
+    assert _count(pg_db, "SELECT max(version) FROM schema_version") == 1
+    assert _count(pg_db, "SELECT count(*) FROM book WHERE length(levels) = 128") == 300
+    store = PostgresStore(pg_db)  # applies migration 2
+    try:
+        assert store.init_report.applied == [2]
+        new = make_books(300, start_ns=T0 + 300 * SEC, depth=4, seed=1)
+        store.write("book", new)
+        assert _count(pg_db, "SELECT count(*) FROM book WHERE length(levels) = 68") == 300
+        names = book_columns(4)
+        back = read_table(store, "book", "sim", BTC, T0, T0 + DAY)  # one page, both layouts
+        assert (_bits(back, names) == _bits(pa.concat_tables([old, new]), names)).all()
+        with psycopg.connect(pg_db) as conn:
+            vals = conn.execute(
+                "SELECT algo_trade_level(levels, 4) FROM book WHERE ts IN (%s, %s) ORDER BY ts",
+                (T0, T0 + 300 * SEC),
+            ).fetchall()
+        assert [v[0] for v in vals] == [
+            old.column("bid_sz_0")[0].as_py(),
+            new.column("bid_sz_0")[0].as_py(),
+        ]
+    finally:
+        store.close()
+
+
 def test_pgcopy_roundtrips_every_field_type():
     n = 5
     cols = [
@@ -392,7 +511,7 @@ def test_cli_init_generate_stats_copy_both_ways(pg_db, tmp_path, capsys, monkeyp
     )
     assert code == 0
     info = json.loads(out)
-    assert info["applied"] == [1] and info["version"] == 1
+    assert info["applied"] == [1, 2] and info["version"] == 2
     code, out, _ = run_cli(["db", "init", "--db", pg_db], capsys)
     assert code == 0 and "already up to date" in out and PASSWORD not in out
     # ALGO_TRADE_DB selects the database for every command.

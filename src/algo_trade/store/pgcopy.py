@@ -106,8 +106,7 @@ def _encode_rows_nb(
                 ln = toffs[tidx[i, s] + 1] - a
                 _st4_nb(buf, p, ln)
                 p += 4
-                for b in range(ln):
-                    buf[p + b] = tdata[a + b]
+                buf[p : p + ln] = tdata[a : a + ln]
                 p += ln
             elif c == 7:  # RAW
                 w = raw.shape[1]
@@ -313,6 +312,218 @@ def columns_from_rows_nb(rows, out):  # pragma: no cover - compiled
         for j in range(k):
             for i in range(i0, i1):
                 out[j, i] = rows[i, j]
+
+
+# ---------------------------------------------------------------------- book levels
+# A book row's levels (4 x depth float64: bid_px, bid_sz, ask_px, ask_sz, best first) go in
+# one bytea, in one of two layouts told apart by length (32*d is 0 mod 16, 16*d + 4 is 4):
+# - packed, 16*d + 4 bytes: byte 0 the price scale kp, byte 1 the size scale ks (0..9),
+#   two zero bytes, then 4*d little-endian int32 m, each value being exactly m / 10**k
+#   (INT32_MIN: NaN). Book prices and sizes are decimals on a tick/lot grid, so nearly
+#   every row packs: half the bytes of float64, so half the heap and WAL per row.
+# - raw, 32*d bytes: the float64 values little-endian, for rows that do not pack exactly
+#   (a value that is not such a decimal, -0.0, infinities, a NaN other than the usual one).
+# The encoder checks every value: decoding m / 10**k gives back the very same double.
+PACK_MAX_SCALE = 9
+POW10 = np.array([10.0**k for k in range(PACK_MAX_SCALE + 1)])  # exact doubles
+INT32_NAN = -(2**31)
+_NAN_BITS = 0x7FF8000000000000  # numpy's NaN; other NaN payloads keep the raw layout
+_M_MAX = 2.0**31 - 1
+
+
+def packed_width(depth: int) -> int:
+    """Bytes of a packed row's levels."""
+    return 16 * depth + 4
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pack_group_nb(row, bits, d, g, s, m):  # pragma: no cover - compiled
+    """Whether the values of group g (0: prices, 1: sizes) of this row are exact at scale
+    s; fills their int32 mantissas into m."""
+    p = POW10[s]
+    for h in range(2):
+        base = (2 * h + g) * d
+        for j in range(base, base + d):
+            b = bits[j]
+            if b == _NAN_BITS:
+                m[j] = INT32_NAN
+                continue
+            v = row[j]
+            r = np.floor(v * p + 0.5)
+            if not (abs(r) <= _M_MAX):  # also NaN and infinities
+                return False
+            if r / p != v or (v == 0.0 and b != 0):  # inexact, or -0.0
+                return False
+            m[j] = np.int64(r)
+    return True
+
+
+@njit(cache=True, nogil=True)
+def pack_levels_nb(rows, d, out, offs):  # pragma: no cover - compiled
+    """rows: float64[n, 4d] -> out[offs[i]:offs[i+1]] holds row i's levels bytea (packed,
+    else raw). `out` needs n * 32d bytes at most. Returns the number of raw rows.
+    Scales are tried from the previous row's first, so a steady series costs one try."""
+    n = rows.shape[0]
+    k = 4 * d
+    allbits = rows.view(np.int64)
+    m = np.zeros(k, dtype=np.int64)
+    sc = np.zeros(2, dtype=np.int64)
+    raw = 0
+    p = 0
+    for i in range(n):
+        row = rows[i]
+        bits = allbits[i]
+        offs[i] = p
+        packed = True
+        for g in range(2):
+            if _pack_group_nb(row, bits, d, g, sc[g], m):
+                continue
+            found = False
+            for s in range(PACK_MAX_SCALE + 1):
+                if s != sc[g] and _pack_group_nb(row, bits, d, g, s, m):
+                    sc[g] = s
+                    found = True
+                    break
+            if not found:
+                packed = False
+                break
+        if packed:
+            out[p] = sc[0]
+            out[p + 1] = sc[1]
+            out[p + 2] = 0
+            out[p + 3] = 0
+            p += 4
+            for j in range(k):
+                v = m[j]
+                out[p] = v & 0xFF
+                out[p + 1] = (v >> 8) & 0xFF
+                out[p + 2] = (v >> 16) & 0xFF
+                out[p + 3] = (v >> 24) & 0xFF
+                p += 4
+        else:
+            raw += 1
+            for j in range(k):
+                v = bits[j]
+                for b in range(8):
+                    out[p + b] = (v >> (8 * b)) & 0xFF
+                p += 8
+    offs[n] = p
+    return raw
+
+
+def pack_levels(columns: np.ndarray, depth: int) -> Column:
+    """float64[4*depth, n] level columns -> a bytea column (packed rows, raw where needed)."""
+    k, n = columns.shape
+    rows = np.empty((n, k), dtype=np.float64)
+    rows_from_columns_nb(np.ascontiguousarray(columns, dtype=np.float64), rows)
+    out = np.empty(n * 8 * k, dtype=np.uint8)
+    offs = np.empty(n + 1, dtype=np.int64)
+    pack_levels_nb(rows, depth, out, offs)
+    return Column(TEXT, np.arange(n, dtype=np.int64), None, offs, out)
+
+
+@njit(cache=True, nogil=True)
+def _mantissas_nb(m, out):  # pragma: no cover - compiled
+    """m: int32[n, 4d + 1] packed rows (header word first) -> out: float64[4d, n] holding the
+    mantissas, tiled like `columns_from_rows_nb`. Returns how many are INT32_NAN."""
+    n = m.shape[0]
+    k = out.shape[0]
+    nans = 0
+    for i0 in range(0, n, TILE):
+        i1 = min(i0 + TILE, n)
+        for j in range(k):
+            for i in range(i0, i1):
+                v = m[i, j + 1]
+                out[j, i] = v
+                nans += v == INT32_NAN
+    return nans
+
+
+@njit(cache=True, nogil=True)
+def _scale_nb(out, div, d, nans):  # pragma: no cover - compiled
+    """out[j, i] /= div[group of j, i] in place (vectorized); INT32_NAN mantissas -> NaN."""
+    k, n = out.shape
+    for j in range(k):
+        dv = div[(j // d) % 2]
+        o = out[j]
+        if nans:
+            for i in range(n):
+                if o[i] == INT32_NAN:
+                    o[i] = np.nan
+        for i in range(n):
+            o[i] = o[i] / dv[i]
+
+
+@njit(cache=True, nogil=True)
+def _unpack_mixed_nb(blob, offs, d, out, out_bits):  # pragma: no cover - compiled
+    """Rows of both layouts (blob[offs[i]:offs[i+1]]) -> out: float64[4d, n] (out_bits:
+    the same memory as int64). Returns -1, or the index of the first malformed row."""
+    n = offs.shape[0] - 1
+    k = 4 * d
+    wp = 4 * k + 4
+    wr = 8 * k
+    for i in range(n):
+        ln = offs[i + 1] - offs[i]
+        if ln == wp:
+            if blob[offs[i]] > PACK_MAX_SCALE or blob[offs[i] + 1] > PACK_MAX_SCALE:
+                return i
+        elif ln != wr:
+            return i
+    for i in range(n):
+        p = offs[i]
+        if offs[i + 1] - p == wp:
+            for j in range(k):
+                q = p + 4 + 4 * j
+                v = (
+                    np.int64(blob[q])
+                    | (np.int64(blob[q + 1]) << 8)
+                    | (np.int64(blob[q + 2]) << 16)
+                    | (np.int64(blob[q + 3]) << 24)
+                )
+                if v >= 2**31:
+                    v -= 2**32
+                if v == INT32_NAN:
+                    out[j, i] = np.nan
+                else:
+                    out[j, i] = np.float64(v) / POW10[blob[p + (j // d) % 2]]
+        else:
+            for j in range(k):
+                q = p + 8 * j
+                v = np.int64(0)
+                for b in range(8):
+                    v |= np.int64(blob[q + b]) << (8 * b)
+                out_bits[j, i] = v
+    return -1
+
+
+def unpack_levels(
+    blob: np.ndarray, lengths: np.ndarray | None, n: int, depth: int
+) -> tuple[np.ndarray, int]:
+    """n rows' levels bytea joined in `blob` (uint8) -> (float64[4*depth, n], -1 or the
+    index of the first malformed row). `lengths` (per row) is needed only when the total
+    size is not n times one layout's width (a mix: the two widths cannot add up to that)."""
+    k = 4 * depth
+    out = np.empty((k, n), dtype=np.float64)
+    wp = packed_width(depth)
+    if len(blob) == n * 8 * k:  # all raw
+        columns_from_rows_nb(blob.view("<f8").reshape(n, k), out)
+        return out, -1
+    if len(blob) == n * wp:  # all packed
+        m = blob.view("<i4").reshape(n, k + 1)
+        head = blob.reshape(n, wp)
+        kp, ks = head[:, 0], head[:, 1]
+        if n and max(int(kp.max()), int(ks.max())) > PACK_MAX_SCALE:
+            return out, int(np.flatnonzero((kp > PACK_MAX_SCALE) | (ks > PACK_MAX_SCALE))[0])
+        nans = _mantissas_nb(m, out)
+        _scale_nb(out, np.stack([POW10[kp], POW10[ks]]), depth, nans)
+        return out, -1
+    if lengths is None:
+        return out, 0
+    offs = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offs[1:])
+    if offs[-1] != len(blob):
+        return out, 0
+    return out, int(_unpack_mixed_nb(blob, offs, depth, out, out.view(np.int64)))
 
 
 # ---------------------------------------------------------------------- decoding kernels

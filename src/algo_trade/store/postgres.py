@@ -11,10 +11,13 @@ on ``ts`` with daily partitions created ahead as data arrives.
   are copied straight into the table; otherwise (or if a concurrent writer got there
   first) they go through a temporary staging table and ``INSERT ... ON CONFLICT DO
   NOTHING``, so a batch written twice is stored once.
-- Book levels are stored as one ``bytea`` per row (little-endian float64, bid_px, bid_sz,
-  ask_px, ask_sz, ``depth`` values each): the server sends and receives it as-is, ~6x
-  faster than ``float8[]`` (measured). The SQL function ``algo_trade_level(levels, i)``
-  reads one value for ad-hoc SQL.
+- Book levels are stored as one ``bytea`` per row (bid_px, bid_sz, ask_px, ask_sz,
+  ``depth`` values each): the server sends and receives it as-is, ~6x faster than
+  ``float8[]`` (measured). Rows whose prices and sizes are decimals (nearly all) are
+  packed as int32 mantissas with a decimal scale per row (`pgcopy.pack_levels`, checked
+  exact), the rest as little-endian float64: half the bytes, so half the heap and WAL the
+  server writes per row. The SQL function ``algo_trade_level(levels, i)`` reads one value
+  of either layout for ad-hoc SQL.
 - Reads send no user value in SQL text: queries bind parameters; COPY (which takes no
   parameters) reads them back with ``current_setting`` after a parameterized
   ``set_config``; names are fixed identifiers. Book scans read keyset pages of binary
@@ -33,7 +36,7 @@ import re
 import threading
 import weakref
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -56,8 +59,8 @@ from algo_trade.timeutil import NS_PER_DAY, parse_range_ns
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-WRITE_SLICE_ROWS = 65_536  # rows per COPY buffer: bounded client memory, encode overlaps send
+SCHEMA_VERSION = 2
+WRITE_SLICE_ROWS = 16_384  # rows per COPY buffer (~5 MB); the next encodes while one is sent
 SCAN_BATCH_BYTES = 8 << 20  # COPY bytes per decoded batch of a scan
 SCAN_BLOCK_ROWS = 16_384  # book rows per page query (~10 MB at 20 levels; measured best)
 TS_MIN, TS_MAX = -(2**63), 2**63 - 1
@@ -286,7 +289,46 @@ def _apply_policies(cur, opts: InitOptions, timescale: bool) -> None:
         )
 
 
-MIGRATIONS = {1: ("tables, keys and partitioning per record kind", _migration_1)}
+def _migration_2(cur, opts: InitOptions, timescale: bool) -> list[str]:
+    """Book levels may be packed (int32 mantissas + decimal scales): algo_trade_level reads both.
+
+    Rows written before stay as they are (raw float64, told apart by length); code that
+    knows only version 1 refuses this schema instead of misreading packed rows.
+    """
+    cur.execute("ALTER FUNCTION algo_trade_level(bytea, int) RENAME TO algo_trade_level_raw")
+    # Packed: bytes 0/1 the price/size scale, 2-3 zero, then 4*d little-endian int32 from
+    # byte 4; value i is m / 10^scale of its group (i / d even: prices), INT32_MIN is NaN.
+    cur.execute(
+        """
+        CREATE FUNCTION algo_trade_level_packed(levels bytea, i int) RETURNS float8
+        LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+          SELECT CASE WHEN u = 2147483648 THEN 'NaN'::float8
+                      ELSE (CASE WHEN u >= 2147483648 THEN u - 4294967296 ELSE u END)::float8
+                           / 10::float8 ^ get_byte(levels, (i / d) % 2) END
+          FROM (SELECT (length(levels) - 4) / 16 AS d,
+                       (get_byte(levels, 4 * i + 7)::bigint << 24)
+                       | (get_byte(levels, 4 * i + 6)::bigint << 16)
+                       | (get_byte(levels, 4 * i + 5)::bigint << 8)
+                       | get_byte(levels, 4 * i + 4)::bigint AS u) parts
+        $$
+        """
+    )
+    cur.execute(
+        """
+        CREATE FUNCTION algo_trade_level(levels bytea, i int) RETURNS float8
+        LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+          SELECT CASE WHEN length(levels) % 16 = 4 THEN algo_trade_level_packed(levels, i)
+                      ELSE algo_trade_level_raw(levels, i) END
+        $$
+        """
+    )
+    return []
+
+
+MIGRATIONS = {
+    1: ("tables, keys and partitioning per record kind", _migration_1),
+    2: ("book levels packed as int32 mantissas with decimal scales", _migration_2),
+}
 
 
 def _timescale_available(cur) -> tuple[bool, str]:
@@ -479,6 +521,8 @@ class PostgresStore:
         t, result = checked_for_write(kind, table)
         if t.num_rows == 0:
             return result
+        # The first slice encodes on the worker thread while the checks below query the server.
+        first = self._encoder.submit(encode_table, kind, t.slice(0, WRITE_SLICE_ROWS))
         depth = book_depth(t.schema) if kind == "book" else None
         groups = _groups(t)
         self._check_depths(kind, groups, depth)
@@ -493,7 +537,7 @@ class PostgresStore:
                         continue
                     with conn.transaction(), conn.cursor() as cur:
                         target = kind if attempt == "direct" else f"stage_{kind}"
-                        self._copy_in(cur, kind, target, t)
+                        self._copy_in(cur, kind, target, t, first)  # a retry reuses it
                         if attempt == "direct":
                             written = {(g.exchange, g.symbol): (g.rows, g.lo, g.hi) for g in groups}
                         else:
@@ -547,12 +591,13 @@ class PostgresStore:
         ).fetchone()
         return bool(row[0])
 
-    def _copy_in(self, cur, kind: str, target: str, t: pa.Table) -> None:
+    def _copy_in(self, cur, kind: str, target: str, t: pa.Table, first: Future | None) -> None:
+        """COPY `t` into `target`; `first`: its first slice, already submitted for encoding."""
         names = ["ts", "exchange", "symbol", *[c for c, _, _ in _COLUMNS[kind]]]
         slices = [t.slice(a, WRITE_SLICE_ROWS) for a in range(0, t.num_rows, WRITE_SLICE_ROWS)]
         with cur.copy(f"COPY {target} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)") as cp:
             # Encode the next slice on a worker thread while this one is sent.
-            pending = self._encoder.submit(encode_table, kind, slices[0])
+            pending = first or self._encoder.submit(encode_table, kind, slices[0])
             for i in range(len(slices)):
                 buf = pending.result()
                 if i + 1 < len(slices):
@@ -740,23 +785,28 @@ class PostgresStore:
             f" AND exchange = %s AND ts >= %s AND ts < %s ORDER BY {order} LIMIT %s"
         )
         k = 4 * depth if levels else 0
-        pages = self._book_pages(query, exchange, symbol, s, e, limit, descending)
+        widths = (8 * k, pgcopy.packed_width(depth)) if k else ()
+        pages = self._book_pages(query, exchange, symbol, s, e, limit, descending, widths)
         if limit is None or limit > SCAN_BLOCK_ROWS:
             pages = _prefetch(pages)
-        for ts, lv_blob, n in pages:
-            matrix = np.empty((k, n), dtype=np.float64)
+        for ts, lv_blob, n, lengths in pages:
             if k:
-                if len(lv_blob) != 8 * k * n:
+                blob = np.frombuffer(lv_blob, dtype=np.uint8)
+                matrix, bad = pgcopy.unpack_levels(blob, lengths, n, depth)
+                if bad >= 0:
                     raise StoreError(
                         f"book rows of {exchange}/{symbol} do not all hold {depth} levels:"
                         " the table was changed outside algo-trade"
                     )
-                rows = np.frombuffer(lv_blob, dtype="<f8").reshape(n, k)
-                pgcopy.columns_from_rows_nb(rows, matrix)
+            else:
+                matrix = np.empty((0, n), dtype=np.float64)
             yield _book_batch(ts, matrix, cols, exchange, symbol, depth)
 
-    def _book_pages(self, query, exchange, symbol, s, e, limit, descending) -> Iterator[tuple]:
-        """(ts int64[n], the rows' levels joined, n) per page, by keyset pagination on ts."""
+    def _book_pages(
+        self, query, exchange, symbol, s, e, limit, descending, widths
+    ) -> Iterator[tuple]:
+        """(ts int64[n], the rows' levels joined, n, lengths) per page, by keyset pagination
+        on ts. `lengths` (int64[n]) only when the rows do not all have one of `widths`."""
         import psycopg
 
         remaining = limit
@@ -772,8 +822,11 @@ class PostgresStore:
                     # psycopg builds the rows in C; these two passes are the page's only Python loops.
                     ts = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
                     blob = b"".join(r[1] for r in rows) if len(rows[0]) > 1 else None
+                    lengths = None
+                    if blob is not None and all(len(blob) != w * n for w in widths):
+                        lengths = np.fromiter((len(r[1]) for r in rows), dtype=np.int64, count=n)
                     del rows
-                    yield ts, blob, n
+                    yield ts, blob, n, lengths
                     if remaining is not None:
                         remaining -= n
                         if remaining <= 0:
@@ -985,8 +1038,10 @@ def encode_table(kind: str, t: pa.Table) -> np.ndarray:
         pgcopy.text_column(t.column("symbol")),
     ]
     if kind == "book":
-        names = book_columns(book_depth(t.schema))
-        cols.append(pgcopy.packed_column([t.column(name).to_numpy() for name in names]))
+        names = book_columns(book_depth(t.schema))  # bid_px, bid_sz, ask_px, ask_sz
+        depth = book_depth(t.schema)
+        levels = np.stack([t.column(name).to_numpy() for name in names])
+        cols.append(pgcopy.pack_levels(levels, depth))
     else:
         for name, _, code in _COLUMNS[kind]:
             col = t.column(name)
