@@ -222,7 +222,9 @@ def bench_bars(n: int, repeat: int) -> list[dict]:
     same_vb = (vb_orders == int(res.stats["orders"]) and vb_trades == int(res.stats["trades"])
                and np.isclose(vb_final, res.stats["final_equity"], rtol=1e-7))  # fmt: skip
     vb_stats = out["vectorbt_same"]
-    worst = max(abs(float(v) - float(res.stats[k])) / max(abs(float(v)), 1e-12) for k, v in vb_stats.items())
+    worst = max(
+        abs(float(v) - float(res.stats[k])) / max(abs(float(v)), 1e-12) for k, v in vb_stats.items()
+    )
     same_stats = worst <= 1e-7
     rows += [
         {"name": "vectorbt, same backtest: MA.run 10/50, from_signals, the same 14 stats", "value": round(t_same, 4),
