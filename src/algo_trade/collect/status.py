@@ -52,7 +52,14 @@ class _Metrics:
             "algo_trade_collect_spooled_rows", "Rows in the spool not yet in the store"
         )
         lag = GaugeMetricFamily(
-            "algo_trade_collect_lag_seconds", "Receipt to durable lag", labels=["quantile"]
+            "algo_trade_collect_lag_seconds",
+            "Receipt to durable in the store lag",
+            labels=["quantile"],
+        )
+        spool_lag = GaugeMetricFamily(
+            "algo_trade_collect_spool_lag_seconds",
+            "Receipt to durable (fsynced) in the write-ahead spool lag",
+            labels=["quantile"],
         )
         ex_lag = GaugeMetricFamily(
             "algo_trade_collect_exchange_lag_seconds",
@@ -77,10 +84,11 @@ class _Metrics:
         spool.add_metric([], col.writer.backlog_rows)
         q = col.lag_quantiles()
         for name in ("p50", "p99"):
-            val = q[f"lag_{name}_s"]
-            if val is not None:
-                lag.add_metric([name], val)
-        yield from (msgs, rows, rec, res, bad, drop, errs, queue, spool, lag, ex_lag)
+            for family, prefix in ((lag, "lag"), (spool_lag, "spool_lag")):
+                val = q[f"{prefix}_{name}_s"]
+                if val is not None:
+                    family.add_metric([name], val)
+        yield from (msgs, rows, rec, res, bad, drop, errs, queue, spool, lag, spool_lag, ex_lag)
 
 
 class MetricsServer:
