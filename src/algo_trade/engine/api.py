@@ -435,21 +435,38 @@ def _as_target(raw: Any) -> np.ndarray:
 
 def _simulate(mode: str, md: MarketData, target: np.ndarray, f_rate: np.ndarray, f_mark: np.ndarray,
               cfg: Settings, equity: np.ndarray, ledger: np.ndarray) -> np.ndarray:  # fmt: skip
-    cols = md.columns
+    cols = {k: _readonly(v) for k, v in md.columns.items()}
+    ts, target, f_rate, f_mark = (
+        _readonly(md.ts),
+        _readonly(target),
+        _readonly(f_rate),
+        _readonly(f_mark),
+    )
     if mode == "bars":
-        limit, bad_col = K.first_bad_bar_nb(md.ts, cols["close"])  # a vectorized pass of its own
+        limit, bad_col = K.first_bad_bar_nb(ts, cols["close"])  # a vectorized pass of its own
         return K.simulate_bars_nb(
-            md.ts, cols["open"], cols["high"], cols["low"], cols["close"], target, f_rate, f_mark,
+            ts, cols["open"], cols["high"], cols["low"], cols["close"], target, f_rate, f_mark,
             cfg.fill_at == "close", cfg.init_cash, cfg.fee_taker_bps, cfg.slippage_bps,
             cfg.slippage_range, cfg.leverage, cfg.maintenance_margin, cfg.liquidation_fee_bps,
             cfg.rebalance, equity, ledger, limit, bad_col,
         )  # fmt: skip
     return K.simulate_book_nb(
-        md.ts, cols["bid_px"], cols["bid_sz"], cols["ask_px"], cols["ask_sz"], target, f_rate,
+        ts, cols["bid_px"], cols["bid_sz"], cols["ask_px"], cols["ask_sz"], target, f_rate,
         f_mark, int(round(cfg.latency_ms * 1e6 / md.ts_unit_ns)), cfg.init_cash, cfg.fee_taker_bps,
         cfg.leverage, cfg.maintenance_margin, cfg.liquidation_fee_bps, cfg.rebalance,
         OVERFLOW[cfg.book_overflow], cfg.overflow_penalty_bps, equity, ledger,
     )  # fmt: skip
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    """A read-only view: numba compiles one kernel per array type, and read-only is part of
+    it (pandas hands out read-only arrays, a store load writable ones): one flag, one
+    compiled kernel."""
+    if not a.flags.writeable:
+        return a
+    v = a.view()
+    v.flags.writeable = False
+    return v
 
 
 def _mid(cols: Mapping[str, np.ndarray]) -> np.ndarray:
