@@ -299,6 +299,14 @@ def test_a_book_row_changed_outside_is_a_clear_error(pg, pg_db):  # noqa: F811
         read_table(pg, "book", "sim", BTC, T0, T0 + DAY)
 
 
+def test_a_packed_row_with_a_foreign_header_is_a_clear_error(pg, pg_db):  # noqa: F811
+    pg.write("book", make_books(10, depth=2))
+    with psycopg.connect(pg_db) as conn:  # same length, scale byte out of range
+        conn.execute("UPDATE book SET levels = set_byte(levels, 0, 200) WHERE ts = %s", (T0 + SEC,))
+    with pytest.raises(StoreError, match="changed outside algo-trade"):
+        read_table(pg, "book", "sim", BTC, T0, T0 + DAY)
+
+
 def test_sql_function_reads_a_book_level(pg, pg_db):  # noqa: F811
     books = make_books(3, depth=4)
     books = books.set_column(

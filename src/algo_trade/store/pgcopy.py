@@ -512,8 +512,11 @@ def unpack_levels(
         m = blob.view("<i4").reshape(n, k + 1)
         head = blob.reshape(n, wp)
         kp, ks = head[:, 0], head[:, 1]
-        if n and max(int(kp.max()), int(ks.max())) > PACK_MAX_SCALE:
-            return out, int(np.flatnonzero((kp > PACK_MAX_SCALE) | (ks > PACK_MAX_SCALE))[0])
+        wrong = (
+            (kp > PACK_MAX_SCALE) | (ks > PACK_MAX_SCALE) | (head[:, 2] != 0) | (head[:, 3] != 0)
+        )
+        if wrong.any():  # not our layout (a row changed outside): name the first
+            return out, int(np.flatnonzero(wrong)[0])
         nans = _mantissas_nb(m, out)
         _scale_nb(out, np.stack([POW10[kp], POW10[ks]]), depth, nans)
         return out, -1
