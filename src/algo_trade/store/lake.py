@@ -384,8 +384,13 @@ class LakeStore:
         if not paths:
             return None
         cols = list(KEYS[kind])
+        # cache=False: a file read here for its keys is rarely read again by this process,
+        # and a cached footer is held for good (a 20-level book's ~150 KB, 4096 of them):
+        # a collector whose writes overlap stored files grew by every file it wrote.
         parts = [
-            _read_file(p, cols, lo, hi + 1, kind=kind, exchange="", symbol="", labels=False)
+            _read_file(
+                p, cols, lo, hi + 1, kind=kind, exchange="", symbol="", labels=False, cache=False
+            )
             for p in paths
         ]
         parts = [t for t in parts if t.num_rows]
@@ -623,9 +628,9 @@ def _decode(table: pa.Table, info: _FileInfo, cols: list[str], kind, exchange, s
     return pa.Table.from_arrays(arrays, names=names)
 
 
-def _read_file(path, cols, s, e, kind, exchange, symbol, labels=True) -> pa.Table:
-    """All rows of one file with s <= ts < e, decoded."""
-    info = _file_info(path)
+def _read_file(path, cols, s, e, kind, exchange, symbol, labels=True, cache=True) -> pa.Table:
+    """All rows of one file with s <= ts < e, decoded (cache=False: its footer is not kept)."""
+    info = _file_info(path) if cache else _file_info.__wrapped__(path)
     rgs = np.flatnonzero((info.rg_max >= s) & (info.rg_min < e)).tolist()
     file_cols = [c for c in cols if c in info.columns]
     if "ts" not in file_cols:

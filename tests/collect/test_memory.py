@@ -1,0 +1,80 @@
+"""Long-run memory: what the collector keeps per message, batch or file stays bounded.
+
+A collector runs for weeks, so anything it adds to per written file or per batch must
+be capped by a fixed size, not by the run's length (see docs/collector.md, "Memory over
+long runs").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from algo_trade.collect.pipeline import Samples, Writer
+from algo_trade.exchanges.binance import Normalizer
+from algo_trade.store import lake
+from algo_trade.store.lake import LakeStore
+from tests.collect.harness import FAR_FUTURE, FAR_PAST, scan_all
+from tests.collect.refs import capture_lines
+
+SYM = "BTC-USDT-PERP"
+
+
+def _flushes(every: int = 400) -> list[dict]:
+    """The real Binance capture through the Normalizer, drained every `every` messages
+    (as the collector's flushes do): a list of {kind: table}."""
+    n = Normalizer([SYM], depth=20)
+    out = []
+    for i, (ts, raw) in enumerate(capture_lines("binance_usdm_btcusdt_20230404.dat.gz", 1000)):
+        n.feed(ts, raw)
+        if i % every == every - 1:
+            out.append(n.drain())
+    out.append(n.drain())
+    return [t for t in out if t]
+
+
+def test_store_writes_keep_no_file_footers(tmp_path):
+    """Writes read the keys of stored files they overlap (idempotence) without keeping
+    their footers: a cached 20-level book footer is ~150 KB, and before this a
+    collector's memory grew by one per overlapping write (up to 4,096 of them)."""
+    flushes = _flushes()
+    kinds = {k for f in flushes for k in f}
+    assert {"book", "trade", "funding"} <= kinds
+    store = LakeStore(tmp_path)
+    cached0 = lake._file_info.cache_info().currsize
+    rows = dups = 0
+    for f in flushes:
+        for kind, t in f.items():
+            r = store.write(kind, t)
+            rows += t.num_rows
+            dups += r.duplicates
+    files = len(list((tmp_path / "lake").rglob("*.parquet")))
+    assert files >= 3 * 10
+    # The same batches again (a spool replayed after a crash): every write overlaps
+    # stored files and reads their keys, every row is found and skipped.
+    again = 0
+    for f in flushes:
+        for kind, t in f.items():
+            again += store.write(kind, t).duplicates
+    assert again == rows
+    assert len(list((tmp_path / "lake").rglob("*.parquet"))) == files
+    assert lake._file_info.cache_info().currsize == cached0
+    # Reads still cache footers (a scan opens each file once per process).
+    books = scan_all(store, "book", "binance", SYM)
+    assert books.num_rows > 0
+    assert lake._file_info.cache_info().currsize > cached0
+    assert dups == 0
+    assert list(store.scan("trade", "binance", SYM, FAR_PAST, FAR_FUTURE))
+
+
+def test_lag_samples_are_a_fixed_window():
+    s = Samples(1000)
+    nbytes = s._a.nbytes
+    for v in range(3500):
+        s.append(v)
+    assert len(s) == 1000
+    assert s._a.nbytes == nbytes == 8000
+    assert sorted(s.values().tolist()) == list(range(2500, 3500))
+    # A window of 200k batches holds 1.6 MB however long the run.
+    w = Writer(store=None, spool=None)
+    assert w.lags_ns._a.nbytes == w.spool_lags_ns._a.nbytes == 200_000 * 8
+    assert len(w.lags_ns) == 0 and w.lags_ns.values().dtype == np.int64
