@@ -77,7 +77,7 @@ def _cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _start_server(work: Path) -> tuple[subprocess.Popen, int]:
+def _start_server(work: Path, speed: float = SPEED) -> tuple[subprocess.Popen, int]:
     port_file = work / "port"
     proc = subprocess.Popen(
         [
@@ -98,7 +98,7 @@ def _start_server(work: Path) -> tuple[subprocess.Popen, int]:
             "--port-file",
             str(port_file),
             "--speed",
-            str(SPEED),
+            str(speed),
         ],
         stdout=subprocess.DEVNULL,
         cwd=ROOT,
@@ -307,6 +307,82 @@ def run(quick: bool) -> list[dict]:
     ]
 
 
+def long_run(seconds: float, speed: float, sample_s: float = 10.0, src: Path | None = None) -> dict:
+    """Collector RSS over a long run at a capped rate (not part of `run`: minutes long).
+
+    The same CLI process as `run`, fed at `speed` x recorded speed (200: ~14,000 msg/s
+    offered), RSS sampled every `sample_s`. Reports the series and the growth over the
+    run's second half, the figure that says whether memory levelled off. `src`: another
+    checkout's src/ to run instead (a before/after comparison in the same conditions)."""
+    work = Path(tempfile.mkdtemp(prefix="bench-collect-long-"))
+    server, port = _start_server(work, speed)
+    try:
+        col = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "algo_trade.cli.main",
+                "collect",
+                "--exchange",
+                "binance",
+                "--symbols",
+                SYM,
+                "--streams",
+                "book,funding,trade",
+                "--home",
+                str(work / "home"),
+                "--duration",
+                f"{seconds:.0f}s",
+                "--json",
+                "--no-status",
+                "--log-level",
+                "error",
+                "--binance-ws-url",
+                f"ws://127.0.0.1:{port}",
+                "--binance-rest-url",
+                f"http://127.0.0.1:{port}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(src or ROOT / "src")),
+            cwd=ROOT,
+        )
+        series: list[tuple[int, float]] = []
+        t0 = time.monotonic()
+        while col.poll() is None:
+            time.sleep(sample_s)
+            r = _rss_mb(col.pid)
+            if r is not None:
+                series.append((round(time.monotonic() - t0), round(r, 1)))
+        out, err = col.communicate()
+        if col.returncode != 0:
+            raise RuntimeError(f"collector exited {col.returncode}: {err.strip()[-500:]}")
+        summary = json.loads(out)
+    finally:
+        server.terminate()
+        server.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+    half = [r for t, r in series if t >= seconds / 2]
+    return {
+        "seconds": summary["seconds"],
+        "msg_per_s": round(summary["messages"] / summary["seconds"]),
+        "rss_mb": series,
+        "rss_first_sample_mb": series[0][1] if series else None,
+        "rss_max_mb": max(r for _, r in series) if series else None,
+        "rss_second_half_growth_mb": round(half[-1] - half[0], 1) if len(half) > 1 else None,
+        "lag_p99_s": summary["lag_p99_s"],
+        "left_in_spool": summary["left_in_spool"],
+    }
+
+
 if __name__ == "__main__":
-    for row in run("--quick" in sys.argv):
-        print(row)
+    if "--long" in sys.argv:
+        # python benchmarks/bench_collect.py --long 900 [--speed 250]
+        secs = float(sys.argv[sys.argv.index("--long") + 1])
+        spd = float(sys.argv[sys.argv.index("--speed") + 1]) if "--speed" in sys.argv else 250
+        src = Path(sys.argv[sys.argv.index("--src") + 1]) if "--src" in sys.argv else None
+        print(json.dumps(long_run(secs, spd, src=src)))
+    else:
+        for row in run("--quick" in sys.argv):
+            print(row)

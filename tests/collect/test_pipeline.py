@@ -192,6 +192,7 @@ def test_binance_end_to_end_books_trades_funding_liquidations(tmp_path):
     assert 'algo_trade_collect_exchange_lag_seconds{exchange="binance"}' in text
     assert 'algo_trade_collect_lag_seconds{quantile="p99"}' in text
     assert 'algo_trade_collect_spool_lag_seconds{quantile="p99"}' in text
+    assert "process_resident_memory_bytes" in text  # memory over long runs
     # The capture is from 2023: exchange time -> durable is years, and says so.
     lag = {r["stream"]: r["exchange_lag_s"] for r in summary["streams"]}
     assert lag["trade"] > 3 * 365 * 86400

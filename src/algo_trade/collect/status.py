@@ -103,10 +103,13 @@ class MetricsServer:
 
 def start_metrics(col: Collector, port: int, addr: str = "0.0.0.0") -> MetricsServer:
     """Serve /metrics on `port` in a thread."""
-    from prometheus_client import start_http_server
+    from prometheus_client import ProcessCollector, start_http_server
 
     registry = CollectorRegistry()
     registry.register(_Metrics(col))
+    # process_resident_memory_bytes, CPU seconds, open fds: memory over a week-long run
+    # is watched here (docs/collector.md, "Memory over long runs").
+    ProcessCollector(registry=registry)
     server, thread = start_http_server(port, addr=addr, registry=registry)
     return MetricsServer(server, thread)
 
