@@ -1,7 +1,7 @@
 """Long-run memory: what the collector keeps per message, batch or file stays bounded.
 
-A collector runs for weeks, so anything it adds to per written file or per batch must
-be capped by a fixed size, not by the run's length (see docs/collector.md, "Memory over
+A collector runs for weeks, so whatever it keeps per message, batch or written file
+must be capped by a fixed size, not by the run's length (see docs/collector.md, "Memory over
 long runs").
 """
 
@@ -19,7 +19,16 @@ from algo_trade.collect.pipeline import Collector, Samples, Writer
 from algo_trade.exchanges.binance import Normalizer
 from algo_trade.store import lake
 from algo_trade.store.lake import LakeStore
-from tests.collect.harness import FAR_FUTURE, FAR_PAST, binance_server, config, drive, scan_all
+from algo_trade.testing.replay import ReplayServer, load_capture
+from tests.collect.harness import (
+    BIN,
+    FAR_FUTURE,
+    FAR_PAST,
+    binance_server,
+    config,
+    drive,
+    scan_all,
+)
 from tests.collect.refs import capture_lines
 
 SYM = "BTC-USDT-PERP"
@@ -70,6 +79,40 @@ def test_store_writes_keep_no_file_footers(tmp_path):
     assert lake._file_info.cache_info().currsize > cached0
     assert dups == 0
     assert list(store.scan("trade", "binance", SYM, FAR_PAST, FAR_FUTURE))
+
+
+def test_normalizer_state_stays_bounded_over_many_loops():
+    """Five loops of the real capture (times, update ids and trade ids moved forward each
+    loop, as the benchmark's replay server does): books, buffers, events and counters
+    keep the size they had after the first loop."""
+    srv = ReplayServer("binance", load_capture(BIN, ts_scale=1000), shift_loops=True)
+    snapshot = next(raw for _, raw in load_capture(BIN, ts_scale=1000) if "lastUpdateId" in raw)
+    n = Normalizer([SYM], depth=20)
+    n.feed(srv.frames[0][0], snapshot)
+    sizes = []
+    rows = 0
+    for loop in range(5):
+        for i, (ts, _key, raw) in enumerate(srv.frames):
+            n.feed(ts + loop * srv._span_ns, srv.shift.frame(i, loop) if loop else raw)
+            if i % 500 == 499:
+                rows += sum(t.num_rows for t in n.drain().values())
+                n.drain_events()
+        rows += sum(t.num_rows for t in n.drain().values())
+        n.drain_events()
+        book = n.books[SYM]
+        assert book.synced and n.counters.resyncs == 0 and n.counters.malformed == 0
+        sizes.append((len(book.bids), len(book.asks)))
+        assert n.pending_rows() == 0 and not n._events and not n._open
+        assert not n._buf[SYM] and set(n.counters.by_stream) <= {
+            "book",
+            "trade",
+            "funding",
+            "ignored",
+            "snapshot",
+        }
+    assert n.counters.messages >= 5 * len(srv.frames) and rows > 5 * 500
+    first_bids, first_asks = sizes[0]
+    assert all(b <= first_bids * 1.2 and a <= first_asks * 1.2 for b, a in sizes)
 
 
 def test_lag_samples_are_a_fixed_window():
