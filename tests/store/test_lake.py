@@ -130,3 +130,28 @@ def test_killed_writer_leaves_no_visible_partial_file(tmp_path):
     report = store.compact()
     assert report["temp_removed"] >= 1  # one per file being written in parallel
     assert not any(n.startswith(".tmp-") for n in os.listdir(day_dir))
+
+
+def test_footer_cache_is_bounded_by_bytes(tmp_path, monkeypatch):
+    """Parsed footers are kept by size, not count: with a cap of about three footers,
+    reading many files keeps at most the cap, the newest ones, and scans stay correct."""
+    from algo_trade.store import lake
+
+    assert isinstance(lake._file_info, lake._FooterCache)  # the store's reads go through it
+    store = LakeStore(tmp_path)
+    books = [make_books(100, start_ns=T0 + d * DAY, seed=d) for d in range(8)]
+    for t in books:  # a day each: a file each
+        store.write("book", t)
+    files = sorted(str(p) for p in (tmp_path / "lake").rglob("*.parquet"))
+    assert len(files) >= 8
+    one = lake._read_file_info(files[0]).metadata.serialized_size
+    cache = lake._FooterCache(lake._read_file_info, max_bytes=3 * one + one // 2)
+    monkeypatch.setattr(lake, "_file_info", cache)
+    for f in files:
+        assert cache(f).path == f
+    info = cache.cache_info()
+    assert info.nbytes <= cache.max_bytes and 1 <= info.currsize <= 4
+    assert cache(files[-1]) is cache(files[-1])  # the newest is still held
+    got = sum(b.num_rows for b in store.scan("book", "sim", "BTC-USDT-PERP", T0, T0 + 9 * DAY))
+    assert got == 800
+    assert cache.cache_info().nbytes <= cache.max_bytes

@@ -17,16 +17,17 @@ Layout under the data home::
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import json
 import os
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -97,8 +98,7 @@ class _FileInfo:
         return pq.ParquetFile(self.path, metadata=self.metadata)
 
 
-@lru_cache(maxsize=4096)
-def _file_info(path: str) -> _FileInfo:
+def _read_file_info(path: str) -> _FileInfo:
     md = pq.read_metadata(path)
     meta = json.loads((md.metadata or {}).get(_META_KEY, b"{}"))
     ts_idx = md.schema.names.index("ts")
@@ -121,6 +121,53 @@ def _file_info(path: str) -> _FileInfo:
         tuple(md.schema.names),
         md,
     )
+
+
+FOOTER_CACHE_BYTES = 64 << 20  # parsed footers kept per process (serialized size)
+_CacheInfo = collections.namedtuple("_CacheInfo", "currsize nbytes")
+
+
+class _FooterCache:
+    """`_FileInfo` per path, least recently used evicted first, bounded by the footers'
+    bytes rather than their count: a 20-level book file's footer is ~150 KB, so a count
+    bound lets a long-running process that scans many files hold hundreds of MB. Files
+    are immutable once written (compaction writes new names), so a path never goes stale."""
+
+    def __init__(self, read, max_bytes: int) -> None:
+        self.__wrapped__ = read
+        self.max_bytes = max_bytes
+        self._items: collections.OrderedDict[str, tuple[_FileInfo, int]] = collections.OrderedDict()
+        self._nbytes = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, path: str) -> _FileInfo:
+        with self._lock:
+            hit = self._items.get(path)
+            if hit is not None:
+                self._items.move_to_end(path)
+                return hit[0]
+        info = self.__wrapped__(path)  # outside the lock: reads of other files go on
+        size = info.metadata.serialized_size
+        with self._lock:
+            if path not in self._items:
+                self._items[path] = (info, size)
+                self._nbytes += size
+                while self._nbytes > self.max_bytes and len(self._items) > 1:
+                    _, (_, old) = self._items.popitem(last=False)
+                    self._nbytes -= old
+        return info
+
+    def cache_info(self) -> _CacheInfo:
+        with self._lock:
+            return _CacheInfo(len(self._items), self._nbytes)
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._nbytes = 0
+
+
+_file_info = _FooterCache(_read_file_info, FOOTER_CACHE_BYTES)
 
 
 class LakeStore:
