@@ -109,30 +109,33 @@ def sma_cross_nb(x, fast, slow, short):  # pragma: no cover - compiled
     averages are compared by cross-multiplying (no division, no branch); where the two
     are within rounding of each other a second pass decides as the divided averages do.
     Needs fast < slow."""
-    n = x.shape[0]
-    out = np.zeros(n, dtype=np.int8)
+    out = np.zeros(x.shape[0], dtype=np.int8)
     low = -1 if short else 0
+    if _sma_cross_pass_nb(x, fast, slow, low, out, False):
+        _sma_cross_pass_nb(x, fast, slow, low, out, True)  # the same sums again
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _sma_cross_pass_nb(x, fast, slow, low, out, ties):  # pragma: no cover - compiled
+    """One pass of sma_cross_nb from event slow - 1: with ties False, out = 1 where the
+    cross-multiplied fast average is above, else low, returning how many were within
+    rounding of a tie; with ties True, only those are decided, on the divided averages."""
     near = 0
     acc_f, acc_s = _sma_pair_start_nb(x, fast, slow)
-    for i in range(slow - 1, n):
+    for i in range(slow - 1, x.shape[0]):
         if i >= slow:
             acc_f += x[i] - x[i - fast]
             acc_s += x[i] - x[i - slow]
         a = acc_f * slow
         b = acc_s * fast
-        out[i] = 1 if a > b else low
-        near += abs(a - b) <= 1e-9 * (abs(a) + abs(b))
-    if near:
-        acc_f, acc_s = _sma_pair_start_nb(x, fast, slow)
-        for i in range(slow - 1, n):
-            if i >= slow:
-                acc_f += x[i] - x[i - fast]
-                acc_s += x[i] - x[i - slow]
-            a = acc_f * slow
-            b = acc_s * fast
-            if abs(a - b) <= 1e-9 * (abs(a) + abs(b)):
-                out[i] = _cross_nb(acc_f, fast, acc_s, slow, low)
-    return out
+        tie = abs(a - b) <= 1e-9 * (abs(a) + abs(b))
+        if not ties:
+            out[i] = 1 if a > b else low
+            near += tie
+        elif tie:
+            out[i] = _cross_nb(acc_f, fast, acc_s, slow, low)
+    return near
 
 
 @njit(cache=True, nogil=True)
