@@ -147,6 +147,20 @@ def _scrape(port: int) -> int | None:
     )
 
 
+def _start_collector(
+    home: Path, port: int, seconds: float, extra: list[str], env: dict
+) -> subprocess.Popen:
+    """The collector CLI on the replay server at `port`: Binance books, funding and trades
+    into the lake at `home` for `seconds`, JSON summary on stdout."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "algo_trade.cli.main", "collect", "--exchange", "binance",
+         "--symbols", SYM, "--streams", "book,funding,trade", "--home", str(home),
+         "--duration", f"{seconds:.0f}s", "--json", "--no-status", "--log-level", "error", *extra,
+         "--binance-ws-url", f"ws://127.0.0.1:{port}", "--binance-rest-url", f"http://127.0.0.1:{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+
+
 def run(quick: bool) -> list[dict]:
     duration = 15 if quick else 60
     base_s = 5 if quick else 10
@@ -157,39 +171,7 @@ def run(quick: bool) -> list[dict]:
         metrics_port = _free_port()
         home = work / "home"
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-        col = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "algo_trade.cli.main",
-                "collect",
-                "--exchange",
-                "binance",
-                "--symbols",
-                SYM,
-                "--streams",
-                "book,funding,trade",
-                "--home",
-                str(home),
-                "--duration",
-                f"{duration}s",
-                "--json",
-                "--no-status",
-                "--log-level",
-                "error",
-                "--metrics-port",
-                str(metrics_port),
-                "--binance-ws-url",
-                f"ws://127.0.0.1:{port}",
-                "--binance-rest-url",
-                f"http://127.0.0.1:{port}",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=ROOT,
-        )
+        col = _start_collector(home, port, duration, ["--metrics-port", str(metrics_port)], env)
         samples: list[tuple[float, int | None, float | None]] = []
         cpu = None
         load0 = os.getloadavg()[0]
@@ -317,37 +299,8 @@ def long_run(seconds: float, speed: float, sample_s: float = 10.0, src: Path | N
     work = Path(tempfile.mkdtemp(prefix="bench-collect-long-"))
     server, port = _start_server(work, speed)
     try:
-        col = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "algo_trade.cli.main",
-                "collect",
-                "--exchange",
-                "binance",
-                "--symbols",
-                SYM,
-                "--streams",
-                "book,funding,trade",
-                "--home",
-                str(work / "home"),
-                "--duration",
-                f"{seconds:.0f}s",
-                "--json",
-                "--no-status",
-                "--log-level",
-                "error",
-                "--binance-ws-url",
-                f"ws://127.0.0.1:{port}",
-                "--binance-rest-url",
-                f"http://127.0.0.1:{port}",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ, PYTHONPATH=str(src or ROOT / "src")),
-            cwd=ROOT,
-        )
+        env = dict(os.environ, PYTHONPATH=str(src or ROOT / "src"))
+        col = _start_collector(work / "home", port, seconds, [], env)
         series: list[tuple[int, float]] = []
         t0 = time.monotonic()
         while col.poll() is None:
