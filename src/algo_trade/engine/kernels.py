@@ -441,10 +441,9 @@ def simulate_bars_nb(ts, open_, high, low, close, target, fund_rate, fund_mark, 
     _set_liq_nb(st, mm)
     # The caller checked close and ts (first_bad_bar_nb: the run ends at the first bad bar,
     # `limit`, reported as column `bad_col`); open, high and low are checked where they
-    # are read. Runs of quiet
-    # bars (cash and position constant) alternate with event bars: a scan finds the next
-    # bar where something may happen, a tight loop marks the run before it, and
-    # _bar_event_nb handles the event bar.
+    # are read. Runs of quiet bars (cash and position constant) alternate with event bars:
+    # a scan finds the next bar where something may happen, a tight loop marks the run
+    # before it, and _bar_event_nb handles the event bar.
     i = 0
     while i < limit:
         q = st[S_QTY]
