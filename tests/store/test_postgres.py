@@ -240,7 +240,7 @@ def test_nullable_columns_roundtrip_as_nulls(pg):
 
 # ---------------------------------------------------------------------- reads
 def test_large_scans_stream_in_bounded_batches(pg, monkeypatch):
-    import algo_trade.store.postgres as pgmod
+    import algo_trade.store.postgres.read as pgmod
 
     books = make_books(50_000, depth=20, step_ns=SEC // 2)
     pg.write("book", books)
@@ -410,7 +410,7 @@ def test_packed_and_raw_book_rows_read_back_bit_for_bit(pg, pg_db):  # noqa: F81
 def test_version_1_database_migrates_and_reads_old_rows(pg_db, monkeypatch):  # noqa: F811
     """A database written by schema 1 (raw float64 levels only) keeps its rows readable."""
     from algo_trade.schema import book_columns
-    from algo_trade.store import postgres
+    from algo_trade.store.postgres import schema as postgres
 
     old = make_books(300, depth=4)
     with monkeypatch.context() as m:  # the code as it was at schema 1

@@ -124,7 +124,7 @@ def init_cmd(
     """
     import psycopg
 
-    from algo_trade.store.postgres import InitOptions, _connect_error, describe, migrate
+    from algo_trade.store.postgres import InitOptions, connect_error, describe, migrate
     from algo_trade.timeutil import parse_duration_ns
 
     url = _require_db(db, "init")
@@ -138,7 +138,7 @@ def init_cmd(
         with psycopg.connect(url, connect_timeout=10) as conn:
             report = migrate(conn, opts, reconfigure=True)
     except psycopg.OperationalError as exc:
-        raise _connect_error(exc, url) from None
+        raise connect_error(exc, url) from None
     if json:
         emit_json(
             {
