@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from algo_trade.collect.pipeline import CollectConfig, Collector
+from algo_trade.collect.config import CollectConfig
+from algo_trade.collect.pipeline import Collector
 from algo_trade.testing.replay import Faults, ReplayServer, force_order, load_capture
 from tests.collect.refs import DATA
 

@@ -14,8 +14,9 @@ import sys
 import numpy as np
 import pytest
 
-from algo_trade.collect import pipeline
-from algo_trade.collect.pipeline import Collector, Samples, Writer
+from algo_trade.collect import memory
+from algo_trade.collect.pipeline import Collector
+from algo_trade.collect.writer import Samples, Writer
 from algo_trade.exchanges.binance import Normalizer
 from algo_trade.store import lake
 from algo_trade.store.lake import LakeStore
@@ -131,7 +132,7 @@ def test_lag_samples_are_a_fixed_window():
 
 _FRAGMENT = """
 import ctypes, sys
-from algo_trade.collect import pipeline
+from algo_trade.collect import memory
 
 def rss_kb():
     for line in open("/proc/self/status"):
@@ -150,12 +151,12 @@ for b in bufs:
 for b in bufs[:-1:2]:
     libc.free(b)  # holes between live buffers: free, but still resident
 before = rss_kb()
-pipeline.release_free_memory()
+memory.release_free_memory()
 print(before, rss_kb())
 """
 
 
-@pytest.mark.skipif(pipeline._MALLOC_TRIM is None, reason="glibc only (malloc_trim)")
+@pytest.mark.skipif(memory._MALLOC_TRIM is None, reason="glibc only (malloc_trim)")
 def test_release_free_memory_returns_freed_heap_to_the_os():
     """Freed holes in glibc's heap stay resident until trimmed; the collector trims every
     `trim_interval_s`. A fresh interpreter: the allocator setting must not leak out."""

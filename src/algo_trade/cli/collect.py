@@ -165,7 +165,8 @@ def register(app: typer.Typer) -> None:
         Example: algo-trade collect --exchange binance,bybit,hyperliquid --symbols BTC-USDT-PERP,ETH-USDT-PERP
         --streams book,funding,trade --depth 20 --book-interval 1s --duration 1h --metrics-port 9108
         """
-        from algo_trade.collect.pipeline import CollectConfig, run_collector
+        from algo_trade.collect.config import CollectConfig
+        from algo_trade.collect.pipeline import run_collector
 
         exs = split_option(exchange, "exchange")
         for ex in exs:

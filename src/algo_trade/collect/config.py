@@ -1,0 +1,60 @@
+"""What one collector run needs, in one frozen object (the CLI builds it; env vars are read there)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from algo_trade.collect.memory import TRIM_INTERVAL_S
+from algo_trade.errors import ConfigError
+from algo_trade.exchanges import EXCHANGES, binance, bybit, hyperliquid
+from algo_trade.exchanges.base import STREAMS
+
+DEFAULT_URLS = {
+    "binance": (binance.WS_URL, binance.REST_URL),
+    "bybit": (bybit.WS_URL, bybit.REST_URL),
+    "hyperliquid": (hyperliquid.WS_URL, hyperliquid.REST_URL),
+}
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """Everything one collector run needs (the CLI builds it; env vars are read there)."""
+
+    exchanges: tuple[str, ...]
+    symbols: tuple[str, ...]
+    streams: tuple[str, ...] = STREAMS
+    home: Path = Path("algo-trade-data")
+    depth: int = 20
+    book_interval_ns: int = 1_000_000_000
+    duration_s: float | None = None
+    queue_size: int = 1000
+    flush_rows: int = 5000
+    flush_interval_s: float = 1.0
+    urls: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(DEFAULT_URLS))
+    spool_dir: Path | None = None
+    record_raw: Path | None = None
+    metrics_port: int | None = None
+    stale_s: float = 30.0
+    backoff_min_s: float = 0.5
+    backoff_max_s: float = 30.0
+    funding_poll_s: float = hyperliquid.FUNDING_POLL_S
+    max_spool_rows: int = 20_000_000
+    shutdown_timeout_s: float = 10.0
+    fsync: bool = True
+    trim_interval_s: float = TRIM_INTERVAL_S
+
+    def validate(self) -> None:
+        for ex in self.exchanges:
+            if ex not in EXCHANGES:
+                raise ConfigError(f"unknown exchange {ex!r}: choose from {', '.join(EXCHANGES)}")
+        for st in self.streams:
+            if st not in STREAMS:
+                raise ConfigError(f"unknown stream {st!r}: choose from {', '.join(STREAMS)}")
+        if "hyperliquid" in self.exchanges and "liquidation" in self.streams:
+            raise ConfigError(hyperliquid.NO_LIQUIDATIONS)
+        if self.queue_size < 1 or self.flush_rows < 1 or self.flush_interval_s <= 0:
+            raise ConfigError("--queue-size, flush rows and flush interval must be positive")
+
+    def streams_for(self, exchange: str) -> list[str]:
+        return [s for s in self.streams if exchange != "hyperliquid" or s != "liquidation"]
