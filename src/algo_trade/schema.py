@@ -11,6 +11,7 @@ margined in USDT; ``BTC-USD-PERP`` is inverse), ``BASE-QUOTE`` for spot, and
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,9 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from algo_trade.data import depth_nb
 from algo_trade.errors import DataError
 
-KINDS = ("book", "funding", "liquidation", "trade", "bar")
+KINDS = ("book", "funding", "liquidation", "trade", "bar", "depth")
 DEFAULT_DEPTH = 20
 LABEL = pa.dictionary(pa.int32(), pa.string())  # exchange and symbol: few distinct values
 
@@ -47,6 +49,7 @@ LIQUIDATION = pa.schema(
         pa.field("side", pa.int8()),  # side of the forced order: -1 sell (a long liquidated), 1 buy
         pa.field("price", pa.float64()),
         pa.field("qty", pa.float64()),
+        pa.field("ts_local", pa.int64()),  # receipt time, ns; null for data from before it existed
     ]
 )
 TRADE = pa.schema(
@@ -56,8 +59,30 @@ TRADE = pa.schema(
         pa.field("price", pa.float64()),
         pa.field("qty", pa.float64()),
         pa.field("trade_id", pa.string()),
+        pa.field("ts_local", pa.int64()),  # receipt time, ns; null for data from before it existed
     ]
 )
+# One row per price-level change. Read order (total, equal to the venue's order): ts, seq,
+# snapshot rows before diff rows, side, price -- see `depth_order`.
+DEPTH = pa.schema(
+    [
+        pa.field("ts", pa.int64()),  # exchange event time, ns
+        pa.field("ts_local", pa.int64()),  # receipt time, ns (our clock)
+        pa.field("exchange", LABEL),
+        pa.field("symbol", LABEL),
+        pa.field("side", pa.int8()),  # 1 bid, -1 ask
+        pa.field("price", pa.float64()),
+        pa.field("qty", pa.float64()),  # new total size at the price; 0 deletes the level
+        pa.field("seq", pa.int64()),  # venue update id (Binance/Bybit `u`); -1 where none
+        pa.field("flags", pa.uint8()),  # DEPTH_* bits
+    ]
+)
+# flags bits of a depth row. A snapshot run = consecutive DEPTH_SNAPSHOT rows with the same
+# (ts, seq); replaying it clears that book first, so row order inside a message is free.
+DEPTH_SNAPSHOT = 1
+# Columns that may be absent from an input table (and from files written before they
+# existed): they read as null.
+OPTIONAL = {"trade": ("ts_local",), "liquidation": ("ts_local",)}
 BAR = pa.schema(
     _COMMON + [pa.field(name, pa.float64()) for name in ("open", "high", "low", "close", "volume")]
 )
@@ -69,6 +94,8 @@ KEYS: dict[str, tuple[str, ...]] = {
     "bar": ("ts",),
     "trade": ("trade_id",),
     "liquidation": ("ts", "side", "price", "qty"),
+    # one row per (message, level); flags keeps a snapshot row apart from a diff row
+    "depth": ("ts", "seq", "flags", "side", "price"),
 }
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]+-[A-Z0-9]+(-PERP|-\d{6})?$")
@@ -101,7 +128,13 @@ def schema_for(kind: str, depth: int = DEFAULT_DEPTH) -> pa.Schema:
     check_kind(kind)
     if kind == "book":
         return book_schema(depth)
-    return {"funding": FUNDING, "liquidation": LIQUIDATION, "trade": TRADE, "bar": BAR}[kind]
+    return {
+        "funding": FUNDING,
+        "liquidation": LIQUIDATION,
+        "trade": TRADE,
+        "bar": BAR,
+        "depth": DEPTH,
+    }[kind]
 
 
 def check_kind(kind: str) -> str:
@@ -183,17 +216,32 @@ def _np(table: pa.Table, name: str) -> np.ndarray:
     return col.to_numpy(zero_copy_only=False)
 
 
-def validate(kind: str, table: pa.Table, depth: int | None = None) -> Validated:
+# live(exchange, symbol, ts) -> True when the store already holds that depth stream before
+# ts, so a batch may start with diffs continuing it.
+LiveFn = Callable[[str, str, int], bool]
+
+
+def validate(
+    kind: str, table: pa.Table, depth: int | None = None, live: LiveFn | None = None
+) -> Validated:
     """Cast `table` to the schema of `kind` and drop rows that break a rule.
 
     Raises DataError for missing columns or types that cannot be cast. Row rules
     (missing ts, crossed book, negative price or size, ...) remove rows and count them.
+    Columns in `OPTIONAL` may be absent (they become null). A `depth` table comes back in
+    read order (`depth_nb.depth_order`); `live` says which streams continue stored ones.
     """
     check_kind(kind)
     if kind == "book":
         depth = depth or book_depth(table.schema) or DEFAULT_DEPTH
     schema = schema_for(kind, depth or DEFAULT_DEPTH)
     present = set(table.column_names)  # a set: books have 100+ columns
+    for name in OPTIONAL.get(kind, ()):
+        if name not in present:
+            table = table.append_column(
+                schema.field(name), pa.nulls(table.num_rows, schema.field(name).type)
+            )
+            present.add(name)
     missing = [n for n in schema.names if n not in present]
     if missing:
         raise DataError(
@@ -256,6 +304,11 @@ def validate(kind: str, table: pa.Table, depth: int | None = None) -> Validated:
                 "missing trade_id",
                 table.column("trade_id").is_null().to_numpy(zero_copy_only=False),
             )
+    elif kind == "depth":
+        order = _depth_rules(table, rule, lambda: bad, live)
+        if order is not None:
+            keep = order[~bad[order]]
+            return Validated(table.take(pa.array(keep)), rejected, rows)
     elif kind == "bar":
         with np.errstate(invalid="ignore"):
             o, h, lo, c, v = (_np(table, x) for x in ("open", "high", "low", "close", "volume"))
@@ -277,3 +330,54 @@ def validate(kind: str, table: pa.Table, depth: int | None = None) -> Validated:
     if bad.any():
         table = table.filter(pa.array(~bad))
     return Validated(table, rejected, rows)
+
+
+def _depth_rules(table: pa.Table, rule, bad_now, live: LiveFn | None) -> np.ndarray | None:
+    """Row rules of `depth`; returns the read-order permutation when the input is not in
+    read order (None: it is)."""
+    n = table.num_rows
+    ts_local = table.column("ts_local")
+    rule("missing ts_local", ts_local.is_null().to_numpy(zero_copy_only=False))
+    side = table.column("side").fill_null(0).to_numpy(zero_copy_only=False)
+    rule("side must be 1 (bid) or -1 (ask)", ~np.isin(side, (1, -1)))
+    with np.errstate(invalid="ignore"):
+        price, qty = _np(table, "price"), _np(table, "qty")
+        rule("non-finite price or qty", ~(np.isfinite(price) & np.isfinite(qty)))
+        rule("negative or zero price, or negative qty", (price <= 0) | (qty < 0))
+    seq = table.column("seq").fill_null(-1).to_numpy(zero_copy_only=False)
+    flags = table.column("flags").fill_null(0).to_numpy(zero_copy_only=False)
+    ts = table.column("ts").fill_null(0).to_numpy(zero_copy_only=False)
+    ex = table.column("exchange").combine_chunks()
+    sym = table.column("symbol").combine_chunks()
+    ex_idx = ex.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    sym_idx = sym.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    n_sym = max(len(sym.dictionary), 1)
+    group = ex_idx * n_sym + sym_idx
+    n_groups = max(len(ex.dictionary), 1) * n_sym
+    tl = ts_local.fill_null(0).to_numpy(zero_copy_only=False)
+    rule(
+        "non-monotonic ts_local (receipt time went back within the batch)",
+        depth_nb.ts_local_back_nb(group, tl, ~bad_now(), n_groups),
+    )
+    single = n_groups == 1 or np.all(group == group[0])
+    if single and depth_nb.in_order_nb(ts, seq, flags, side, price):
+        order = np.arange(n)
+        sorted_already = True
+    else:
+        order = depth_nb.depth_order(ts, seq, flags, side, price, group)
+        sorted_already = False
+    live0 = np.zeros(n_groups, dtype=np.bool_)
+    if live is not None:
+        ex_names, sym_names = ex.dictionary.to_pylist(), sym.dictionary.to_pylist()
+        g_sorted = group[order]
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(g_sorted)) + 1))
+        for k in starts:  # the first row of each group in read order
+            g, t0 = int(g_sorted[k]), int(ts[order[k]])
+            e, s = ex_names[g // n_sym], sym_names[g % n_sym]
+            live0[g] = e is not None and s is not None and bool(live(e, s, t0))
+    codes = depth_nb.depth_state_nb(
+        order, group, ts, seq, flags, side, price, qty, bad_now(), live0
+    )
+    for code in range(1, len(depth_nb.REASONS)):
+        rule(depth_nb.REASONS[code], codes == code)
+    return None if sorted_already else order

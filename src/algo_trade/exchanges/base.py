@@ -283,6 +283,7 @@ class BaseNormalizer:
                     _arrow(t[3], pa.float64()),
                     _arrow(t[4], pa.float64()),
                     pa.array(t[5], pa.string()),
+                    pa.nulls(len(t[0]), pa.int64()),  # ts_local: not recorded yet
                 ],
                 schema=schema_for("trade"),
             )
@@ -296,6 +297,7 @@ class BaseNormalizer:
                     _arrow(lq[2], pa.int8()),
                     _arrow(lq[3], pa.float64()),
                     _arrow(lq[4], pa.float64()),
+                    pa.nulls(len(lq[0]), pa.int64()),  # ts_local: not recorded yet
                 ],
                 schema=schema_for("liquidation"),
             )

@@ -241,6 +241,7 @@ class BinanceVisionFormat:
                     t.column("price"),
                     t.column(qty_col),
                     ids,
+                    pa.nulls(t.num_rows, pa.int64()),  # ts_local: the files carry no receipt time
                 ]
                 yield Piece("trade", pa.table(cols, schema=schema_for("trade")), chunk.ordinals)
             elif dataset == "fundingRate":

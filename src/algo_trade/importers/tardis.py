@@ -303,8 +303,10 @@ class TardisFormat:
                         "L", pc.cast(pa.array(chunk.ordinals), pa.string()), ""
                     )
                     cols.append(pc.coalesce(ids, fallback))
+                    cols.append(pa.nulls(t.num_rows, pa.int64()))  # ts_local
                     yield Piece("trade", pa.table(cols, schema=schema_for("trade")), chunk.ordinals)
                 else:
+                    cols.append(pa.nulls(t.num_rows, pa.int64()))  # ts_local
                     yield Piece(
                         "liquidation",
                         pa.table(cols, schema=schema_for("liquidation")),

@@ -7,7 +7,7 @@ large reads stream as Arrow record batches.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -32,13 +32,16 @@ class WriteResult:
             self.rejected[k] = self.rejected.get(k, 0) + v
 
 
-def checked_for_write(kind: str, table: pa.Table) -> tuple[pa.Table, WriteResult]:
+def checked_for_write(
+    kind: str, table: pa.Table, live: Callable[[str, str, int], bool] | None = None
+) -> tuple[pa.Table, WriteResult]:
     """Where every store's write starts: a known kind, rows validated (rejects counted in
-    the result), one chunk with unified dictionaries. An empty table means nothing to write."""
+    the result), one chunk with unified dictionaries. An empty table means nothing to write.
+    `live`: see `schema.validate` (depth streams the store already holds)."""
     from algo_trade.schema import check_kind, validate
 
     check_kind(kind)
-    checked = validate(kind, table)
+    checked = validate(kind, table, live=live)
     result = WriteResult(rejected=dict(checked.rejected))
     t = checked.table
     if t.num_rows:

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from algo_trade.data import depth_nb
 from algo_trade.errors import DataError, StoreError
 from algo_trade.schema import (
     KEYS,
@@ -276,7 +277,8 @@ class LakeStore:
     # ------------------------------------------------------------------ write
     def write(self, kind: str, table: pa.Table) -> WriteResult:
         """Validate, split by exchange/symbol/day, skip stored keys, write files atomically."""
-        t, result = checked_for_write(kind, table)
+        live = self._depth_live if kind == "depth" else None
+        t, result = checked_for_write(kind, table, live=live)
         if t.num_rows == 0:
             return result
         ex = t.column("exchange").chunk(0)
@@ -334,6 +336,22 @@ class LakeStore:
                 else:
                     self._write_file(kind, day_dir, part)
         return WriteResult(written=part.num_rows, duplicates=n0 - part.num_rows)
+
+    def _depth_live(self, exchange: str, symbol: str, ts: int) -> bool:
+        """True when a depth row at or before `ts` is stored: a batch starting with diffs
+        then continues a stored stream (its snapshot came in an earlier write)."""
+        try:
+            ds = self._dataset_dir("depth", exchange, symbol)
+        except DataError:
+            return False
+        day = day_of_ns(ts)
+        for d in reversed(self._days(ds)):
+            if d < day:
+                if self._files(ds / d):
+                    return True
+            elif d == day and any(f[0] <= ts for f in self._files(ds / d)):
+                return True
+        return False
 
     def _check_dataset_meta(self, ds: Path, kind: str, schema: pa.Schema) -> None:
         if kind != "book":
@@ -663,12 +681,17 @@ def _decode(table: pa.Table, info: _FileInfo, cols: list[str], kind, exchange, s
     else:
         decoded = {c: codec.decode_column(table.column(c), info.scales[c]) for c in scaled}
     arrays = []
+    present = set(table.column_names)
     for c in cols:
         if c in ("exchange", "symbol"):
             if labels:
                 arrays.append(label_array(exchange if c == "exchange" else symbol, n))
         elif c in decoded:
             arrays.append(pa.array(decoded[c]))
+        elif c not in present:
+            # A column added to the kind after this file was written (e.g. ts_local):
+            # null, so old lakes read without a rewrite.
+            arrays.append(pa.nulls(n, schema_for(kind).field(c).type))
         else:
             arrays.append(table.column(c).combine_chunks())
     names = [c for c in cols if labels or c not in ("exchange", "symbol")]
@@ -777,6 +800,9 @@ def _duplicate_mask(kind: str, part: pa.Table, old_keys: pa.Table | None) -> np.
             pc.dictionary_encode(all_ids).indices.to_numpy(zero_copy_only=False).astype(np.int64)
         )
         return _dup_rows(codes[:, None], len(old_ids))[len(old_ids) :]
+    if kind == "depth" and (old_keys is None or old_keys.num_rows == 0):
+        # Validated depth tables are in read order: a duplicate sits next to its twin.
+        return depth_nb.adjacent_dups_nb(*_depth_key_arrays(part))
     new = _key_matrix(kind, part)
     if old_keys is None or old_keys.num_rows == 0:
         if KEYS[kind] == ("ts",):  # sorted by ts: a duplicate sits next to its twin
@@ -789,7 +815,20 @@ def _duplicate_mask(kind: str, part: pa.Table, old_keys: pa.Table | None) -> np.
     return _dup_rows(np.vstack([old, new]), len(old))[len(old) :]
 
 
+def _depth_key_arrays(table: pa.Table) -> tuple[np.ndarray, ...]:
+    return tuple(
+        np.ascontiguousarray(table.column(c).to_numpy())
+        for c in ("ts", "seq", "flags", "side", "price")
+    )
+
+
 def _sort_dedup(kind: str, table: pa.Table) -> pa.Table:
+    if kind == "depth":
+        ts, seq, flags, side, price = _depth_key_arrays(table)
+        order = depth_nb.depth_order(ts, seq, flags, side, price)
+        table = table.take(pa.array(order))
+        dup = depth_nb.adjacent_dups_nb(*_depth_key_arrays(table))
+        return table.filter(pa.array(~dup)) if dup.any() else table
     ts = table.column("ts").to_numpy()
     order = np.argsort(ts, kind="stable")
     table = table.take(pa.array(order))

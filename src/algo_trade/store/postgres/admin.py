@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from algo_trade.errors import StoreError
-from algo_trade.schema import KINDS, check_kind
 from algo_trade.store.base import DatasetStats
+from algo_trade.store.postgres.schema import KINDS
+from algo_trade.store.postgres.schema import pg_kind as check_kind
 
 
 class Admin:

@@ -18,9 +18,10 @@ import numpy as np
 import pyarrow as pa
 
 from algo_trade.errors import DataError, StoreError
-from algo_trade.schema import book_columns, check_kind, label_array, schema_for
+from algo_trade.schema import book_columns, label_array, schema_for
 from algo_trade.store import pgcopy
 from algo_trade.store.postgres.schema import _COLUMNS, TS_MAX, TS_MIN
+from algo_trade.store.postgres.schema import pg_kind as check_kind
 from algo_trade.timeutil import parse_range_ns
 
 SCAN_BATCH_BYTES = 8 << 20  # COPY bytes per decoded batch of a scan
@@ -314,7 +315,8 @@ def _book_batch(ts, matrix, cols, exchange, symbol, depth) -> pa.RecordBatch:
 
 @lru_cache(maxsize=64)
 def _names(kind: str, depth: int) -> tuple[str, ...]:
-    return tuple(schema_for(kind, depth).names)
+    held = {"ts", "exchange", "symbol", *(c for c, _, _ in _COLUMNS[kind])}
+    return tuple(n for n in schema_for(kind, depth).names if kind == "book" or n in held)
 
 
 def _empty(kind: str, depth: int, cols: list[str]) -> pa.Table:

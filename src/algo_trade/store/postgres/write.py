@@ -17,10 +17,17 @@ import numpy as np
 import pyarrow as pa
 
 from algo_trade.errors import DataError, StoreError
-from algo_trade.schema import KINDS, book_columns, book_depth
+from algo_trade.schema import book_columns, book_depth
 from algo_trade.store import pgcopy
 from algo_trade.store.base import WriteResult, checked_for_write
-from algo_trade.store.postgres.schema import _COLUMNS, _LOCK_ID, TS_MAX, _partition_name
+from algo_trade.store.postgres.schema import (
+    _COLUMNS,
+    _LOCK_ID,
+    KINDS,
+    TS_MAX,
+    _partition_name,
+    pg_kind,
+)
 
 WRITE_SLICE_ROWS = 16_384  # rows per COPY buffer (~5 MB); the next encodes while one is sent
 
@@ -49,6 +56,7 @@ class Writer:
         """Validate and store `table` in one transaction; rows already stored are skipped."""
         import psycopg
 
+        pg_kind(kind)
         t, result = checked_for_write(kind, table)
         if t.num_rows == 0:
             return result
