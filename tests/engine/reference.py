@@ -38,7 +38,11 @@ def bars(open_, high, low, close, target, *, fill_at="next", fee_bps=0.0, slippa
         else:
             q1 = size_notional(eq, qty * px, t * leverage, fee + slip) / px
         dq = q1 - qty
-        if abs(dq) * px <= 1e-12 * init_cash:
+        closes = qty != 0 and (q1 == 0 or (qty > 0) != (q1 > 0))
+        if dq == 0 and (qty != 0 or t == 0):
+            return  # already at the target: no order
+        if not closes and (dq == 0 or abs(dq) * px <= 1e-12 * abs(eq)):
+            fills.append((i, 0.0, math.nan, 0.0, "dust"))  # the dust rule: booked, not traded
             return
         fpx = px * (1 + slip) if dq > 0 else px * (1 - slip)
         f = abs(dq) * fpx * fee

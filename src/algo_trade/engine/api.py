@@ -126,7 +126,7 @@ class Settings:
 
 
 # ----------------------------------------------------------------------------- result
-_KINDS = np.array(["taker", "liquidation", "funding", "miss"], dtype=object)
+_KINDS = np.array(["taker", "liquidation", "funding", "miss", "dust"], dtype=object)
 
 
 @dataclass
@@ -226,9 +226,10 @@ class Result:
 
     @cached_property
     def fills(self) -> pd.DataFrame:
-        """Fills (kind taker or liquidation) and missed book orders (kind miss, qty 0):
-        side, qty (absolute), price, notional, fee, unfilled, position_after, cash_after."""
-        df = self._ledger_frame((K.KIND_TAKER, K.KIND_LIQUIDATION, K.KIND_MISS))
+        """Fills (kind taker or liquidation), missed book orders (kind miss, qty 0) and
+        orders the dust rule did not execute (kind dust, qty 0; docs/engine.md): side, qty
+        (absolute), price, notional, fee, unfilled, position_after, cash_after."""
+        df = self._ledger_frame((K.KIND_TAKER, K.KIND_LIQUIDATION, K.KIND_MISS, K.KIND_DUST))
         signed = df["qty"].to_numpy()
         aux = df.pop("aux").to_numpy()
         df.insert(1, "side", np.sign(np.where(signed != 0, signed, aux)).astype(np.int8))
@@ -526,5 +527,6 @@ def compute_stats(ts: np.ndarray, equity: np.ndarray, st: np.ndarray, cfg: Setti
         "fees": st[K.S_FEES],
         "funding_pnl": -st[K.S_FUND],
         "liquidations": int(st[K.S_NLIQ]),
+        "dust_orders": int(st[K.S_NDUST]),
     }
     return pd.Series(stats, dtype=object, name="stats")

@@ -37,7 +37,13 @@ N_LEDGER_COLS = 6
 # state after each ledger row, rebuilt by replay_ledger_nb
 A_CASH, A_POS, A_AVG, A_REAL, A_FEES, A_FUND = range(6)
 N_AFTER_COLS = 6
-KIND_TAKER, KIND_LIQUIDATION, KIND_FUNDING, KIND_MISS = 0, 1, 2, 3
+KIND_TAKER, KIND_LIQUIDATION, KIND_FUNDING, KIND_MISS, KIND_DUST = 0, 1, 2, 3, 4
+# The dust rule (docs/engine.md): an order that opens, adds to or reduces a position and
+# whose notional is at most DUST_FRAC x the account's equity is float noise, not a trade:
+# it is not executed but booked as a KIND_DUST ledger row (qty 0, L_AUX = the signed qty
+# it wanted) and counted in S_NDUST. An order that closes or flips a position always
+# executes, whatever its size (equity may have shrunk to nothing: it still trades).
+DUST_FRAC = 1e-12
 
 # --- trades columns
 (T_ENTRY_IDX, T_EXIT_IDX, T_SIDE, T_QTY, T_ENTRY_PX, T_EXIT_PX, T_PNL, T_FEES, T_FUNDING,
@@ -57,8 +63,10 @@ N_TRADE_COLS = 11
  # input the kernel refused (-1: none; column 0-3 open/high/low/close, 4 ts)
  S_FULL, S_BAD_ROW, S_BAD_COL,
  # bars: the target last traded to and the liquidation bounds (long at LO, short at HI)
- S_LAST, S_LIQ_LO, S_LIQ_HI) = range(39)  # fmt: skip
-N_STATE = 39
+ S_LAST, S_LIQ_LO, S_LIQ_HI,
+ # orders the dust rule did not execute
+ S_NDUST) = range(40)  # fmt: skip
+N_STATE = 40
 ROWS_PER_EVENT = 3  # ledger rows one event can add at most (fill, funding, liquidation)
 
 # --- book overflow modes (an order larger than the displayed depth)
@@ -336,14 +344,37 @@ def _liquidate_nb(st, ledger, trades, i, p_liq, liq_fee):  # pragma: no cover - 
 
 
 @njit(cache=True, nogil=True, inline="always")
+def is_dust_nb(q0, dq, px, equity):  # pragma: no cover - compiled
+    """The dust rule: True when an order of dq at px is not executed (see DUST_FRAC).
+    Closing or flipping (the position reaches or crosses 0) always executes."""
+    if q0 != 0.0 and (q0 + dq == 0.0 or (q0 > 0.0) != (q0 + dq > 0.0)):
+        return False
+    return not (abs(dq) * px > DUST_FRAC * abs(equity)) or dq == 0.0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def record_dust_nb(st, ledger, i, wanted):  # pragma: no cover - compiled
+    """A ledger row for an order the dust rule did not execute (qty 0, wanted qty in aux)."""
+    st[S_NDUST] += 1.0
+    _ledger_row_nb(st, ledger, i, KIND_DUST, 0.0, np.nan, 0.0, wanted)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _trade_bar_nb(st, ledger, trades, i, t, px, bar_range, fee, slip, slippage_range, leverage,
                   init_cash):  # fmt: skip  # pragma: no cover - compiled
-    """Trade to target fraction t at price px (moved against the order by the slippage)."""
+    """Trade to target fraction t at price px (moved against the order by the slippage).
+    An order already at its target (dq == 0 while the target agrees with the position) is
+    no order; anything else either fills or is booked as dust."""
     s = slip + (slippage_range * bar_range / px if slippage_range > 0.0 else 0.0)
-    dq = target_qty_nb(st[S_CASH], st[S_QTY], px, t * leverage, fee + s) - st[S_QTY]
-    if abs(dq) * px > 1e-12 * init_cash:
-        fill_px = px * (1.0 + s) if dq > 0.0 else px * (1.0 - s)
-        fill_nb(st, ledger, trades, i, dq, fill_px, abs(dq) * fill_px * fee, KIND_TAKER, 0.0)
+    q0 = st[S_QTY]
+    dq = target_qty_nb(st[S_CASH], q0, px, t * leverage, fee + s) - q0
+    if dq == 0.0 and (q0 != 0.0 or t == 0.0):
+        return
+    if is_dust_nb(q0, dq, px, st[S_CASH] + q0 * px):
+        record_dust_nb(st, ledger, i, dq)
+        return
+    fill_px = px * (1.0 + s) if dq > 0.0 else px * (1.0 - s)
+    fill_nb(st, ledger, trades, i, dq, fill_px, abs(dq) * fill_px * fee, KIND_TAKER, 0.0)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -666,8 +697,13 @@ def simulate_book_nb(ts, bid_px, bid_sz, ask_px, ask_sz, target, fund_rate, fund
         if j >= 0 and mid == mid:
             t = _clip_target_nb(target[j], 1.0)
             half = 0.5 * (a - b) / mid if (a == a and b == b) else 0.0
-            dq = target_qty_nb(st[S_CASH], st[S_QTY], mid, t * leverage, fee + half) - st[S_QTY]
-            if abs(dq) * mid > 1e-12 * init_cash:
+            q0 = st[S_QTY]
+            dq = target_qty_nb(st[S_CASH], q0, mid, t * leverage, fee + half) - q0
+            if dq == 0.0 and (q0 != 0.0 or t == 0.0):
+                pass  # already at the target: no order
+            elif is_dust_nb(q0, dq, mid, st[S_CASH] + q0 * mid):
+                record_dust_nb(st, ledger, i, dq)
+            else:
                 if dq > 0.0:
                     got, vwap = walk_book_nb(ask_px[i], ask_sz[i], dq, 1.0, overflow, pen)
                     sdq = got

@@ -66,12 +66,10 @@ def cross_target_nb(f, s, low):  # pragma: no cover - compiled
 @njit(cache=True, nogil=True)
 def _trade_to_nb(st, none, i, t, px, bar_range, fee, slip, slippage_range, leverage,
                  init_cash):  # fmt: skip  # pragma: no cover - compiled
-    """As the engine's bars trade: to target fraction t at px moved against the order by slippage."""
-    s = slip + (slippage_range * bar_range / px if slippage_range > 0.0 else 0.0)
-    dq = K.target_qty_nb(st[K.S_CASH], st[K.S_QTY], px, t * leverage, fee + s) - st[K.S_QTY]
-    if abs(dq) * px > 1e-12 * init_cash:
-        fill_px = px * (1.0 + s) if dq > 0.0 else px * (1.0 - s)
-        K.fill_nb(st, none, none, i, dq, fill_px, abs(dq) * fill_px * fee, K.KIND_TAKER, 0.0)
+    """The engine's bars trade (dust rule included)."""
+    K._trade_bar_nb(
+        st, none, none, i, t, px, bar_range, fee, slip, slippage_range, leverage, init_cash
+    )
 
 
 @njit(cache=True, nogil=True)
