@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 
-from algo_trade.errors import ConfigError
+from algo_trade.extras import require
 
 
 @dataclass
@@ -134,10 +134,9 @@ def open_store(target: str | Path | None = None, **options: object) -> Store:
     """
     text = str(target) if target is not None else "./algo-trade-data"
     if text.startswith(("postgresql://", "postgres://")):
-        try:
-            from algo_trade.store.postgres import PostgresStore
-        except ImportError as exc:  # pragma: no cover - the module ships with the package
-            raise ConfigError(f"the PostgreSQL store is not available: {exc}") from None
+        require("postgres")
+        from algo_trade.store.postgres import PostgresStore
+
         return PostgresStore(text, **options)  # type: ignore[arg-type]
     from algo_trade.store.lake import LakeStore
 

@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 
 from algo_trade.errors import ConfigError
+from algo_trade.extras import require
 
 EXECUTORS = ("local", "process", "dask")
 
@@ -61,6 +62,7 @@ def _process(
 
 def dask_client(cluster: str | None, workers: int | None):
     """A client on `cluster`, or on a LocalCluster started now; raises ConfigError if unreachable."""
+    require("dask")
     from distributed import Client, LocalCluster
 
     if cluster:
