@@ -50,18 +50,29 @@ def binance_frames(liquidations: int = 0) -> list[tuple[int, str]]:
     return frames
 
 
+_SERVERS: list[ReplayServer] = []  # every server the factories made (drive finds its own)
+
+
+def _made(server: ReplayServer) -> ReplayServer:
+    _SERVERS.append(server)
+    del _SERVERS[:-16]  # a test's servers are among the newest
+    return server
+
+
 def binance_server(speed: float | None = None, faults: Faults | None = None, **kw) -> ReplayServer:
-    return ReplayServer(
-        "binance",
-        binance_frames(kw.pop("liquidations", 0)),
-        rest={
-            "/fapi/v1/exchangeInfo": (
-                DATA / "binance_exchangeinfo_20210722_subset.json"
-            ).read_bytes()
-        },
-        speed=speed,
-        faults=faults,
-        **kw,
+    return _made(
+        ReplayServer(
+            "binance",
+            binance_frames(kw.pop("liquidations", 0)),
+            rest={
+                "/fapi/v1/exchangeInfo": (
+                    DATA / "binance_exchangeinfo_20210722_subset.json"
+                ).read_bytes()
+            },
+            speed=speed,
+            faults=faults,
+            **kw,
+        )
     )
 
 
@@ -75,23 +86,27 @@ def hl_rest() -> dict[str, bytes]:
 
 
 def bybit_server(speed: float | None = None, faults: Faults | None = None, **kw) -> ReplayServer:
-    return ReplayServer(
-        "bybit",
-        load_capture(BYBIT),
-        rest={
-            "/v5/market/instruments-info": (
-                DATA / "bybit_instruments_linear_20260809_subset.json"
-            ).read_bytes()
-        },
-        speed=speed,
-        faults=faults,
-        **kw,
+    return _made(
+        ReplayServer(
+            "bybit",
+            load_capture(BYBIT),
+            rest={
+                "/v5/market/instruments-info": (
+                    DATA / "bybit_instruments_linear_20260809_subset.json"
+                ).read_bytes()
+            },
+            speed=speed,
+            faults=faults,
+            **kw,
+        )
     )
 
 
 def hl_server(speed: float | None = None, faults: Faults | None = None, **kw) -> ReplayServer:
-    return ReplayServer(
-        "hyperliquid", load_capture(HL), rest=hl_rest(), speed=speed, faults=faults, **kw
+    return _made(
+        ReplayServer(
+            "hyperliquid", load_capture(HL), rest=hl_rest(), speed=speed, faults=faults, **kw
+        )
     )
 
 
@@ -123,32 +138,36 @@ def config(tmp: Path, servers: dict[str, ReplayServer], **kw) -> CollectConfig:
     return CollectConfig(**base)
 
 
-async def drive(col: Collector, done, timeout_s: float = 60.0, settle_s: float = 0.6) -> dict:
-    """Run `col` until `done()` holds (then let the last frames flush) and stop it."""
+async def drive(col: Collector, done, timeout_s: float = 60.0, read_all: bool = True) -> dict:
+    """Run `col` until `done()` holds, then (with read_all) until the collector has read
+    every websocket frame its replay servers sent, and stop it: stopping flushes what was
+    read, so nothing sent is left behind, however loaded the machine (a condition, not a
+    quiet window)."""
     task = asyncio.get_running_loop().create_task(col.run())
     t0 = time.monotonic()
+
+    def check_time() -> None:
+        if time.monotonic() - t0 > timeout_s:
+            col.stop()
+            raise AssertionError(f"not done after {timeout_s} s: {col.summary()}")
+
     while not done():
         if task.done():
             return task.result()
-        if time.monotonic() - t0 > timeout_s:
-            col.stop()
-            await task
-            raise AssertionError(f"not done after {timeout_s} s: {col.summary()}")
+        check_time()
         await asyncio.sleep(0.05)
-    # Then wait until the collector is quiet (nothing new read, queues and writer empty)
-    # for settle_s: on a loaded machine the last frames may still sit in the socket.
-    last, quiet_since = None, time.monotonic()
-    while time.monotonic() - quiet_since < settle_s and not task.done():
-        state = (
-            sum(v.norm.counters.messages for v in col.venues),
-            sum(v.queue.qsize() for v in col.venues),
-            col.writer.backlog_rows,
-        )
-        if state != last or state[1] or state[2]:
-            last, quiet_since = state, time.monotonic()
-        if time.monotonic() - t0 > timeout_s:
-            break
-        await asyncio.sleep(0.05)
+    if read_all:
+        urls = {ws for ws, _ in col.cfg.urls.values()}
+        servers = [s for s in _SERVERS if s.port and s.ws_url in urls]
+        while sum(v.frames_in for v in col.venues) < sum(s.frames_out for s in servers):
+            if task.done():
+                return task.result()
+            try:
+                check_time()
+            except AssertionError:
+                await asyncio.gather(task, return_exceptions=True)
+                raise
+            await asyncio.sleep(0.02)
     col.stop()
     return await task
 

@@ -118,6 +118,10 @@ def register(app: typer.Typer) -> None:
         metrics_port: Annotated[
             int | None, typer.Option(help="Serve Prometheus metrics on this port.")
         ] = None,
+        metrics_host: Annotated[
+            str,
+            typer.Option(help="Address the metrics server binds (0.0.0.0: every interface)."),
+        ] = "127.0.0.1",
         record_raw: Annotated[
             Path | None,
             typer.Option(
@@ -208,6 +212,7 @@ def register(app: typer.Typer) -> None:
             spool_dir=spool,
             record_raw=record_raw,
             metrics_port=metrics_port,
+            metrics_host=metrics_host,
             stale_s=parse_duration_ns(stale_after) / 1e9,
         )
         cfg.validate()

@@ -35,6 +35,7 @@ class CollectConfig:
     spool_dir: Path | None = None
     record_raw: Path | None = None
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
     stale_s: float = 30.0
     backoff_min_s: float = 0.5
     backoff_max_s: float = 30.0

@@ -181,7 +181,7 @@ class Collector:
         if self.cfg.metrics_port is not None:
             from algo_trade.collect.status import start_metrics
 
-            self.metrics = start_metrics(self, self.cfg.metrics_port)
+            self.metrics = start_metrics(self, self.cfg.metrics_port, self.cfg.metrics_host)
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
         # Websockets live for hours: no total timeout, only on connecting.
         self.ws_http = aiohttp.ClientSession(
@@ -278,6 +278,11 @@ class Collector:
                         "resyncs": c.resyncs if st == "book" else 0,
                         "malformed": c.malformed,
                         "backpressure": v.waiting_on_store or v.queue.full(),
+                        "waiting_snapshot": (
+                            st == "book"
+                            and v.connected.get(st, False)
+                            and any(not b.synced for b in v.norm.books.values())
+                        ),
                         "exchange_lag_s": self.exchange_lag_s(v.exchange),
                     }
                 )
@@ -325,7 +330,6 @@ class Collector:
             "spooled_rows": w.backlog_rows,
             "replayed_from_spool": self.replayed_rows,
             "left_in_spool": self.left_in_spool,
-            "dropped": 0,
             **self.lag_quantiles(),
             "streams": self.rows(),
         }

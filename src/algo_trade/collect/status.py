@@ -39,9 +39,6 @@ class _Metrics:
         bad = CounterMetricFamily(
             "algo_trade_collect_malformed", "Malformed messages skipped", labels=["exchange"]
         )
-        drop = CounterMetricFamily(
-            "algo_trade_collect_dropped", "Records dropped (always 0: backpressure instead)"
-        )
         errs = CounterMetricFamily(
             "algo_trade_collect_store_errors", "Failed store writes (retried)"
         )
@@ -79,7 +76,6 @@ class _Metrics:
                 ex_lag.add_metric([v.exchange], ex)
         for (ex, kind), n in col.writer.written.items():
             rows.add_metric([ex, kind], n)
-        drop.add_metric([], 0)
         errs.add_metric([], col.writer.store_errors)
         spool.add_metric([], col.writer.backlog_rows)
         q = col.lag_quantiles()
@@ -88,7 +84,7 @@ class _Metrics:
                 val = q[f"{prefix}_{name}_s"]
                 if val is not None:
                     family.add_metric([name], val)
-        yield from (msgs, rows, rec, res, bad, drop, errs, queue, spool, lag, spool_lag, ex_lag)
+        yield from (msgs, rows, rec, res, bad, errs, queue, spool, lag, spool_lag, ex_lag)
 
 
 class MetricsServer:
@@ -101,8 +97,10 @@ class MetricsServer:
         self.server.server_close()
 
 
-def start_metrics(col: Collector, port: int, addr: str = "0.0.0.0") -> MetricsServer:
-    """Serve /metrics on `port` in a thread."""
+def start_metrics(col: Collector, port: int, addr: str = "127.0.0.1") -> MetricsServer:
+    """Serve /metrics on `addr`:`port` in a thread. Loopback by default: the numbers name
+    what is collected and from where, so reaching them from elsewhere is a choice
+    (``--metrics-host 0.0.0.0``), not an accident."""
     from prometheus_client import ProcessCollector, start_http_server
 
     registry = CollectorRegistry()
@@ -112,6 +110,20 @@ def start_metrics(col: Collector, port: int, addr: str = "0.0.0.0") -> MetricsSe
     ProcessCollector(registry=registry)
     server, thread = start_http_server(port, addr=addr, registry=registry)
     return MetricsServer(server, thread)
+
+
+def stream_state(row: dict) -> str:
+    """One status row's state: backpressure, reconnecting, waiting for snapshot, or up.
+
+    A connected book stream whose book has no snapshot yet (or lost it to a sequence gap
+    and waits for a new one) stores nothing: calling it "up" hid exactly that."""
+    if row["backpressure"]:
+        return "backpressure"
+    if not row["connected"]:
+        return "reconnecting"
+    if row.get("waiting_snapshot"):
+        return "waiting for snapshot"
+    return "up"
 
 
 def status_table(col: Collector, rates: dict):  # noqa: ANN201 - rich Table
@@ -141,9 +153,7 @@ def status_table(col: Collector, rates: dict):  # noqa: ANN201 - rich Table
     ):
         t.add_column(c, justify="left" if c in ("exchange", "stream", "state") else "right")
     for r in col.rows():
-        state = (
-            "backpressure" if r["backpressure"] else ("up" if r["connected"] else "reconnecting")
-        )
+        state = stream_state(r)
         t.add_row(
             r["exchange"],
             r["stream"],

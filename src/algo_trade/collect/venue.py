@@ -42,6 +42,8 @@ class Venue:
         self.inflight: dict[str, float] = {}
         self.flush_due = False
         self.waiting_on_store = False
+        self.resyncs_logged = 0
+        self.frames_in = 0  # websocket frames read (tests wait until all sent ones are)
         self.stopping = False
         self.rec = RawRecorder(cfg.record_raw, exchange) if cfg.record_raw else None
         self.tasks: list[asyncio.Task] = []
@@ -134,15 +136,31 @@ class Venue:
                 self.connected[stream] = False
             if self.stopping:
                 return
-            if was:
-                self.reconnects[stream] += 1
-                log.warning("disconnected %s %s: %s", self.exchange, stream, reason)
-                await self.queue.put((-1, "disconnect", stream, reason))
             attempt += 1
             cap = min(
                 self.c.cfg.backoff_max_s, self.c.cfg.backoff_min_s * 2 ** min(attempt - 1, 16)
             )
-            await asyncio.sleep(cap * (0.5 + random.random() / 2))
+            delay = cap * (0.5 + random.random() / 2)
+            if was:
+                self.reconnects[stream] += 1
+                log.warning(
+                    "disconnected %s %s: %s; reconnecting in %.2f s",
+                    self.exchange,
+                    stream,
+                    reason,
+                    delay,
+                )
+                await self.queue.put((-1, "disconnect", stream, reason))
+            else:  # each failed attempt is logged: silence here looked like a hang
+                log.warning(
+                    "connect %s %s failed (attempt %d): %s; retrying in %.2f s",
+                    self.exchange,
+                    stream,
+                    attempt,
+                    reason,
+                    delay,
+                )
+            await asyncio.sleep(delay)
 
     async def _read(self, stream: str, ws) -> None:  # noqa: ANN001 - aiohttp websocket
         """Frames -> (receive ns, raw) on the queue; a full queue makes this wait."""
@@ -155,6 +173,7 @@ class Venue:
             t = msg.type
             if t is text or t is binary:
                 last[stream] = time.monotonic()
+                self.frames_in += 1
                 item = (time.time_ns(), msg.data, None)
                 try:
                     q.put_nowait(item)
@@ -208,6 +227,8 @@ class Venue:
 
     def _after_batch(self) -> None:
         n = self.norm
+        if n.counters.resyncs != self.resyncs_logged:
+            self._log_resyncs()
         if self.exchange == "binance":
             now = time.monotonic()
             for sym in n.pending_snapshots():
@@ -222,6 +243,24 @@ class Venue:
             if syms and ws is not None:
                 tops = bybit.topics(syms, ["book"])
                 asyncio.get_running_loop().create_task(self._resubscribe(ws, tops))
+
+    def _log_resyncs(self) -> None:
+        """Log each book resync as it happens (sequence gap or unbridgeable snapshot)."""
+        n = self.norm
+        new = n.counters.resyncs - self.resyncs_logged
+        self.resyncs_logged = n.counters.resyncs
+        why = [
+            f"{sym} {ev.reason} {ev.detail}".strip()
+            for (sym, st), ev in n._open.items()
+            if st == "book"
+        ]
+        log.warning(
+            "resync %s book (%d new, %d so far): %s",
+            self.exchange,
+            new,
+            n.counters.resyncs,
+            "; ".join(why) or "rebuilt already",
+        )
 
     async def _resubscribe(self, ws, tops: list[str]) -> None:
         try:

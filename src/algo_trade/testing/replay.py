@@ -112,6 +112,7 @@ class ReplayServer:
         self.shift = _LoopShift(self.frames) if shift_loops and exchange == "binance" else None
         self.cursor: dict[str, int] = {}  # key -> next global index (over all loops)
         self.sent = 0
+        self.frames_out = 0  # every websocket text frame sent (data, acks, pongs, snapshots)
         self.drops = 0
         self.connections = 0
         self.refused = 0
@@ -195,6 +196,10 @@ class ReplayServer:
             self._sockets.discard(ws)
         return ws
 
+    async def _send(self, ws: web.WebSocketResponse, text: str) -> None:
+        await ws.send_str(text)
+        self.frames_out += 1
+
     async def _drain_client(self, ws: web.WebSocketResponse) -> None:
         async for _ in ws:
             pass
@@ -217,15 +222,16 @@ class ReplayServer:
                 if self.exchange == "bybit":
                     op = req.get("op")
                     if op == "ping":
-                        await ws.send_str(
-                            '{"success":true,"ret_msg":"pong","conn_id":"replay","op":"ping"}'
+                        await self._send(
+                            ws, '{"success":true,"ret_msg":"pong","conn_id":"replay","op":"ping"}'
                         )
                         continue
                     new = {_sub_key("bybit", a) for a in req.get("args", [])}
-                    await ws.send_str(
+                    await self._send(
+                        ws,
                         orjson.dumps(
                             {"success": True, "ret_msg": "", "conn_id": "replay", "op": op}
-                        ).decode()
+                        ).decode(),
                     )
                     if op == "unsubscribe":
                         keys -= new
@@ -239,16 +245,17 @@ class ReplayServer:
                             await asyncio.gather(pump, return_exceptions=True)
                             pump = None
                         for k in books:
-                            await ws.send_str(self._bybit_snapshot(k))
+                            await self._send(ws, self._bybit_snapshot(k))
                     keys |= new
                 else:
                     if req.get("method") == "ping":
-                        await ws.send_str('{"channel":"pong"}')
+                        await self._send(ws, '{"channel":"pong"}')
                         continue
                     if req.get("method") == "subscribe":
                         keys.add(_sub_key("hyperliquid", req["subscription"]))
-                        await ws.send_str(
-                            orjson.dumps({"channel": "subscriptionResponse", "data": req}).decode()
+                        await self._send(
+                            ws,
+                            orjson.dumps({"channel": "subscriptionResponse", "data": req}).decode(),
                         )
                 if pump is None:
                     await asyncio.sleep(0.05)  # let the other subscribe frames of the batch arrive
@@ -333,6 +340,7 @@ class ReplayServer:
             else:
                 await ws.send_str(raw)
             self.sent += 1
+            self.frames_out += 1
             sent_here += 1
             i += 1
             if f.drop_every and sent_here >= f.drop_every and self.drops < f.max_drops:
@@ -361,6 +369,7 @@ class ReplayServer:
     async def _stats(self, request: web.Request) -> web.Response:
         body = {
             "sent": self.sent,
+            "frames_out": self.frames_out,
             "connections": self.connections,
             "drops": self.drops,
             "cursor": self.cursor,
