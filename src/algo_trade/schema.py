@@ -98,7 +98,10 @@ KEYS: dict[str, tuple[str, ...]] = {
     "depth": ("ts", "seq", "flags", "side", "price"),
 }
 
-SYMBOL_RE = re.compile(r"^[A-Z0-9]+-[A-Z0-9]+(-PERP|-\d{6})?$")
+# One naming rule for both stores, checked before anything is written. Patterns are used
+# with fullmatch (`$` would let a trailing newline through: "BTC-USDT-PERP\n" is no symbol).
+SYMBOL_RE = re.compile(r"[A-Z0-9]{1,20}-[A-Z0-9]{1,20}(-PERP|-\d{6})?")
+EXCHANGE_RE = re.compile(r"[a-z0-9_]{1,32}")
 
 
 def book_columns(depth: int = DEFAULT_DEPTH) -> list[str]:
@@ -151,11 +154,21 @@ def make_symbol(base: str, quote: str, kind: str = "PERP") -> str:
 
 
 def check_symbol(symbol: str) -> str:
-    if not SYMBOL_RE.match(symbol):
+    if not isinstance(symbol, str) or not SYMBOL_RE.fullmatch(symbol):
         raise DataError(
             f"symbol {symbol!r} does not follow the rule BASE-QUOTE-PERP (e.g. BTC-USDT-PERP)"
         )
     return symbol
+
+
+def check_exchange(exchange: str) -> str:
+    """Exchange names: 1-32 lower-case letters, digits and _ (the same in every store)."""
+    if not isinstance(exchange, str) or not EXCHANGE_RE.fullmatch(exchange):
+        raise DataError(
+            f"exchange name {exchange!r} is not allowed: use 1-32 lower-case letters, digits and _ "
+            "(e.g. binance)"
+        )
+    return exchange
 
 
 @dataclass
@@ -198,15 +211,30 @@ def _cast_column(name: str, col: pa.ChunkedArray, typ: pa.DataType) -> pa.Chunke
         raise DataError(f"column {name!r} has type {col.type}, expected {typ}: {exc}") from None
 
 
+# No real price or size comes near this; +inf, 1e308 and the like are typing or parsing
+# errors that would overflow the lake's scaled integers and every sum downstream.
+MAX_VALUE = 1e15
+
+
 @njit(cache=True, nogil=True)
-def _level_flags_nb(px, sz, neg, unsized):  # pragma: no cover - compiled
-    """px, sz: float64[n] one book level; sets neg[i] (price <= 0 or size < 0) and
-    unsized[i] (exactly one of price/size is NaN). One pass instead of six NumPy ops."""
+def _level_flags_nb(px, sz, neg, unsized, huge):  # pragma: no cover - compiled
+    """px, sz: float64[n] one book level; sets neg[i] (price <= 0 or size < 0),
+    unsized[i] (exactly one of price/size is NaN) and huge[i] (price or size infinite or
+    above MAX_VALUE). One pass instead of eight NumPy ops."""
     for i in range(px.shape[0]):
         p = px[i]
         q = sz[i]
         neg[i] |= (p <= 0.0) or (q < 0.0)
         unsized[i] |= (p != p) != (q != q)
+        huge[i] |= (p > MAX_VALUE) or (q > MAX_VALUE)
+
+
+def _too_big(*arrays: np.ndarray) -> np.ndarray:
+    """Rows where any value is infinite or beyond MAX_VALUE in size (NaN is not)."""
+    out = np.zeros(len(arrays[0]), dtype=bool)
+    for a in arrays:
+        out |= np.abs(a) > MAX_VALUE
+    return out
 
 
 def _np(table: pa.Table, name: str) -> np.ndarray:
@@ -215,6 +243,8 @@ def _np(table: pa.Table, name: str) -> np.ndarray:
         return col.to_numpy()  # nulls become NaN
     return col.to_numpy(zero_copy_only=False)
 
+
+_HUGE = "infinite or absurdly large value (above 1e15)"
 
 # live(exchange, symbol, ts) -> True when the store already holds that depth stream before
 # ts, so a batch may start with diffs continuing it.
@@ -275,9 +305,16 @@ def validate(
     )
     syms = table.column("symbol").combine_chunks()
     if isinstance(syms, pa.DictionaryArray) and len(syms.dictionary):
-        ok_dict = np.array([bool(SYMBOL_RE.match(s or "")) for s in syms.dictionary.to_pylist()])
+        ok_dict = np.array(
+            [bool(SYMBOL_RE.fullmatch(s or "")) for s in syms.dictionary.to_pylist()]
+        )
         idx = syms.indices.fill_null(0).to_numpy(zero_copy_only=False)
         rule("symbol not normalized (BASE-QUOTE-PERP)", ~ok_dict[idx])
+    exs = table.column("exchange").combine_chunks()
+    if isinstance(exs, pa.DictionaryArray) and len(exs.dictionary):
+        ok_ex = np.array([bool(EXCHANGE_RE.fullmatch(s or "")) for s in exs.dictionary.to_pylist()])
+        idx = exs.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        rule("exchange name not allowed (lower-case letters, digits, _)", ~ok_ex[idx])
 
     if kind == "book":
         with np.errstate(invalid="ignore"):
@@ -286,16 +323,19 @@ def validate(
             rule("crossed book (best bid >= best ask)", bid0 >= ask0)
             neg = np.zeros(n, dtype=bool)
             unsized = np.zeros(n, dtype=bool)
+            huge = np.zeros(n, dtype=bool)
             for side in ("bid", "ask"):
                 for i in range(depth or DEFAULT_DEPTH):
                     px, sz = _np(table, f"{side}_px_{i}"), _np(table, f"{side}_sz_{i}")
-                    _level_flags_nb(px, sz, neg, unsized)
+                    _level_flags_nb(px, sz, neg, unsized, huge)
+            rule(_HUGE, huge)
             rule("negative or zero price, or negative size", neg)
             rule("level with a price but no size (or the reverse)", unsized)
     elif kind in ("trade", "liquidation"):
         with np.errstate(invalid="ignore"):
             price, qty = _np(table, "price"), _np(table, "qty")
             rule("missing price or qty", np.isnan(price) | np.isnan(qty))
+            rule(_HUGE, _too_big(price, qty))
             rule("negative or zero price or qty", (price <= 0) | (qty <= 0))
         side = table.column("side").to_numpy(zero_copy_only=False)
         rule("side must be 1 (buy) or -1 (sell)", ~np.isin(side, (1, -1)))
@@ -313,6 +353,7 @@ def validate(
         with np.errstate(invalid="ignore"):
             o, h, lo, c, v = (_np(table, x) for x in ("open", "high", "low", "close", "volume"))
             rule("missing price", np.isnan(o) | np.isnan(h) | np.isnan(lo) | np.isnan(c))
+            rule(_HUGE, _too_big(o, h, lo, c, v))
             rule(
                 "negative or zero price, or negative volume",
                 (o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0) | (v < 0),
@@ -325,6 +366,7 @@ def validate(
         with np.errstate(invalid="ignore"):
             rate = _np(table, "rate")
             rule("missing rate", np.isnan(rate))
+            rule(_HUGE, _too_big(rate, _np(table, "mark_px"), _np(table, "index_px")))
             rule("negative price", (_np(table, "mark_px") < 0) | (_np(table, "index_px") < 0))
             rule("interval_h must be positive", _np(table, "interval_h") <= 0)
     if bad.any():

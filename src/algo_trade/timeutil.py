@@ -45,22 +45,31 @@ def parse_duration_ns(text: str | int) -> int:
     return value
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_YEAR = re.compile(r"\d{4}")
+
+
 def parse_time_ns(text: str | int | datetime | np.datetime64) -> int:
-    """Parse an ISO date/time (UTC unless it says otherwise) or an int of ns since epoch.
+    """Parse an ISO date/time (UTC unless it says otherwise), a bare year, or an int of ns
+    since epoch. Times must fit int64 ns (1677-09-22 .. 2262-04-11).
 
     >>> parse_time_ns("2024-01-01")
     1704067200000000000
+    >>> parse_time_ns("2024") == parse_time_ns("2024-01-01")
+    True
     """
     if isinstance(text, (int, np.integer)):
-        return int(text)
+        return _in_range(int(text), text)
     if isinstance(text, np.datetime64):
-        return int(text.astype("datetime64[ns]").astype(np.int64))
+        return _in_range(int(text.astype("datetime64[ns]").astype(np.int64)), text)
     if isinstance(text, datetime):
         dt = text
     else:
         s = str(text).strip()
-        if s.lstrip("-").isdigit():
-            return int(s)
+        if _YEAR.fullmatch(s):  # "2024" is the year, not 2024 ns after 1970
+            s += "-01-01"
+        elif s.lstrip("-").isdigit() and s.isascii():
+            return _in_range(int(s), text)
         try:
             dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
         except ValueError:
@@ -69,7 +78,19 @@ def parse_time_ns(text: str | int | datetime | np.datetime64) -> int:
             ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp()) * NS_PER_S + dt.microsecond * 1_000
+    try:
+        seconds = int(dt.timestamp())
+    except (OverflowError, OSError, ValueError):
+        seconds = INT64_MAX  # beyond what the platform can convert: refused below
+    return _in_range(seconds * NS_PER_S + dt.microsecond * 1_000, text)
+
+
+def _in_range(ns: int, text: object) -> int:
+    if not INT64_MIN < ns <= INT64_MAX - NS_PER_DAY:
+        raise ConfigError(
+            f"time {text!r} is outside what int64 nanoseconds hold (1677-09-22 .. 2262-04-10)"
+        )
+    return ns
 
 
 def parse_range_ns(start: object, end: object) -> tuple[int, int]:

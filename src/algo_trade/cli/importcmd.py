@@ -186,7 +186,7 @@ def register(app: typer.Typer) -> None:
                         TransferSpeedColumn(),
                         TimeRemainingColumn(),
                         console=err_console,
-                        disable=json,
+                        disable=json or not err_console.is_terminal,
                         transient=True,
                     ) as bar,
                 ):

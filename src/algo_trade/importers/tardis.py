@@ -99,7 +99,7 @@ def _hyperliquid(s: str) -> str:
 
 def _generic(s: str) -> str:
     up = s.upper()
-    if SYMBOL_RE.match(up):
+    if SYMBOL_RE.fullmatch(up):
         return up
     bq = _split_pair(up.replace("-", "").replace("_", "").replace("/", ""))
     if bq is None:

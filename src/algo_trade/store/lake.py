@@ -41,7 +41,9 @@ from algo_trade.schema import (
     KEYS,
     KINDS,
     book_depth,
+    check_exchange,
     check_kind,
+    check_symbol,
     label_array,
     schema_for,
 )
@@ -66,8 +68,8 @@ def _pool() -> ThreadPoolExecutor:
 
 
 _META_KEY = b"algo_trade"
-_NAME_RE = re.compile(r"^(\d+)-(\d+)-[0-9a-f]+\.parquet$")
-_EXCHANGE_RE = re.compile(r"^[a-z0-9_]+$")
+# <min_ts>-<max_ts>-<id>.parquet; ts before 1970 are negative ("-000...123--000...45-id").
+_NAME_RE = re.compile(r"(-?\d+)-(-?\d+)-[0-9a-f]+\.parquet")
 _LEVEL_RE = re.compile(r"^(bid|ask)_(px|sz)_\d+$")
 
 
@@ -109,7 +111,7 @@ def _read_file_info(path: str) -> _FileInfo:
     for i in range(n):
         st = md.row_group(i).column(ts_idx).statistics
         rg_min[i], rg_max[i] = st.min, st.max
-    m = _NAME_RE.match(os.path.basename(path))
+    m = _NAME_RE.fullmatch(os.path.basename(path))
     assert m is not None
     return _FileInfo(
         path,
@@ -224,10 +226,8 @@ class LakeStore:
     # ------------------------------------------------------------------ paths
     def _dataset_dir(self, kind: str, exchange: str, symbol: str) -> Path:
         check_kind(kind)
-        if not _EXCHANGE_RE.match(exchange or ""):
-            raise DataError(f"bad exchange name {exchange!r}: use lower-case letters, digits and _")
-        if not symbol or "/" in symbol or symbol.startswith("."):
-            raise DataError(f"bad symbol {symbol!r}")
+        check_exchange(exchange)
+        check_symbol(symbol)
         return self.root / kind / exchange / symbol
 
     def _existing_dataset(self, kind: str, exchange: str, symbol: str) -> Path:
@@ -257,7 +257,7 @@ class LakeStore:
         except FileNotFoundError:
             return out
         for name in names:
-            m = _NAME_RE.match(name)
+            m = _NAME_RE.fullmatch(name)
             if m:
                 out.append((int(m.group(1)), int(m.group(2)), str(day_dir / name)))
         out.sort()
