@@ -42,4 +42,22 @@ def normalizer_for(
     )
 
 
-__all__ = ["EXCHANGES", "Counters", "Event", "Normalizer", "normalizer_for", "venue_module"]
+def frames_for(normalizer: Normalizer):  # noqa: ANN201 - a venue's block parser or None
+    """The block parser (many capture lines per call, `depth` rows) of a Normalizer's
+    venue, sharing its state; None where the venue has none yet (feed lines one by one)."""
+    if normalizer.exchange == "binance":
+        from algo_trade.exchanges.binance_frames import BinanceFrames
+
+        return BinanceFrames(normalizer)
+    return None
+
+
+__all__ = [
+    "EXCHANGES",
+    "Counters",
+    "Event",
+    "Normalizer",
+    "frames_for",
+    "normalizer_for",
+    "venue_module",
+]

@@ -217,8 +217,10 @@ def _one_pass(
     report: FileReport,
     store: Store | None,
     progress: Progress | None,
+    live_depth: set[tuple[str, str]] | None = None,
 ) -> None:
     writer = _Writer(store, report)
+    live_depth = set() if live_depth is None else live_depth
     try:
         for piece in fmt.pieces(path, opts, report):
             table = piece.table
@@ -237,7 +239,13 @@ def _one_pass(
                 continue
             if not getattr(fmt, "checks_symbol", False):
                 keep_symbol(opts, path, table)
-            checked = validate(piece.kind, table)
+            if piece.kind == "depth":
+                # A stream whose snapshot came in an earlier piece (or file) of this
+                # import continues: its diffs are not "before any snapshot".
+                checked = validate("depth", table, live=lambda e, s, _t: (e, s) in live_depth)
+                _note_live(checked.table, live_depth)
+            else:
+                checked = validate(piece.kind, table)
             for reason, pos in checked.rows.items():
                 if ords is None:
                     report.bad(reason, None, len(pos))
@@ -264,6 +272,16 @@ def _one_pass(
     report.finish()
 
 
+def _note_live(table: pa.Table, live: set[tuple[str, str]]) -> None:
+    """Streams with an accepted snapshot row in `table` (depth): later pieces continue them."""
+    if table.num_rows == 0:
+        return
+    snap = table.filter(pc.not_equal(pc.bit_wise_and(table.column("flags"), 1), 0))
+    if snap.num_rows:
+        pairs = snap.group_by(["exchange", "symbol"]).aggregate([]).to_pylist()
+        live.update((p["exchange"], p["symbol"]) for p in pairs)
+
+
 def import_files(
     store: Store,
     fmt: Format,
@@ -278,6 +296,7 @@ def import_files(
     """
     summary = Summary()
     t0 = time.perf_counter()
+    live_depth: set[tuple[str, str]] = set()
     for path in paths:
         report = FileReport(str(path), fmt.name)
         summary.files.append(report)
@@ -286,7 +305,7 @@ def import_files(
             if opts.strict:
                 check = FileReport(str(path), fmt.name, strict=True)
                 _one_pass(_checking(fmt), path, opts, check, None, progress)
-            _one_pass(fmt, path, opts, report, store, progress)
+            _one_pass(fmt, path, opts, report, store, progress, live_depth)
         except StrictStop as exc:
             report.error = str(exc)
             summary.seconds = time.perf_counter() - t0

@@ -1,8 +1,8 @@
 """Numba kernel: replay an incremental L2 stream (level sets) into book rows on a time grid.
 
 Kernel rules (as in every ``*_nb`` module): plain arrays in and out, no objects, no I/O.
-The book is two sorted arrays per side (bids descending, asks ascending) updated by
-binary search; a set with size 0 deletes the level. The row at grid time g holds the
+The book is two sorted arrays per side (best level last: bids ascending, asks
+descending) updated by binary search; a set with size 0 deletes the level. The row at grid time g holds the
 book after every update with time < g (the collector's rule), so rows are idempotent.
 """
 
@@ -28,13 +28,15 @@ def new_state(capacity: int = CAPACITY) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 @njit(cache=True, nogil=True)
-def _set_level_nb(lv, n, px, sz, descending):  # pragma: no cover - compiled
-    """lv: float64[2, cap] (prices, sizes) sorted; n: levels used. Returns the new n."""
+def _set_level_nb(lv, n, px, sz, ascending):  # pragma: no cover - compiled
+    """lv: float64[2, cap] (prices, sizes) sorted with the best level LAST (bids
+    ascending, asks descending), so the frequent updates near the top move few levels;
+    n: levels used. Returns the new n. A full book drops its worst level (index 0)."""
     lo, hi = 0, n
     while lo < hi:
         mid = (lo + hi) // 2
         p = lv[0, mid]
-        if (p > px) if descending else (p < px):
+        if (p < px) if ascending else (p > px):
             lo = mid + 1
         else:
             hi = mid
@@ -49,30 +51,35 @@ def _set_level_nb(lv, n, px, sz, descending):  # pragma: no cover - compiled
     if found:
         lv[1, lo] = sz
         return n
-    cap = lv.shape[1]
-    if lo >= cap:
+    if n < lv.shape[1]:
+        for j in range(n, lo, -1):
+            lv[0, j] = lv[0, j - 1]
+            lv[1, j] = lv[1, j - 1]
+        lv[0, lo] = px
+        lv[1, lo] = sz
+        return n + 1
+    if lo == 0:
         return n  # worse than every kept level of a full book
-    last = n if n < cap else cap - 1
-    for j in range(last, lo, -1):
-        lv[0, j] = lv[0, j - 1]
-        lv[1, j] = lv[1, j - 1]
-    lv[0, lo] = px
-    lv[1, lo] = sz
-    return n + 1 if n < cap else n
+    for j in range(0, lo - 1):
+        lv[0, j] = lv[0, j + 1]
+        lv[1, j] = lv[1, j + 1]
+    lv[0, lo - 1] = px
+    lv[1, lo - 1] = sz
+    return n
 
 
 @njit(cache=True, nogil=True)
 def _emit_nb(out_lv, k, bids, nb, asks, na, depth):  # pragma: no cover - compiled
     for i in range(depth):
         if i < nb:
-            out_lv[k, i] = bids[0, i]
-            out_lv[k, depth + i] = bids[1, i]
+            out_lv[k, i] = bids[0, nb - 1 - i]
+            out_lv[k, depth + i] = bids[1, nb - 1 - i]
         else:
             out_lv[k, i] = np.nan
             out_lv[k, depth + i] = np.nan
         if i < na:
-            out_lv[k, 2 * depth + i] = asks[0, i]
-            out_lv[k, 3 * depth + i] = asks[1, i]
+            out_lv[k, 2 * depth + i] = asks[0, na - 1 - i]
+            out_lv[k, 3 * depth + i] = asks[1, na - 1 - i]
         else:
             out_lv[k, 2 * depth + i] = np.nan
             out_lv[k, 3 * depth + i] = np.nan
@@ -84,12 +91,14 @@ def replay_l2_nb(
 ):  # pragma: no cover
     """Apply updates start.. of one instrument; write grid rows into out_ts/out_lv.
 
-    ts: int64[n] update time, ns (non-decreasing); is_snap/is_bid: bool[n]; px, sz:
+    ts: int64[n] update time, ns (non-decreasing); is_snap: int8[n] (0 a diff, 1 a
+    snapshot row, 2 the first row of a snapshot run, -1 "the book is lost here": no rows
+    until the next snapshot); is_bid: bool[n]; px, sz:
     float64[n] the level set (sz 0 deletes); start: first update to apply; state, bids,
     asks: the book (see `new_state`), updated in place; interval: grid step, ns;
     out_ts: int64[m], out_lv: float64[m, 4 * depth] (bid_px, bid_sz, ask_px, ask_sz).
     Returns (next update to apply, rows written): it stops early when out is full.
-    A snapshot block (is_snap rows after non-snapshot rows) replaces the book.
+    A snapshot run (snapshot rows after other rows, or from a row coded 2) replaces the book.
     """
     depth = out_lv.shape[1] // 4
     m = out_ts.shape[0]
@@ -113,8 +122,16 @@ def replay_l2_nb(
                     k += 1
                     state[NEXT] += interval
             state[NEXT] = (t // interval + 1) * interval
-        if is_snap[i]:
-            if state[IN_SNAP] == 0:
+        code = is_snap[i]
+        if code < 0:
+            state[SYNCED] = 0
+            state[NB] = 0
+            state[NA] = 0
+            state[IN_SNAP] = 0
+            i += 1
+            continue
+        if code > 0:
+            if state[IN_SNAP] == 0 or code == 2:
                 state[NB] = 0
                 state[NA] = 0
                 state[IN_SNAP] = 1

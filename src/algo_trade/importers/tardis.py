@@ -410,7 +410,7 @@ class TardisFormat:
             exchange, symbol = self._labels(path, opts, t)
             ex_label = exchange.dictionary[0].as_py()
             ts = self._ts(t).to_numpy()
-            is_snap = t.column("is_snapshot").to_numpy(zero_copy_only=False).astype(bool)
+            is_snap = t.column("is_snapshot").to_numpy(zero_copy_only=False).astype(np.int8)
             side = t.column("side").cast(pa.string())
             is_bid = pc.equal(side, "bid").to_numpy(zero_copy_only=False).astype(bool)
             bad_side = ~pc.is_in(side, pa.array(["bid", "ask"])).to_numpy(
