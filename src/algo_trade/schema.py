@@ -80,6 +80,10 @@ DEPTH = pa.schema(
 # flags bits of a depth row. A snapshot run = consecutive DEPTH_SNAPSHOT rows with the same
 # (ts, seq); replaying it clears that book first, so row order inside a message is free.
 DEPTH_SNAPSHOT = 1
+# The snapshot run rebuilds a book after a gap (resync): the book before it is not known
+# from the previous row on, so book rows are not sampled across the gap. Writers stamp a
+# snapshot run with a ts no later than the first diff applied on top of it.
+DEPTH_RESYNC = 2
 # Columns that may be absent from an input table (and from files written before they
 # existed): they read as null.
 OPTIONAL = {"trade": ("ts_local",), "liquidation": ("ts_local",)}
@@ -399,7 +403,7 @@ def _depth_rules(table: pa.Table, rule, bad_now, live: LiveFn | None) -> np.ndar
     tl = ts_local.fill_null(0).to_numpy(zero_copy_only=False)
     rule(
         "non-monotonic ts_local (receipt time went back within the batch)",
-        depth_nb.ts_local_back_nb(group, tl, ~bad_now(), n_groups),
+        depth_nb.ts_local_back_nb(group, tl, flags, ~bad_now(), n_groups),
     )
     single = n_groups == 1 or np.all(group == group[0])
     if single and depth_nb.in_order_nb(ts, seq, flags, side, price):

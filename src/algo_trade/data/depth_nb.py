@@ -80,14 +80,16 @@ def depth_order(ts, seq, flags, side, price, group=None) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def ts_local_back_nb(group, ts_local, valid, n_groups):  # pragma: no cover - compiled
-    """Input (receipt) order: True for rows whose ts_local is below an earlier row's of the
-    same group (the receipt clock never runs backwards within one batch)."""
+def ts_local_back_nb(group, ts_local, flags, valid, n_groups):  # pragma: no cover - compiled
+    """Input (receipt) order: True for diff rows whose ts_local is below an earlier diff
+    row's of the same group (the receipt clock never runs backwards within one batch).
+    Snapshot rows are left out: a REST snapshot is received after diffs that are applied
+    on top of it (they were buffered while it was fetched)."""
     n = ts_local.shape[0]
     out = np.zeros(n, dtype=np.bool_)
     last = np.full(n_groups, np.iinfo(np.int64).min, dtype=np.int64)
     for i in range(n):
-        if not valid[i]:
+        if not valid[i] or (flags[i] & SNAPSHOT):
             continue
         g = group[i]
         if ts_local[i] < last[g]:

@@ -35,13 +35,21 @@ def load(
     end: object,
     kinds: Sequence[str] | str = DEFAULT_KINDS,
     bar: str | int | None = None,
+    book_from: str = "book",
+    book_interval: str | int | None = None,
+    book_depth: int = 20,
 ) -> MarketData:
     """Load [start, end) of `kinds` for one instrument, aligned on one timeline.
 
     kinds: any of book, bar, funding, liquidation, trade; one of book or bar is required
     (the timeline). bar: a bar length ("1m", "5m", "1h"): resamples stored bars, or builds
     bars of the mid from books (or of trade prices) when no bars are stored.
+    book_from: "book" reads stored book rows; "depth" rebuilds books from stored depth
+    events, on a `book_interval` grid ("10ms") or, with None, after every update (the
+    last book of each ts), `book_depth` levels per side (docs/data.md).
     """
+    if book_from not in ("book", "depth"):
+        raise ConfigError(f"book_from must be 'book' or 'depth', got {book_from!r}")
     if isinstance(kinds, str):
         kinds = tuple(k.strip() for k in kinds.split(",") if k.strip())
     kinds = tuple(dict.fromkeys(kinds))
@@ -55,9 +63,13 @@ def load(
     check_symbol(symbol)
     s, e = parse_range_ns(start, end)
     bar_ns = parse_duration_ns(bar) if bar is not None else None
+    book_iv = parse_duration_ns(book_interval) if book_interval is not None else 0
+    if book_iv < 0 or (book_interval is not None and book_iv == 0):
+        raise ConfigError(f"book_interval must be positive, got {book_interval!r}")
+    from_depth = (book_iv, book_depth) if book_from == "depth" else None
     st = open_store(store) if isinstance(store, (str, Path)) else store
     try:
-        return _load(st, exchange, symbol, s, e, kinds, bar_ns)
+        return _load(st, exchange, symbol, s, e, kinds, bar_ns, from_depth)
     finally:
         if st is not store:
             st.close()
@@ -81,12 +93,15 @@ def _no_data(kind: str, exchange: str, symbol: str, s: int, e: int, store: Store
 
 
 def _load(store: Store, exchange: str, symbol: str, s: int, e: int, kinds: tuple[str, ...],
-          bar_ns: int | None) -> MarketData:  # fmt: skip
+          bar_ns: int | None, from_depth: tuple[int, int] | None = None) -> MarketData:  # fmt: skip
     cols: dict[str, np.ndarray] = {}
     missing: list[str] = []
     if "book" in kinds:
         mode = "book"
-        tbl = _optional(store, "book", exchange, symbol, s, e)
+        if from_depth is not None:
+            tbl = _books_from_depth(store, exchange, symbol, s, e, *from_depth)
+        else:
+            tbl = _optional(store, "book", exchange, symbol, s, e)
         if tbl is None or tbl.num_rows == 0:
             raise _no_data("book", exchange, symbol, s, e, store)
         ts, book = _book_arrays(tbl)
@@ -146,6 +161,18 @@ def _load(store: Store, exchange: str, symbol: str, s: int, e: int, kinds: tuple
         cols[names[0]], cols[names[1]] = sell, buy
     return MarketData(ts, cols, mode, exchange, symbol, kinds, step,
                       {"start": s, "end": e, "missing": missing})  # fmt: skip
+
+
+def _books_from_depth(store: Store, exchange: str, symbol: str, s: int, e: int,
+                      interval_ns: int, depth: int) -> pa.Table | None:  # fmt: skip
+    """Books rebuilt from depth events (streamed: depth rows never all in memory)."""
+    from algo_trade.data.depth_books import books_from_depth
+
+    try:
+        parts = list(books_from_depth(store, exchange, symbol, s, e, interval_ns, depth))
+    except StoreError:
+        return None
+    return pa.concat_tables(parts) if parts else None
 
 
 # ----------------------------------------------------------------------------- pieces
