@@ -29,7 +29,9 @@ app = typer.Typer(
 )
 
 # Each module defines register(app). Modules land with their capability.
-_COMMAND_MODULES = ("demo", "generate", "db", "backtest", "sweep", "cache", "collect", "importcmd")
+_COMMAND_MODULES = (
+    "demo", "generate", "db", "books", "backtest", "sweep", "cache", "collect", "importcmd",
+)  # fmt: skip
 for _name in _COMMAND_MODULES:
     _full = f"algo_trade.cli.{_name}"
     if importlib.util.find_spec(_full) is not None:

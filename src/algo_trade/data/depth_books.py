@@ -249,6 +249,7 @@ def books_from_depth(
     depth: int = DEFAULT_DEPTH,
     lookback_ns: int = DEFAULT_LOOKBACK_NS,
     conflate: bool = True,
+    stats: dict[str, int] | None = None,
 ) -> Iterator[pa.Table]:
     """Book rows with start <= ts < end rebuilt from stored depth rows, in batches.
 
@@ -284,8 +285,36 @@ def books_from_depth(
                 yield book_table(ts, book, exchange, symbol, depth)
 
     for batch in store.scan("depth", exchange, symbol, replay_from, e, columns=list(_COLS)):
+        if stats is not None:
+            stats["depth_rows"] = stats.get("depth_rows", 0) + batch.num_rows
         cols = {c: batch.column(c).to_numpy(zero_copy_only=False) for c in _COLS}
         yield from out(rep.feed(cols, s, e))
     yield from out(rep.finish(horizon, s, e))
     if carry is not None and len(carry[0]):
         yield book_table(carry[0], carry[1], exchange, symbol, depth)
+
+
+def books_from_table(
+    table: pa.Table,
+    interval_ns: int = 0,
+    depth: int = DEFAULT_DEPTH,
+    start: int | None = None,
+    end: int | None = None,
+    conflate: bool = True,
+) -> Iterator[pa.Table]:
+    """Book rows from a validated depth table (read order, one exchange and symbol)."""
+    if table.num_rows == 0:
+        return
+    exchange = str(table.column("exchange")[0].as_py())
+    symbol = str(table.column("symbol")[0].as_py())
+    rep = BookReplayer(depth, interval_ns)
+    lo = start if start is not None else -(2**63)
+    hi = end if end is not None else 2**63 - 1
+    cols = {c: table.column(c).to_numpy(zero_copy_only=False) for c in _COLS}
+    parts = list(rep.feed(cols, lo, hi, final=True))
+    ts = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    book = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, 4, depth))
+    if conflate and interval_ns == 0:
+        ts, book = _conflate(ts, book)
+    for a in range(0, len(ts), OUT_ROWS):
+        yield book_table(ts[a : a + OUT_ROWS], book[a : a + OUT_ROWS], exchange, symbol, depth)
