@@ -56,7 +56,10 @@ print(json.dumps({"rows": s.rows().get("book", 0), "peak_rss_mb": peak_rss_mb()}
 
 def _warm(work: Path) -> None:
     """Load the compiled kernels once, so the timed runs measure steady work."""
-    sample = DATA / "tardis_binance-futures_book_snapshot_25_BTCUSDT.csv"
+    (work / "warm-src").mkdir(parents=True, exist_ok=True)
+    sample = write_tardis_book_csv(
+        work / "warm-src" / "binance-futures_book_snapshot_25_BTCUSDT.csv", 10
+    )
     run_import(LakeStore(work / "warm"), "tardis", [sample], ImportOptions())
 
 

@@ -19,6 +19,7 @@ from algo_trade.collect.config import CollectConfig
 from algo_trade.collect.pipeline import Collector
 from algo_trade.testing.replay import Faults, ReplayServer, force_order, load_capture
 from tests.collect.refs import DATA
+from tests.realdata import hyperliquid_main_dex_ctxs
 
 BIN = DATA / "binance_usdm_btcusdt_20230404_head3000.gz"  # µs receive times
 BYBIT = DATA / "bybit_v5_linear_btc_eth.jsonl.gz"
@@ -78,7 +79,7 @@ def binance_server(speed: float | None = None, faults: Faults | None = None, **k
 
 def hl_rest() -> dict[str, bytes]:
     meta = json.loads((DATA / "hyperliquid_meta_2023.json").read_text())
-    ctxs = json.loads((DATA / "hyperliquid_asset_ctxs_main_dex.json").read_text())
+    ctxs = hyperliquid_main_dex_ctxs()
     return {
         "/info:meta": json.dumps(meta).encode(),
         "/info:metaAndAssetCtxs": json.dumps([meta, ctxs]).encode(),

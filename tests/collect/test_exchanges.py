@@ -11,6 +11,7 @@ from algo_trade.errors import ConfigError
 from algo_trade.exchanges import binance, bybit, hyperliquid, normalizer_for
 from algo_trade.schema import validate
 from tests.collect.refs import DATA, SEC, binance_reference_books, capture_lines, top
+from tests.realdata import hyperliquid_main_dex_ctxs
 
 BIN = "binance_usdm_btcusdt_20230404_head3000.gz"  # µs timestamps
 
@@ -254,7 +255,7 @@ def test_hyperliquid_books_trades_funding():
     for ts, raw in lines:
         n.feed(ts, raw)
     meta = json.loads((DATA / "hyperliquid_meta_2023.json").read_text())
-    ctxs = json.loads((DATA / "hyperliquid_asset_ctxs_main_dex.json").read_text())
+    ctxs = hyperliquid_main_dex_ctxs()
     n.feed(1737918869000000000, json.dumps([meta, ctxs]))
     out = n.drain()
     books = [json.loads(r)["data"] for _, r in lines if '"l2Book"' in r]

@@ -16,13 +16,14 @@ from hypothesis import strategies as st
 import algo_trade
 from tests.engine import reference
 from tests.engine.test_kernels import bars_df, targets
+from tests.realdata import realdata
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def ftx_bars(n: int | None = None) -> pd.DataFrame:
     """Real FTX BTC-PERP 1-minute bars (tests/data/README.md)."""
-    with gzip.open(DATA / "ftx_btc-perp_20211231-20220201_1m.csv.gz", "rt") as fh:
+    with gzip.open(realdata("ftx_btc-perp_20211231-20220201_1m.csv.gz"), "rt") as fh:
         df = pd.read_csv(fh, nrows=n)
     df.index = pd.DatetimeIndex(pd.to_datetime(df.pop("timestamp"), utc=True), name="ts")
     return df
@@ -260,7 +261,7 @@ def test_index_units_give_the_same_run(unit):
 # ----------------------------------------------------------------------------- real books
 def tardis_books() -> algo_trade.MarketData:
     """Ten real Binance USDT-M BTCUSDT 25-level snapshots (Tardis sample; tests/data/README.md)."""
-    df = pd.read_csv(DATA / "tardis_binance-futures_book_snapshot_25_BTCUSDT.csv")
+    df = pd.read_csv(realdata("tardis_binance-futures_book_snapshot_25_BTCUSDT.csv"))
     cols = {}
     for side, name in (("bids", "bid"), ("asks", "ask")):
         cols[f"{name}_px"] = np.ascontiguousarray(

@@ -10,6 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pv
 
+from tests.realdata import data_path
+
 DATA = Path(__file__).resolve().parent.parent / "data"
 
 
@@ -58,4 +60,4 @@ def write_tardis_book_csv(
 def copy_data(name: str, dest: Path) -> Path:
     """Copy tests/data/<name> into dest (tests corrupt or rename copies, never the original)."""
     dest.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copyfile(DATA / name, dest / name))
+    return Path(shutil.copyfile(data_path(DATA, name), dest / name))

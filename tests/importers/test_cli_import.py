@@ -11,6 +11,7 @@ import pytest
 
 from algo_trade.cli.main import main
 from tests.importers.helpers import DATA, copy_data, write_tardis_book_csv
+from tests.realdata import data_path
 
 TRADES = "tardis_binance-futures_trades_BTCUSDT_2020-02-22.csv.gz"
 
@@ -57,14 +58,20 @@ def test_human_summary_lists_rows_and_bad_rows(tmp_path, capsys):
     [
         (["import", "csv", "x"], "unknown format 'csv'"),
         (["import", "tardis", "/no/such/dir"], "/no/such/dir: no such file or directory"),
-        (["import", "tardis", str(DATA / TRADES), "--symbol", "btc"], "does not follow the rule"),
-        (["import", "tardis", str(DATA / TRADES), "--book-interval", "soon"], "bad duration"),
-        (["import", "ohlcv", str(DATA / TRADES), "--map", "when=Date"], "FIELD=COLUMN"),
+        (
+            ["import", "tardis", str(data_path(DATA, TRADES)), "--symbol", "btc"],
+            "does not follow the rule",
+        ),
+        (
+            ["import", "tardis", str(data_path(DATA, TRADES)), "--book-interval", "soon"],
+            "bad duration",
+        ),
+        (["import", "ohlcv", str(data_path(DATA, TRADES)), "--map", "when=Date"], "FIELD=COLUMN"),
         (
             [
                 "import",
                 "tardis",
-                str(DATA / TRADES),
+                str(data_path(DATA, TRADES)),
                 "--start",
                 "2020-03-01",
                 "--end",

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.csv as pv
 
 from algo_trade.importers import csvnb
-from tests.importers.helpers import DATA
+from tests.realdata import realdata
 
 
 def pyarrow_parse(block: bytes, names: list[str]):
@@ -16,7 +16,7 @@ def pyarrow_parse(block: bytes, names: list[str]):
 
 
 def test_real_book_snapshot_bit_for_bit():
-    raw = (DATA / "tardis_binance-futures_book_snapshot_25_BTCUSDT.csv").read_bytes()
+    raw = realdata("tardis_binance-futures_book_snapshot_25_BTCUSDT.csv").read_bytes()
     header, _, body = raw.partition(b"\n")
     names = header.decode().split(",")
     got = csvnb.parse_numeric(body, 2, 2, len(names) - 4, body.count(b"\n"))

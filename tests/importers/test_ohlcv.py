@@ -16,6 +16,7 @@ from algo_trade.importers import ImportOptions, run_import
 from algo_trade.importers.ohlcv import parse_mapping
 from tests.importers.conftest import stored
 from tests.importers.helpers import DATA
+from tests.realdata import data_path
 
 FTX = "ftx_btc-perp_20211231-20220201_1m.csv.gz"
 MONTHLY = "backtesting_py_BTCUSD_monthly.csv"
@@ -31,8 +32,8 @@ def ns(text: str, tz: str = "UTC") -> int:
 
 def test_ftx_minute_bars_found_by_name(lake):
     opts = ImportOptions(exchange="ftx", symbol="BTC-USD-PERP")
-    summary = run_import(lake, "ohlcv", [DATA / FTX], opts)
-    with gzip.open(DATA / FTX, "rt") as fh:
+    summary = run_import(lake, "ohlcv", [data_path(DATA, FTX)], opts)
+    with gzip.open(data_path(DATA, FTX), "rt") as fh:
         ref = list(csv.DictReader(fh))
     bars = stored(lake, "bar", "ftx", "BTC-USD-PERP")
     assert bars.num_rows == len(ref) == 45_031 == summary.rows()["bar"]
@@ -46,8 +47,10 @@ def test_ftx_minute_bars_found_by_name(lake):
 
 
 def test_unnamed_date_column_and_capitalised_names(lake):
-    run_import(lake, "ohlcv", [DATA / MONTHLY], ImportOptions(exchange="x", symbol="BTC-USD"))
-    with open(DATA / MONTHLY) as fh:
+    run_import(
+        lake, "ohlcv", [data_path(DATA, MONTHLY)], ImportOptions(exchange="x", symbol="BTC-USD")
+    )
+    with open(data_path(DATA, MONTHLY)) as fh:
         ref = list(csv.reader(fh))[1:]
     bars = stored(lake, "bar", "x", "BTC-USD").to_pylist()
     assert len(bars) == len(ref) == 156
@@ -55,8 +58,13 @@ def test_unnamed_date_column_and_capitalised_names(lake):
 
 
 def test_offsets_kept_and_tz_applied_to_naive_times(lake, tmp_path):
-    run_import(lake, "ohlcv", [DATA / XRP_1H], ImportOptions(exchange="a", symbol="XRP-USDT-PERP"))
-    with open(DATA / XRP_1H) as fh:
+    run_import(
+        lake,
+        "ohlcv",
+        [data_path(DATA, XRP_1H)],
+        ImportOptions(exchange="a", symbol="XRP-USDT-PERP"),
+    )
+    with open(data_path(DATA, XRP_1H)) as fh:
         ref = list(csv.DictReader(fh))
     bars = stored(lake, "bar", "a", "XRP-USDT-PERP").to_pylist()
     assert [b["ts"] for b in bars] == [ns(r["date"]) for r in ref]
@@ -81,7 +89,7 @@ def test_offsets_kept_and_tz_applied_to_naive_times(lake, tmp_path):
 
 
 def test_parquet_and_epoch_units(lake, tmp_path):
-    table = pv.read_csv(DATA / FTX)
+    table = pv.read_csv(data_path(DATA, FTX))
     pq.write_table(table.slice(0, 1000), tmp_path / "ftx.parquet")
     run_import(
         lake,
@@ -111,7 +119,7 @@ def test_parquet_and_epoch_units(lake, tmp_path):
 
 def test_bad_time_row_reported_with_its_line(lake, tmp_path):
     path = tmp_path / "bars.csv"
-    with open(DATA / XRP_1H) as fh:
+    with open(data_path(DATA, XRP_1H)) as fh:
         lines = fh.read().splitlines()
     lines[7] = "yesterday" + lines[7][len(lines[7].split(",")[0]) :]
     path.write_text("\n".join(lines) + "\n")
@@ -127,6 +135,8 @@ def test_mapping_errors_say_what_to_do(lake):
         exchange="a", symbol="XRP-USDT-PERP", mapping={"close": "Price"}, strict=True
     )
     with pytest.raises(DataError, match=r"--map close=Price: no such column \(columns: date, open"):
-        run_import(lake, "ohlcv", [DATA / XRP_1H], opts)
+        run_import(lake, "ohlcv", [data_path(DATA, XRP_1H)], opts)
     with pytest.raises(ConfigError, match="--symbol"):
-        run_import(lake, "ohlcv", [DATA / XRP_1H], ImportOptions(exchange="a", strict=True))
+        run_import(
+            lake, "ohlcv", [data_path(DATA, XRP_1H)], ImportOptions(exchange="a", strict=True)
+        )

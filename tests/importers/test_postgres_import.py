@@ -10,6 +10,7 @@ from algo_trade.cli.main import main
 from algo_trade.store.base import open_store
 from tests.importers.conftest import stored
 from tests.importers.helpers import DATA
+from tests.realdata import realdata
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +39,7 @@ def test_capture_and_tardis_into_postgres_idempotent(pg_db, capsys):  # noqa: F8
         [
             "import",
             "tardis",
-            str(DATA / "tardis_binance-futures_trades_BTCUSDT_2020-02-22.csv.gz"),
+            str(realdata("tardis_binance-futures_trades_BTCUSDT_2020-02-22.csv.gz")),
             "--db",
             pg_db,
             "--json",

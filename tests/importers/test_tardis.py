@@ -15,6 +15,7 @@ from algo_trade.importers import ImportOptions, booknb, run_import
 from algo_trade.importers.reader import StrictStop
 from tests.importers.conftest import stored
 from tests.importers.helpers import DATA, copy_data
+from tests.realdata import data_path
 
 BOOK25 = "tardis_binance-futures_book_snapshot_25_BTCUSDT.csv"
 BOOK5 = "tardis_binance-futures_book_snapshot_5_BTCUSDT.csv"
@@ -25,7 +26,7 @@ DERIBIT_L2 = "tardis_deribit_incremental_book_L2_BTC-PERPETUAL.csv"
 
 def rows_of(name: str) -> list[dict]:
     opener = gzip.open if name.endswith(".gz") else open
-    with opener(DATA / name, "rt") as fh:
+    with opener(data_path(DATA, name), "rt") as fh:
         return list(csv.DictReader(fh))
 
 
@@ -39,7 +40,7 @@ def last_per_ts(rows: list[dict]) -> dict[int, dict]:
 
 @pytest.mark.parametrize(("name", "levels"), [(BOOK25, 25), (BOOK5, 5)])
 def test_book_snapshots_import_every_level(lake, name, levels):
-    summary = run_import(lake, "tardis", [DATA / name], ImportOptions())
+    summary = run_import(lake, "tardis", [data_path(DATA, name)], ImportOptions())
     expected = last_per_ts(rows_of(name))
     book = stored(lake, "book", "binance", "BTC-USDT-PERP")
     assert summary.rows() == {"book": len(expected)} and book.num_rows == len(expected) == 10
@@ -59,7 +60,7 @@ def test_book_snapshots_import_every_level(lake, name, levels):
 
 
 def test_quotes_become_top_of_book(lake):
-    summary = run_import(lake, "tardis", [DATA / QUOTES], ImportOptions())
+    summary = run_import(lake, "tardis", [data_path(DATA, QUOTES)], ImportOptions())
     ref = last_per_ts(rows_of(QUOTES))
     good = {
         ts: r
@@ -79,7 +80,7 @@ def test_quotes_become_top_of_book(lake):
 
 
 def test_trades_exact_rows_and_values(lake):
-    summary = run_import(lake, "tardis", [DATA / TRADES], ImportOptions())
+    summary = run_import(lake, "tardis", [data_path(DATA, TRADES)], ImportOptions())
     ref = rows_of(TRADES)
     trades = stored(lake, "trade", "binance", "BTC-USDT-PERP")
     assert len(ref) == 9999 and trades.num_rows == 9999 == summary.rows()["trade"]
@@ -95,7 +96,7 @@ def test_trades_exact_rows_and_values(lake):
 
 
 def test_reimport_stores_nothing_twice(lake):
-    paths = [DATA / BOOK25, DATA / TRADES]
+    paths = [data_path(DATA, BOOK25), data_path(DATA, TRADES)]
     first = run_import(lake, "tardis", paths, ImportOptions())
     second = run_import(lake, "tardis", paths, ImportOptions())
     assert sum(second.rows().values()) == 0
@@ -106,14 +107,14 @@ def test_reimport_stores_nothing_twice(lake):
 def test_time_range_filter(lake):
     ref = rows_of(TRADES)
     cut = int(ref[5000]["timestamp"]) * 1000
-    run_import(lake, "tardis", [DATA / TRADES], ImportOptions(start_ns=cut))
+    run_import(lake, "tardis", [data_path(DATA, TRADES)], ImportOptions(start_ns=cut))
     ts = stored(lake, "trade", "binance", "BTC-USDT-PERP").column("ts").to_numpy()
     assert len(ts) == sum(int(r["timestamp"]) * 1000 >= cut for r in ref) and ts.min() >= cut
 
 
 def _with_bad_line(tmp_path: Path, line_no: int) -> Path:
     """A copy of the trades file with a non-numeric price on line `line_no` (header = 1)."""
-    with gzip.open(DATA / TRADES, "rt") as fh:
+    with gzip.open(data_path(DATA, TRADES), "rt") as fh:
         lines = fh.read().splitlines()
     parts = lines[line_no - 1].split(",")
     parts[6] = "12o34.5"
@@ -151,7 +152,7 @@ def test_truncated_gzip_names_the_file(lake, tmp_path):
     # Blocks read whole before the damage are kept (none in a file this small); a good
     # copy later adds only the rest.
     kept = summary.rows().get("trade", 0)
-    again = run_import(lake, "tardis", [DATA / TRADES], ImportOptions())
+    again = run_import(lake, "tardis", [data_path(DATA, TRADES)], ImportOptions())
     assert again.rows()["trade"] == 9999 - kept and again.files[0].duplicates == kept
     from algo_trade.store.lake import LakeStore
 
@@ -168,7 +169,10 @@ def test_unknown_header_and_mixed_symbols(lake, tmp_path):
     assert "unknown header" in summary.files[0].error and str(odd) in summary.files[0].error
     with pytest.raises(DataError, match=r"holds symbol\(s\) BTC-USDT-PERP, but --symbol says ETH"):
         run_import(
-            lake, "tardis", [DATA / TRADES], ImportOptions(symbol="ETH-USDT-PERP", strict=True)
+            lake,
+            "tardis",
+            [data_path(DATA, TRADES)],
+            ImportOptions(symbol="ETH-USDT-PERP", strict=True),
         )
 
 
@@ -196,7 +200,7 @@ def test_deribit_incremental_l2_rebuilds_the_file_book():
 
 
 def test_deribit_one_sided_book_is_reported_not_stored(lake):
-    summary = run_import(lake, "tardis", [DATA / DERIBIT_L2], ImportOptions())
+    summary = run_import(lake, "tardis", [data_path(DATA, DERIBIT_L2)], ImportOptions())
     assert summary.rows().get("book", 0) == 0
     assert summary.files[0].rejected == {"missing best bid or ask": 1}
 
@@ -208,7 +212,7 @@ def _capture_as_incremental_l2(path: Path) -> Path:
     rows = ["exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount"]
     snap = None
     diffs = []
-    with gzip.open(DATA / "binance_usdm_btcusdt_20240808_head12000.gz", "rt") as fh:
+    with gzip.open(data_path(DATA, "binance_usdm_btcusdt_20240808_head12000.gz"), "rt") as fh:
         for line in fh:
             recv, raw = line.split(" ", 1)
             obj = json.loads(raw)
@@ -242,7 +246,12 @@ def test_incremental_l2_matches_the_collectors_book_builder(tmp_path):
     a = LakeStore(tmp_path / "a", fsync=False)
     b = LakeStore(tmp_path / "b", fsync=False)
     run_import(a, "tardis", [l2], ImportOptions(depth=20))
-    run_import(b, "capture", [DATA / "binance_usdm_btcusdt_20240808_head12000.gz"], ImportOptions())
+    run_import(
+        b,
+        "capture",
+        [data_path(DATA, "binance_usdm_btcusdt_20240808_head12000.gz")],
+        ImportOptions(),
+    )
     ours = stored(a, "book", "binance", "BTC-USDT-PERP")
     theirs = stored(b, "book", "binance", "BTC-USDT-PERP")
     common = sorted(set(ours.column("ts").to_pylist()) & set(theirs.column("ts").to_pylist()))
@@ -264,7 +273,7 @@ def _mark_price_as_derivative_ticker(path: Path) -> tuple[Path, list[dict]]:
         "exchange,symbol,timestamp,local_timestamp,funding_timestamp,funding_rate,"
         "predicted_funding_rate,open_interest,last_price,index_price,mark_price"
     ]
-    with gzip.open(DATA / "binance_usdm_btcusdt_markprice_20230404_05.gz", "rt") as fh:
+    with gzip.open(data_path(DATA, "binance_usdm_btcusdt_markprice_20230404_05.gz"), "rt") as fh:
         for line in fh:
             recv, raw = line.split(" ", 1)
             d = json.loads(raw)["data"]
@@ -299,7 +308,7 @@ def test_derivative_ticker_funding_and_the_settlement(lake, tmp_path):
 def test_liquidations_share_the_trades_header_and_are_told_by_name(lake, tmp_path):
     """Tardis liquidations files have the trades header; the file name says which it is."""
     path = tmp_path / "binance-futures_liquidations_BTCUSDT_2020-02-22.csv.gz"
-    path.write_bytes((DATA / TRADES).read_bytes())
+    path.write_bytes((data_path(DATA, TRADES)).read_bytes())
     summary = run_import(lake, "tardis", [path], ImportOptions())
     assert summary.files[0].dataset == "liquidations"
     ref = {

@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from tests.importers.helpers import DATA
+from tests.realdata import realdata
 
 CAPTURE = DATA / "binance_usdm_btcusdt_20240808_head12000.gz"
 HEADERS = {
@@ -71,12 +72,12 @@ def _ms(text: str) -> int:
 
 
 def funding_rows() -> list[str]:
-    with open(DATA / "freqtrade_XRP_USDT_USDT-8h-funding_rate.csv") as fh:
+    with open(realdata("freqtrade_XRP_USDT_USDT-8h-funding_rate.csv")) as fh:
         return [f"{_ms(r['date'])},8,{r['open']}" for r in csv.DictReader(fh)]
 
 
 def kline_rows() -> list[str]:
-    with open(DATA / "freqtrade_XRP_USDT_USDT-1h-futures.csv") as fh:
+    with open(realdata("freqtrade_XRP_USDT_USDT-1h-futures.csv")) as fh:
         return [
             f"{_ms(r['date'])},{r['open']},{r['high']},{r['low']},{r['close']},{r['volume']},"
             f"{_ms(r['date']) + 3_600_000 - 1},,,,,0"

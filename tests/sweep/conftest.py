@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 
 from algo_trade.schema import label_array
+from tests.realdata import realdata
 
-FTX_BARS = Path(__file__).parents[1] / "data" / "ftx_btc-perp_20211231-20220201_1m.csv.gz"
+FTX_BARS = "ftx_btc-perp_20211231-20220201_1m.csv.gz"  # LGPL: read from the shared folder
 EXCHANGE, SYMBOL = "ftx", "BTC-USD-PERP"
 
 
 def read_ftx_bars() -> pd.DataFrame:
-    df = pd.read_csv(FTX_BARS)
+    df = pd.read_csv(realdata(FTX_BARS))
     df.insert(
         0, "ts", pd.to_datetime(df.pop("timestamp"), utc=True).dt.as_unit("ns").astype("int64")
     )
