@@ -17,7 +17,7 @@ from rich.table import Table
 from algo_trade.errors import ConfigError
 from algo_trade.profiling import Stages
 from algo_trade.schema import check_symbol
-from algo_trade.store.base import Store, open_store
+from algo_trade.store.base import Store, open_store, postgres_target
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -52,8 +52,11 @@ DEFAULT_HOME = Path("algo-trade-data")
 
 
 def store_from(home: Path, db: str | None) -> Store:
-    """The store the user chose: --db if given, else the lake in --home."""
-    return open_store(db if db else home)
+    """The store the user chose: --db (a PostgreSQL target, checked) if given, else the
+    lake in --home."""
+    if db is not None and db.strip():
+        return open_store(postgres_target(db))
+    return open_store(Path(home))
 
 
 def split_option(text: str, option: str) -> list[str]:

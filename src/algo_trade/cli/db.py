@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from algo_trade.cli.common import (
@@ -92,13 +94,14 @@ def compact_cmd(home: Home = DEFAULT_HOME, db: Db = None, json: Json = False) ->
 
 def _require_db(db: str | None, command: str) -> str:
     from algo_trade.errors import ConfigError
+    from algo_trade.store.base import postgres_target
 
-    if not db or not db.startswith(("postgresql://", "postgres://")):
+    if not db or not db.strip():
         raise ConfigError(
             f"`algo-trade db {command}` works on PostgreSQL: give --db postgresql://user@host/dbname"
             " (or set ALGO_TRADE_DB); the lake needs no init and is not compressed by chunks"
         )
-    return db
+    return postgres_target(db)
 
 
 @db_app.command("init")
@@ -201,13 +204,27 @@ def copy_cmd(
     Example: algo-trade db copy --from ./algo-trade-data --to postgresql://me@localhost/algo_trade --start 2024-01-01 --end 2024-02-01
     """
     from algo_trade.errors import ConfigError
-    from algo_trade.store.base import open_store
+    from algo_trade.schema import check_exchange, check_kind, check_symbol
+    from algo_trade.store.base import is_postgres_target, open_store, postgres_target
     from algo_trade.store.transfer import copy_between
     from algo_trade.timeutil import parse_range_ns
 
     parse_range_ns(start, end)
+    if kind is not None:
+        check_kind(kind)
+    if exchange is not None:
+        check_exchange(exchange)
+    if symbol is not None:
+        check_symbol(symbol)
+    src = postgres_target(src, "--from") if is_postgres_target(src) else src
+    dst = postgres_target(dst, "--to") if is_postgres_target(dst) else dst
     if src == dst:
         raise ConfigError("--from and --to are the same store; name two different stores")
+    if not is_postgres_target(src) and not (Path(src) / "lake").is_dir():
+        raise ConfigError(
+            f"--from {src}: no lake there (no {Path(src) / 'lake'} directory); give the data home"
+            " that holds the records"
+        )
     source = open_store(src)
     try:
         target = open_store(dst)

@@ -7,6 +7,7 @@ large reads stream as Arrow record batches.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 
+from algo_trade.errors import ConfigError
 from algo_trade.extras import require
 
 
@@ -127,17 +129,92 @@ def read_table(
     return pa.Table.from_batches(batches)
 
 
+# libpq connection keywords (https://www.postgresql.org/docs/current/libpq-connect.html):
+# a string starting with one of them followed by "=" is a key=value connection string.
+_LIBPQ_KEYS = frozenset(
+    "host hostaddr port dbname user password passfile require_auth channel_binding "
+    "connect_timeout client_encoding options application_name fallback_application_name "
+    "keepalives keepalives_idle keepalives_interval keepalives_count tcp_user_timeout "
+    "replication gssencmode sslmode requiressl sslcompression sslcert sslkey sslpassword "
+    "sslcertmode sslrootcert sslcrl sslcrldir sslsni requirepeer ssl_min_protocol_version "
+    "ssl_max_protocol_version krbsrvname gsslib gssdelegation service target_session_attrs "
+    "load_balance_hosts".split()
+)
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_KEYWORD = re.compile(r"([A-Za-z_]+)\s*=")
+_DB_FORMS = "postgresql://user@host/dbname or 'host=... dbname=...'"
+
+
+def postgres_target(text: str, what: str = "--db") -> str:
+    """The PostgreSQL connection string a user meant, normalized, or a ConfigError that
+    never repeats the text (it may hold a password). Accepts postgresql:// and postgres://
+    in any letter case with surrounding blanks, and libpq key=value strings.
+
+    >>> postgres_target(" PostgreSQL://me@db/x")
+    'postgresql://me@db/x'
+    """
+    s = str(text).strip()
+    m = _SCHEME.match(s)
+    if m:
+        scheme = m.group(1).lower()
+        if scheme in ("postgresql", "postgres"):
+            return scheme + s[m.end(1) :]
+        shown = m.group(1) if len(m.group(1)) <= 30 else m.group(1)[:30] + "…"
+        raise ConfigError(
+            f"{what}: {shown}:// is not a PostgreSQL URL; give {_DB_FORMS} "
+            "(a lake is chosen with --home)"
+        )
+    k = _KEYWORD.match(s)
+    if k and k.group(1).lower() in _LIBPQ_KEYS:
+        _check_keywords(s, what)
+        return s
+    raise ConfigError(
+        f"{what} is neither a postgresql:// URL nor a libpq key=value string; give {_DB_FORMS}"
+        " (a lake directory is chosen with --home)"
+    )
+
+
+def _check_keywords(s: str, what: str) -> None:
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:  # pragma: no cover - the driver is what connects anyway
+        return
+    try:
+        conninfo_to_dict(s)
+    except Exception as exc:
+        # libpq may quote a piece of the text (a password) in its message: name only a keyword
+        m = re.search(r'invalid connection option "(\w+)"', str(exc))
+        why = f"unknown keyword {m.group(1)!r}" if m else "its quoting or a missing '='"
+        raise ConfigError(
+            f"{what}: the key=value connection string is malformed ({why}); give {_DB_FORMS}"
+        ) from None
+
+
+def is_postgres_target(text: str) -> bool:
+    """True when `text` names PostgreSQL (URL or key=value string) rather than a lake home."""
+    s = str(text).strip()
+    m = _SCHEME.match(s)
+    if m:
+        return True  # any scheme: refused by postgres_target unless it is PostgreSQL's
+    k = _KEYWORD.match(s)
+    return bool(k and k.group(1).lower() in _LIBPQ_KEYS)
+
+
 def open_store(target: str | Path | None = None, **options: object) -> Store:
-    """Open a store: a ``postgresql://`` URL selects the database, anything else is a lake home.
+    """Open a store: a PostgreSQL target (``postgresql://`` URL, any letter case, or a
+    libpq ``host=... dbname=...`` string) selects the database, anything else is a lake
+    home. A URL of another scheme is refused.
 
     >>> store = open_store("./algo-trade-data")  # doctest: +SKIP
     """
-    text = str(target) if target is not None else "./algo-trade-data"
-    if text.startswith(("postgresql://", "postgres://")):
+    if target is None:
+        target = "./algo-trade-data"
+    if not isinstance(target, Path) and is_postgres_target(target):
+        url = postgres_target(target, "store target")
         require("postgres")
         from algo_trade.store.postgres import PostgresStore
 
-        return PostgresStore(text, **options)  # type: ignore[arg-type]
+        return PostgresStore(url, **options)  # type: ignore[arg-type]
     from algo_trade.store.lake import LakeStore
 
-    return LakeStore(Path(text), **options)  # type: ignore[arg-type]
+    return LakeStore(Path(target), **options)  # type: ignore[arg-type]
