@@ -27,6 +27,17 @@ DEPTH_TYPES = (np.int64, np.int64, np.int32, np.int8, np.float64, np.float64, np
 
 
 @dataclass
+class Block:
+    """One block's lines read into columns by `BinanceFrames.parse` (no state yet)."""
+
+    data: bytes
+    msgs: np.ndarray  # binancenb.MSG, one per line
+    lv_px: np.ndarray
+    lv_qty: np.ndarray
+    lv_side: np.ndarray
+
+
+@dataclass
 class Parsed:
     """What one block gave: depth rows (incl. LOST markers), trades, bad line indexes."""
 
@@ -56,50 +67,74 @@ class BinanceFrames:
         self.last_u = np.zeros(n, np.int64)
         self.counts = np.zeros(3, np.int64)  # stale, gaps, snapshots too old
         self.messages = 0
-        self._carry = b""
+        self._carry: Block | None = None
 
-    def feed_lines(self, block: bytes) -> Parsed:
-        """Parse whole lines (each ending with a newline)."""
-        n_carry_bytes = len(self._carry)
-        data = self._carry + block if n_carry_bytes else block
-        n_carried = self._carry.count(b"\n") if n_carry_bytes else 0
-        buf = np.frombuffer(data, dtype=np.uint8)
-        n_lines = data.count(b"\n") + 1
-        msgs = np.empty(n_lines, binancenb.MSG)
-        cap = len(data) // 9 + 1
+    def parse(self, block: bytes) -> Block:
+        """Read whole lines (each ending with a newline) into columns. Keeps no state, and
+        the kernel releases the GIL: blocks can be parsed ahead on other threads."""
+        buf = np.frombuffer(block, dtype=np.uint8)
+        msgs = np.empty(block.count(b"\n") + 1, binancenb.MSG)
+        cap = len(block) // 9 + 1
         lv_px = np.empty(cap, np.float64)
         lv_qty = np.empty(cap, np.float64)
         lv_side = np.empty(cap, np.int8)
         n, n_lv = binancenb.parse_lines_nb(
             buf, self._names, self._offsets, POW10, msgs, lv_px, lv_qty, lv_side
         )
-        msgs = msgs[:n]
-        kind = msgs["kind"]
-        out = tuple(np.empty(n_lv + n, t) for t in DEPTH_TYPES)
+        return Block(block, msgs[:n], lv_px[:n_lv], lv_qty[:n_lv], lv_side[:n_lv])
+
+    def feed_lines(self, block: bytes) -> Parsed:
+        """Parse whole lines and apply them (`parse` then `apply`)."""
+        return self.apply(self.parse(block))
+
+    def apply(self, blk: Block) -> Parsed:
+        """Apply a parsed block, in file order: the book rules, the general parser for
+        the other frames. Messages whose fate is still open at the end (a snapshot no
+        diff bridged yet, diffs waiting for a snapshot) are kept for the next block."""
+        own = blk.msgs
+        n_own = len(own)
+        carried = self._carry
+        if carried is not None and len(carried.msgs):
+            msgs = np.concatenate([carried.msgs, own])
+            shift = len(carried.lv_px)
+            msgs["lv_lo"][len(carried.msgs) :] += shift
+            msgs["lv_hi"][len(carried.msgs) :] += shift
+            lv_px = np.concatenate([carried.lv_px, blk.lv_px])
+            lv_qty = np.concatenate([carried.lv_qty, blk.lv_qty])
+            lv_side = np.concatenate([carried.lv_side, blk.lv_side])
+        else:
+            msgs, lv_px, lv_qty, lv_side = own, blk.lv_px, blk.lv_qty, blk.lv_side
+        n = len(msgs)
+        out = tuple(np.empty(len(lv_px) + n, t) for t in DEPTH_TYPES)
         carry = np.zeros(n, np.bool_)
         rows = binancenb.sequence_nb(
             msgs, n, lv_px, lv_qty, lv_side, self.synced, self.last_u, out, self.counts, carry
         )
+        kind = own["kind"]
         # Frames the kernels leave to the general parser, in file order.
-        other = np.flatnonzero(kind == binancenb.OTHER)
         feed = self.norm.feed
         counters = self.norm.counters
         other_bad = []
-        recv, raw_lo, raw_hi = msgs["recv"], msgs["raw_lo"], msgs["raw_hi"]
-        for i in other.tolist():
+        recv, raw_lo, raw_hi = own["recv"], own["raw_lo"], own["raw_hi"]
+        data = blk.data
+        for i in np.flatnonzero(kind == binancenb.OTHER).tolist():
             before = counters.malformed
             feed(int(recv[i]), data[raw_lo[i] : raw_hi[i]])
             if counters.malformed != before:
                 other_bad.append(i)
-        t = msgs[kind == binancenb.TRADE]
         if carry.any():
-            # Whole lines (receive time and frame), parsed again before the next block.
-            lo, hi = msgs["line_lo"][carry].tolist(), msgs["raw_hi"][carry].tolist()
-            self._carry = b"".join(data[a:b] + b"\n" for a, b in zip(lo, hi, strict=True))
+            # Keep the open messages with their levels (re-based), not their text.
+            keep = msgs[carry].copy()
+            parts = [np.arange(m["lv_lo"], m["lv_hi"]) for m in keep]
+            take = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+            lens = keep["lv_hi"] - keep["lv_lo"]
+            keep["lv_lo"] = np.concatenate(([0], np.cumsum(lens)[:-1]))
+            keep["lv_hi"] = keep["lv_lo"] + lens
+            self._carry = Block(b"", keep, lv_px[take], lv_qty[take], lv_side[take])
         else:
-            self._carry = b""
-        own = np.arange(n) >= n_carried
-        self.messages += int(own.sum() - (kind[own] == binancenb.EMPTY).sum())
+            self._carry = None
+        t = own[kind == binancenb.TRADE]
+        self.messages += int(n_own - (kind == binancenb.EMPTY).sum())
         return Parsed(
             depth=tuple(a[:rows] for a in out),
             trade_ts=t["ts"],
@@ -109,12 +144,11 @@ class BinanceFrames:
             trade_px=t["px"],
             trade_qty=t["qty"],
             trade_id=t["first_id"],
-            bad_lines=np.flatnonzero(own & (kind == binancenb.BAD_LINE)) - n_carried,
+            bad_lines=np.flatnonzero(kind == binancenb.BAD_LINE),
             unparsed=np.union1d(
-                np.flatnonzero(own & (kind == binancenb.UNPARSED)), np.array(other_bad, np.int64)
-            ).astype(np.int64)
-            - n_carried,
-            lines=n - n_carried,
+                np.flatnonzero(kind == binancenb.UNPARSED), np.array(other_bad, np.int64)
+            ).astype(np.int64),
+            lines=n_own,
         )
 
     def counters(self) -> dict[str, int]:

@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit
 
 from algo_trade.exchanges.framenb import (
+    LOST_FLAG,
     dec_nb,
     equals_nb,
     int_nb,
@@ -58,9 +59,7 @@ MSG = np.dtype(
     ]
 )
 
-# depth row flags (schema.DEPTH_SNAPSHOT = 1); LOST marks "book lost here" for the
-# book sampler and is never stored
-SNAP_FLAG, LOST_FLAG = 1, 128
+SNAP_FLAG = 1  # schema.DEPTH_SNAPSHOT (kernels import nothing from the package)
 MAX_HELD = 10_000  # diffs kept per symbol while no snapshot bridges them (as the Normalizer)
 # counters
 C_STALE, C_GAPS, C_TOO_OLD = 0, 1, 2
@@ -289,25 +288,42 @@ def _row_nb(out, r, ts, ts_local, sym, side, px, qty, seq, flags):  # pragma: no
 
 
 @njit(cache=True, nogil=True)
-def _emit_nb(msgs, j, lv_px, lv_qty, lv_side, ts, ts_local, seq, flags, out, r):  # pragma: no cover
-    """Copy message j's levels as rows r.. of out (a snapshot skips empty levels).
+def _emit_side_nb(
+    lo, hi, want, lv_px, lv_qty, lv_side, ts, ts_local, sym, seq, flags, out, r
+):  # pragma: no cover - compiled  # fmt: skip
+    """Rows of one side of a message, prices ascending when the venue listed them
+    monotonically (diffs list both sides ascending, REST bids descending)."""
+    first = -1.0
+    last = -1.0
+    for q in range(lo, hi):
+        if lv_side[q] == want:
+            if first < 0.0:
+                first = lv_px[q]
+            last = lv_px[q]
+    snap = flags & SNAP_FLAG
+    if last >= first:
+        for q in range(lo, hi):
+            if lv_side[q] == want and not (snap and lv_qty[q] <= 0.0):
+                _row_nb(out, r, ts, ts_local, sym, want, lv_px[q], lv_qty[q], seq, flags)
+                r += 1
+    else:
+        for q in range(hi - 1, lo - 1, -1):
+            if lv_side[q] == want and not (snap and lv_qty[q] <= 0.0):
+                _row_nb(out, r, ts, ts_local, sym, want, lv_px[q], lv_qty[q], seq, flags)
+                r += 1
+    return r
 
-    Rows go out in the depth read order (asks before bids, prices ascending): Binance
-    lists asks ascending and bids descending, so the asks are copied as they come and
-    the bids backwards, and the store need not sort them."""
+
+@njit(cache=True, nogil=True)
+def _emit_nb(msgs, j, lv_px, lv_qty, lv_side, ts, ts_local, seq, flags, out, r):  # pragma: no cover
+    """Copy message j's levels as rows r.. of out (a snapshot skips empty levels), in
+    the depth read order where the venue's lists allow (asks before bids, prices
+    ascending), so the store need not sort them."""
     sym = msgs[j]["sym"]
     lo = msgs[j]["lv_lo"]
     hi = msgs[j]["lv_hi"]
-    snap = flags & SNAP_FLAG
-    for q in range(lo, hi):
-        if lv_side[q] == -1 and not (snap and lv_qty[q] <= 0.0):
-            _row_nb(out, r, ts, ts_local, sym, -1, lv_px[q], lv_qty[q], seq, flags)
-            r += 1
-    for q in range(hi - 1, lo - 1, -1):
-        if lv_side[q] == 1 and not (snap and lv_qty[q] <= 0.0):
-            _row_nb(out, r, ts, ts_local, sym, 1, lv_px[q], lv_qty[q], seq, flags)
-            r += 1
-    return r
+    r = _emit_side_nb(lo, hi, -1, lv_px, lv_qty, lv_side, ts, ts_local, sym, seq, flags, out, r)
+    return _emit_side_nb(lo, hi, 1, lv_px, lv_qty, lv_side, ts, ts_local, sym, seq, flags, out, r)
 
 
 @njit(cache=True, nogil=True)

@@ -19,6 +19,10 @@ import numpy as np
 from numba import njit
 
 POW10 = np.array([10.0**i for i in range(23)])
+# A depth row flag beside schema.DEPTH_SNAPSHOT (1) that block parsers use for "the book
+# was lost here" (a sequence gap): it tells the book sampler to stop until the next
+# snapshot run, and such rows are never stored.
+LOST_FLAG = 128
 QUOTE, COLON, COMMA, LBRACK, RBRACK, SPACE = 34, 58, 44, 91, 93, 32
 
 

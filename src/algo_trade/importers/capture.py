@@ -17,7 +17,9 @@ funding settlement that falls between them is kept.
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +29,14 @@ import pyarrow as pa
 from algo_trade.errors import ConfigError, DataError, ExchangeError
 from algo_trade.exchanges import EXCHANGES, frames_for, normalizer_for, venue_module
 from algo_trade.exchanges.base import BaseNormalizer
-from algo_trade.exchanges.binancenb import LOST_FLAG
+from algo_trade.exchanges.framenb import LOST_FLAG
 from algo_trade.importers.base import ImportOptions, Piece
 from algo_trade.importers.booksample import BookSampler, run_codes
 from algo_trade.importers.reader import (
     READ_ERRORS,
     Counting,
     FileReport,
+    _pool,
     open_binary,
     open_stream,
     read_error,
@@ -43,11 +46,30 @@ from algo_trade.schema import DEFAULT_DEPTH, DEPTH_SNAPSHOT, label_array, schema
 DETECT_LINES = 5_000  # lines read to find the venue and symbols
 DRAIN_LINES = 20_000  # lines between drains: bounds memory whatever the file size
 BLOCK_BYTES = 4 << 20  # decompressed bytes per block-parser call: bounds memory
+PARSE_AHEAD = 2  # blocks parsed ahead of the one applied
 BAD_LINE = "line is not '<receive time> <raw message>'"
 UNUSABLE = "message the venue parser cannot use"
 
 
 _BINANCE_S = re.compile(rb'"s":\s*"([A-Za-z0-9_]+)"')
+
+
+def _line_blocks(stream) -> Iterator[bytes]:  # noqa: ANN001 - a binary stream
+    """Blocks of about BLOCK_BYTES of whole lines (the last one gets its newline)."""
+    rest = b""
+    while True:
+        data = stream.read(BLOCK_BYTES)
+        if not data:
+            if rest:
+                yield rest + b"\n"
+            return
+        data = rest + data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            rest = data
+            continue
+        yield data[:cut]
+        rest = data[cut:]
 
 
 def recv_ns(value: int) -> int:
@@ -225,28 +247,20 @@ class CaptureFormat:
         lines_before = 0
         try:
             with stream:
-                rest = b""
-                while True:
-                    data = stream.read(BLOCK_BYTES)
-                    if not data:
-                        if not rest:
-                            break
-                        block, rest = rest + b"\n", b""
-                    else:
-                        data = rest + data
-                        cut = data.rfind(b"\n") + 1
-                        if cut == 0:
-                            rest = data
-                            continue
-                        block, rest = data[:cut], data[cut:]
-                    got = frames.feed_lines(block)
-                    bad = [(i, BAD_LINE) for i in got.bad_lines.tolist()]
-                    bad += [(i, UNUSABLE) for i in got.unparsed.tolist()]
-                    for i, reason in sorted(bad):
-                        report.bad(reason, lines_before + i + 1)
-                    lines_before += got.lines
-                    yield from self._block_pieces(norm, sampler, got)
-                    yield from self._drain(norm)
+                # Blocks are parsed ahead on the pool (the kernel releases the GIL) while
+                # this thread applies the previous one and the store writes on its own.
+                ahead: deque[Future] = deque()
+                for block in _line_blocks(stream):
+                    ahead.append(_pool().submit(frames.parse, block))
+                    if len(ahead) < PARSE_AHEAD:
+                        continue
+                    lines_before = yield from self._apply(
+                        ahead.popleft().result(), frames, norm, sampler, report, lines_before
+                    )
+                while ahead:
+                    lines_before = yield from self._apply(
+                        ahead.popleft().result(), frames, norm, sampler, report, lines_before
+                    )
         except READ_ERRORS as exc:
             raise read_error(path, exc) from None
         after = frames.counters()
@@ -257,6 +271,16 @@ class CaptureFormat:
         for ev in norm.drain_events():
             if ev.reason != "malformed":
                 report.notes.append(f"{ev.reason} {ev.symbol} {ev.stream}: {ev.detail}"[:200])
+
+    def _apply(self, blk, frames, norm, sampler, report, lines_before):  # noqa: ANN001, ANN202
+        got = frames.apply(blk)
+        bad = [(i, BAD_LINE) for i in got.bad_lines.tolist()]
+        bad += [(i, UNUSABLE) for i in got.unparsed.tolist()]
+        for i, reason in sorted(bad):
+            report.bad(reason, lines_before + i + 1)
+        yield from self._block_pieces(norm, sampler, got)
+        yield from self._drain(norm)
+        return lines_before + got.lines
 
     @staticmethod
     def _block_pieces(norm: BaseNormalizer, sampler: BookSampler, got) -> Iterator[Piece]:  # noqa: ANN001
