@@ -7,7 +7,14 @@ import pyarrow as pa
 import pytest
 
 from algo_trade.schema import book_columns, label_array
-from tests.pg import pg_db, pg_url  # noqa: F401  (here once: one PostgreSQL server per test session)
+from tests.pg import (  # noqa: F401  (here once: one PostgreSQL server per test session)
+    pg_db,
+    pg_server,
+    pg_url,
+    pg_url_unloaded,
+    ts_db,
+    unloaded_db,
+)
 
 T0 = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z
 SEC = 1_000_000_000

@@ -9,6 +9,13 @@ the server runs as an unprivileged system user (``algotest``, created if missing
 
 `pg_db` (function fixture) is a URL to a fresh, empty database on that server.
 
+TimescaleDB: when it is installed for these binaries, the server preloads it
+(``shared_preload_libraries``), so the whole suite runs on hypertables;
+``ALGO_TRADE_TEST_PRELOAD=0`` starts it without preloading instead (the state where
+``CREATE EXTENSION`` is FATAL). `pg_url_unloaded` is a second server, installed but not
+preloaded, for the tests of that state; `ts_db` a fresh database on a server with
+TimescaleDB, skipped with the reason where it is not installed (as in CI).
+
 Both are registered once, in tests/conftest.py, so the whole session shares one server.
 """
 
@@ -46,6 +53,40 @@ def pg_bin_dir() -> Path | None:
     return None
 
 
+def _pg_dirs(bindir: Path) -> tuple[Path, Path]:
+    """(sharedir, pkglibdir) of the installation of `bindir`."""
+    cfg = bindir / "pg_config"
+    if cfg.exists():
+        r = subprocess.run([str(cfg), "--sharedir", "--pkglibdir"], capture_output=True, text=True)
+        if r.returncode == 0 and len(r.stdout.split()) == 2:
+            share, lib = r.stdout.split()
+            return Path(share), Path(lib)
+    version = bindir.parent.name  # Debian layout: /usr/lib/postgresql/15/bin
+    return Path(f"/usr/share/postgresql/{version}"), bindir.parent / "lib"
+
+
+def timescale_installed(bindir: Path | None = None) -> str | None:
+    """The TimescaleDB version installed for the server of `bindir`, or None."""
+    bindir = bindir or pg_bin_dir()
+    if bindir is None:
+        return None
+    share, lib = _pg_dirs(bindir)
+    control = share / "extension" / "timescaledb.control"
+    if not control.exists() or not (lib / "timescaledb.so").exists():
+        return None
+    for line in control.read_text().splitlines():
+        if line.strip().startswith("default_version"):
+            return line.split("=", 1)[1].strip().strip("'")
+    return "?"
+
+
+NO_TIMESCALE = (
+    "TimescaleDB is not installed for the PostgreSQL server used by the tests"
+    " (build it as docs/stores.md 'TimescaleDB for developers' says, or point"
+    " ALGO_TRADE_TEST_DB at a server that preloads it)"
+)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -81,6 +122,7 @@ class PgServer:
     root: Path
     bindir: Path
     user: str | None
+    timescale: bool = False  # started with TimescaleDB preloaded
 
     def _run(self, args: list[str]) -> subprocess.CompletedProcess:
         cmd = [str(self.bindir / args[0]), *args[1:]]
@@ -93,8 +135,12 @@ class PgServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_server(fsync: bool = False, settings: dict[str, str] | None = None) -> PgServer:
-    """initdb + pg_ctl start on a free port. Raises RuntimeError with the server's log."""
+def start_server(
+    fsync: bool = False, settings: dict[str, str] | None = None, timescale: bool = False
+) -> PgServer:
+    """initdb + pg_ctl start on a free port. Raises RuntimeError with the server's log.
+
+    `timescale`: preload TimescaleDB (it must be installed for these binaries)."""
     bindir = pg_bin_dir()
     if bindir is None:
         raise FileNotFoundError(
@@ -117,6 +163,7 @@ def start_server(fsync: bool = False, settings: dict[str, str] | None = None) ->
         root=root,
         bindir=bindir,
         user=user,
+        timescale=timescale,
     )
     r = server._run(
         [
@@ -147,6 +194,11 @@ def start_server(fsync: bool = False, settings: dict[str, str] | None = None) ->
         "full_page_writes": "on" if fsync else "off",
         "max_connections": "100",
         "log_min_messages": "warning",
+        **(
+            {"shared_preload_libraries": "'timescaledb'", "timescaledb.telemetry_level": "off"}
+            if timescale
+            else {}
+        ),
         **(settings or {}),
     }
     with open(root / "data" / "postgresql.conf", "a") as fh:
@@ -187,38 +239,94 @@ def create_database(url: str, name: str | None = None) -> str:
     return f"{base}/{name}{query}"
 
 
+def _preload_wanted() -> bool:
+    return os.environ.get("ALGO_TRADE_TEST_PRELOAD", "1") != "0"
+
+
 @pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """URL of a PostgreSQL server for this test session (see module docstring)."""
-    existing = os.environ.get("ALGO_TRADE_TEST_DB")
-    if existing:
-        yield existing
+def pg_server() -> Iterator[PgServer | None]:
+    """The session's own server (None when ALGO_TRADE_TEST_DB names one)."""
+    if os.environ.get("ALGO_TRADE_TEST_DB"):
+        yield None
         return
     if pg_bin_dir() is None:
         pytest.skip(
             "no PostgreSQL binaries (initdb, pg_ctl) on PATH or under /usr/lib/postgresql/*/bin"
         )
-    server = start_server()
+    server = start_server(timescale=bool(timescale_installed()) and _preload_wanted())
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_server: PgServer | None) -> str:
+    """URL of a PostgreSQL server for this test session (see module docstring)."""
+    return pg_server.url if pg_server else os.environ["ALGO_TRADE_TEST_DB"]
+
+
+def _server_preloads(url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        libs = conn.execute("SHOW shared_preload_libraries").fetchone()[0]
+    return "timescaledb" in libs
+
+
+@pytest.fixture(scope="session")
+def pg_url_unloaded(pg_url: str, pg_server: PgServer | None) -> Iterator[str]:
+    """A server with TimescaleDB installed but not preloaded: the session's own when it is
+    in that state already, else a second one started for the tests that need it."""
+    if pg_server is None:
+        if _server_preloads(pg_url):
+            pytest.skip("ALGO_TRADE_TEST_DB preloads TimescaleDB; no second server is started")
+        yield pg_url
+        return
+    if not timescale_installed():
+        pytest.skip(NO_TIMESCALE + "; without it the main test server already is plain PostgreSQL")
+    if not pg_server.timescale:
+        yield pg_url
+        return
+    server = start_server(timescale=False)
     try:
         yield server.url
     finally:
         server.stop()
 
 
-@pytest.fixture
-def pg_db(pg_url: str) -> Iterator[str]:
-    """URL of a fresh, empty database, dropped after the test (an existing server given by
-    ALGO_TRADE_TEST_DB keeps no leftovers)."""
+def _fresh_db(server_url: str) -> Iterator[str]:
     import psycopg
     from psycopg import sql
 
-    url = create_database(pg_url)
+    url = create_database(server_url)
     yield url
     name = url.rpartition("/")[2].split("?", 1)[0]
     try:
-        with psycopg.connect(pg_url, autocommit=True) as conn:
+        with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
     except psycopg.Error:
         pass  # the session's own server is removed whole at the end anyway
+
+
+@pytest.fixture
+def pg_db(pg_url: str) -> Iterator[str]:
+    """URL of a fresh, empty database, dropped after the test (an existing server given by
+    ALGO_TRADE_TEST_DB keeps no leftovers)."""
+    yield from _fresh_db(pg_url)
+
+
+@pytest.fixture
+def ts_db(pg_db: str, pg_url: str) -> str:
+    """A fresh database on a server that preloads TimescaleDB; skipped where none does."""
+    if not _server_preloads(pg_url):
+        pytest.skip(NO_TIMESCALE)
+    return pg_db
+
+
+@pytest.fixture
+def unloaded_db(pg_url_unloaded: str) -> Iterator[str]:
+    """A fresh database on a server where TimescaleDB is installed but not preloaded."""
+    yield from _fresh_db(pg_url_unloaded)

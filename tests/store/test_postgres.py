@@ -205,6 +205,7 @@ def test_names_and_values_are_never_sql(pg, pg_db):  # noqa: F811
     r = pg.write("book", make_books(20, depth=2, exchange=evil))
     assert r.written == 0 and sum(r.rejected.values()) == 20
     assert pg.write("book", make_books(20, depth=2)).written == 20
+    assert ("book", "sim", BTC) in pg.symbols()
     with pytest.raises(StoreError, match="no book data"):
         list(pg.scan("book", evil, BTC, T0, T0 + DAY))
     with pytest.raises(StoreError, match="no book data"):

@@ -107,21 +107,28 @@ def _require_db(db: str | None, command: str) -> str:
 @db_app.command("init")
 def init_cmd(
     db: Db = None,
-    chunk_interval: str = typer.Option(
-        "1d", "--chunk-interval", help="Time span of one chunk/partition."
+    chunk_interval: str | None = typer.Option(
+        None,
+        "--chunk-interval",
+        help="Time span of one chunk/partition, 1m to 366d (new database: 1d; omitted: kept).",
     ),
-    compress_after: str = typer.Option(
-        "7d", "--compress-after", help="Compress chunks older than this (TimescaleDB)."
+    compress_after: str | None = typer.Option(
+        None,
+        "--compress-after",
+        help="Compress chunks older than this (TimescaleDB; new database: 7d; omitted: kept).",
     ),
     retain: str | None = typer.Option(
-        None, "--retain", help="Drop chunks older than this (TimescaleDB), e.g. 365d."
+        None,
+        "--retain",
+        help="Drop chunks older than this (TimescaleDB), e.g. 365d; 'off' removes the policy;"
+        " omitted: the policy in place (yours too) is kept.",
     ),
     no_timescale: bool = typer.Option(
         False, "--no-timescale", help="Plain partitioned tables even if TimescaleDB is there."
     ),
     json: Json = False,
 ) -> None:
-    """Create the schema in a PostgreSQL database (idempotent; re-running applies new policies).
+    """Create the schema in a PostgreSQL database (idempotent; re-running applies the options given).
 
     Example: algo-trade db init --db postgresql://me@localhost/algo_trade --compress-after 3d --retain 365d
     """
@@ -132,9 +139,13 @@ def init_cmd(
 
     url = _require_db(db, "init")
     opts = InitOptions(
-        chunk_interval_ns=parse_duration_ns(chunk_interval),
-        compress_after_ns=parse_duration_ns(compress_after),
-        retain_ns=parse_duration_ns(retain) if retain else None,
+        chunk_interval_ns=parse_duration_ns(chunk_interval) if chunk_interval else None,
+        compress_after_ns=parse_duration_ns(compress_after) if compress_after else None,
+        retain_ns=(
+            0 if retain.strip().lower() in ("off", "none", "0") else parse_duration_ns(retain)
+        )
+        if retain
+        else None,
         timescale=not no_timescale,
     )
     try:

@@ -49,6 +49,7 @@ from algo_trade.schema import (
 )
 from algo_trade.store import codec
 from algo_trade.store.base import DatasetStats, WriteResult, checked_for_write
+from algo_trade.store.order import in_total_order, tie_keys
 from algo_trade.timeutil import NS_PER_DAY, day_of_ns, parse_range_ns
 
 ROW_GROUP_ROWS = 8192  # small groups: a bounded query decodes little; scans lose nothing measurable
@@ -96,6 +97,7 @@ class _FileInfo:
     scales: dict[str, int]
     columns: tuple[str, ...]
     metadata: pq.FileMetaData  # cached footer: opening a file skips re-parsing it
+    key_order: bool = False  # rows sharing a ts are in key order (files written since it is so)
 
     def open(self) -> pq.ParquetFile:
         return pq.ParquetFile(self.path, metadata=self.metadata)
@@ -123,6 +125,7 @@ def _read_file_info(path: str) -> _FileInfo:
         meta.get("scales", {}),
         tuple(md.schema.names),
         md,
+        bool(meta.get("key_order")),
     )
 
 
@@ -330,6 +333,7 @@ class LakeStore:
             dup = _duplicate_mask(kind, part, old_keys)
             if dup.any():
                 part = part.filter(pa.array(~dup))
+            part = in_total_order(kind, part)  # same-ts rows in key order: reads keep it
             if part.num_rows:
                 if parallel:
                     self._write_files(kind, day_dir, part)
@@ -410,7 +414,7 @@ class LakeStore:
         encodings = {n: "DELTA_BINARY_PACKED" for n in delta}
         encodings.update({n: "BYTE_STREAM_SPLIT" for n in floats})
         compression = {n: ("none" if n in delta else "zstd") for n in arrays}
-        meta = {"kind": kind, "scales": scales, "format": 1}
+        meta = {"kind": kind, "scales": scales, "format": 1, "key_order": True}
         if kind == "book":
             meta["depth"] = book_depth(part.schema)
         table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
@@ -725,11 +729,18 @@ def _read_cluster(
         if descending:
             rgs.reverse()
         file_cols = [c for c in cols if c in info.columns]
+        # Files written before reads had one total order keep same-ts rows in write order:
+        # their key columns are read too, to order those rows here.
+        fix = [] if info.key_order else [c for c in tie_keys(kind) if c not in file_cols]
+        fix_ties = not info.key_order and bool(tie_keys(kind))
+        file_cols += fix
         need_ts = "ts" not in file_cols
         pf = info.open()
         # Small limits read one row group; scans read several at once so pyarrow
         # decodes columns on all cores.
         step = 1 if (limit is not None and limit <= ROW_GROUP_ROWS) else SCAN_ROW_GROUPS
+        if fix_ties:
+            step = max(len(rgs), 1)  # a run of equal ts may cross row groups: order them at once
         for i in range(0, len(rgs), step):
             group = sorted(rgs[i : i + step])
             t = pf.read_row_groups(group, columns=(["ts"] + file_cols) if need_ts else file_cols)
@@ -738,6 +749,8 @@ def _read_cluster(
             if hi <= lo:
                 continue
             t = t.slice(lo, hi - lo)
+            if fix_ties:
+                t = in_total_order(kind, t)
             out = _decode(t, info, cols, kind, exchange, symbol)
             if descending:
                 out = out.take(pa.array(np.arange(out.num_rows - 1, -1, -1)))
@@ -829,8 +842,6 @@ def _sort_dedup(kind: str, table: pa.Table) -> pa.Table:
         table = table.take(pa.array(order))
         dup = depth_nb.adjacent_dups_nb(*_depth_key_arrays(table))
         return table.filter(pa.array(~dup)) if dup.any() else table
-    ts = table.column("ts").to_numpy()
-    order = np.argsort(ts, kind="stable")
-    table = table.take(pa.array(order))
+    table = in_total_order(kind, table)
     dup = _duplicate_mask(kind, table, None)
     return table.filter(pa.array(~dup)) if dup.any() else table

@@ -20,7 +20,7 @@ import pyarrow as pa
 from algo_trade.errors import DataError, StoreError
 from algo_trade.schema import book_columns, label_array, schema_for
 from algo_trade.store import pgcopy
-from algo_trade.store.postgres.schema import _COLUMNS, TS_MAX, TS_MIN
+from algo_trade.store.postgres.schema import _COLUMNS, TS_MAX, TS_MIN, order_by
 from algo_trade.store.postgres.schema import pg_kind as check_kind
 from algo_trade.timeutil import parse_range_ns
 
@@ -105,7 +105,7 @@ class Reader:
             " AND exchange = current_setting('algo_trade.exchange')"
             " AND ts >= current_setting('algo_trade.lo')::bigint"
             " AND ts < current_setting('algo_trade.hi')::bigint"
-            f" ORDER BY ts{' DESC' if descending else ''}"
+            f" ORDER BY {order_by(kind, descending)}"
             + (" LIMIT current_setting('algo_trade.limit')::bigint" if limit is not None else "")
             + ") TO STDOUT (FORMAT BINARY)"
         )

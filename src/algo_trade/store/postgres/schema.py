@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from algo_trade.errors import StoreError
+from algo_trade.errors import ConfigError, StoreError
+from algo_trade.schema import KEYS, check_kind
 from algo_trade.schema import KINDS as _SCHEMA_KINDS
-from algo_trade.schema import check_kind
 from algo_trade.store import pgcopy
 from algo_trade.timeutil import NS_PER_DAY
 
@@ -21,8 +21,10 @@ SCHEMA_VERSION = 2
 TS_MIN, TS_MAX = -(2**63), 2**63 - 1
 _LOCK_ID = 0x616C676F  # advisory lock for migrations and partition creation ("algo")
 
-# Columns of each kind's table after the common (ts, exchange, symbol), with their COPY codes.
-_COLUMNS: dict[str, list[tuple[str, str, int]]] = {
+# Columns of each kind's table after the common (ts, exchange, symbol), with their COPY
+# codes, as migration 1 created them (frozen: later migrations alter the tables).
+_V1_KINDS = ("book", "funding", "liquidation", "trade", "bar")
+_V1_COLUMNS: dict[str, list[tuple[str, str, int]]] = {
     "book": [("levels", "bytea NOT NULL", pgcopy.RAW)],
     "funding": [
         ("rate", "float8", pgcopy.F8),
@@ -45,6 +47,8 @@ _COLUMNS: dict[str, list[tuple[str, str, int]]] = {
     ],
     "bar": [(c, "float8", pgcopy.F8) for c in ("open", "high", "low", "close", "volume")],
 }
+# The columns as this code reads and writes them (SCHEMA_VERSION).
+_COLUMNS: dict[str, list[tuple[str, str, int]]] = {k: list(v) for k, v in _V1_COLUMNS.items()}
 # Kinds with a table here (`depth` and the ts_local columns are not in this schema yet:
 # the lake holds them; a later migration adds them).
 KINDS = tuple(k for k in _SCHEMA_KINDS if k in _COLUMNS)
@@ -81,14 +85,66 @@ _ORDERBY: dict[str, str] = {
 _COMMENT = "algo-trade {kind} records"
 
 
+def order_by(kind: str, descending: bool = False) -> str:
+    """The total order of every read: ts, then the rest of the kind's key (`schema.KEYS`).
+
+    Trade ids sort as numbers when they are decimal digits: shorter first, then bytewise
+    (the "C" collation, whatever the database's locale), which is also a total order for
+    ids that are not numbers. Descending reverses every term, so it is the exact reverse.
+    """
+    if kind == "depth":  # as data.depth_nb.depth_order: a snapshot's rows before diffs
+        terms = ["ts", "seq", "(flags & 1) DESC", "side", "price", "flags"]
+        if descending:
+            terms = [t[:-5] if t.endswith(" DESC") else t + " DESC" for t in terms]
+        return ", ".join(terms)
+    terms = ["ts"]
+    for name in KEYS[kind]:
+        if name == "ts":
+            continue
+        if name == "trade_id":
+            terms += ["length(trade_id)", 'trade_id COLLATE "C"']
+        else:
+            terms.append(name)
+    return ", ".join(t + (" DESC" if descending else "") for t in terms)
+
+
+CHUNK_MIN_NS = 60 * 1_000_000_000  # 1 minute
+CHUNK_MAX_NS = 366 * NS_PER_DAY
+DEFAULT_CHUNK_NS = NS_PER_DAY
+DEFAULT_COMPRESS_NS = 7 * NS_PER_DAY
+
+
 @dataclass(frozen=True)
 class InitOptions:
-    """Settings of `db init` (durations in ns)."""
+    """Settings of `db init` (durations in ns). None keeps what the database has (the
+    defaults on a new one: 1-day chunks, compression after 7 days, no retention);
+    `retain_ns=0` removes a retention policy."""
 
-    chunk_interval_ns: int = NS_PER_DAY
-    compress_after_ns: int = 7 * NS_PER_DAY
+    chunk_interval_ns: int | None = None
+    compress_after_ns: int | None = None
     retain_ns: int | None = None
     timescale: bool = True  # use TimescaleDB when the server has it
+
+    def __post_init__(self) -> None:
+        iv = self.chunk_interval_ns
+        if iv is not None and not CHUNK_MIN_NS <= iv <= CHUNK_MAX_NS:
+            # Below a minute, partitions pile up (and sub-second ones would share a name);
+            # far above a year, bounds overflow int64 ns.
+            raise ConfigError(
+                f"--chunk-interval must be between 1m and 366d, got {fmt_duration(iv)};"
+                " 1d suits most datasets (1h for dense depth data)"
+            )
+        for name, v in (("--compress-after", self.compress_after_ns), ("--retain", self.retain_ns)):
+            if v is not None and not 0 <= v <= 100 * 366 * NS_PER_DAY:
+                raise ConfigError(f"{name} must be between 0 and 100 years, got {fmt_duration(v)}")
+
+
+def fmt_duration(ns: int) -> str:
+    """A short human duration for messages: 90s -> '1.5m'."""
+    for unit, size in (("d", NS_PER_DAY), ("h", 3_600 * 10**9), ("m", 60 * 10**9), ("s", 10**9)):
+        if abs(ns) >= size:
+            return f"{ns / size:g}{unit}"
+    return f"{ns / 1e6:g}ms"
 
 
 @dataclass
@@ -99,10 +155,26 @@ class InitReport:
     notes: list[str]
 
 
-def _ddl_common(kind: str) -> str:
+def _ddl_common(columns: list[tuple[str, str, int]]) -> str:
     cols = ["ts bigint NOT NULL", "exchange text NOT NULL", "symbol text NOT NULL"]
-    cols += [f"{name} {typ}" for name, typ, _ in _COLUMNS[kind]]
+    cols += [f"{name} {typ}" for name, typ, _ in columns]
     return ", ".join(cols)
+
+
+def _create_table(cur, table: str, columns, opts: InitOptions, timescale: bool) -> None:
+    """A hypertable on ts (no default (ts DESC) index: our key index serves ts order), or a
+    table range-partitioned on ts."""
+    if timescale:
+        cur.execute(f"CREATE TABLE {table} ({_ddl_common(columns)})")
+        iv = opts.chunk_interval_ns or int(_setting(cur, "chunk_interval_ns") or DEFAULT_CHUNK_NS)
+        cur.execute(
+            "SELECT create_hypertable(%s::regclass, 'ts', chunk_time_interval => %s::bigint,"
+            " create_default_indexes => false)",
+            (table, iv),
+        )
+        cur.execute("SELECT set_integer_now_func(%s::regclass, 'algo_trade_now_ns')", (table,))
+    else:
+        cur.execute(f"CREATE TABLE {table} ({_ddl_common(columns)}) PARTITION BY RANGE (ts)")
 
 
 def _migration_1(cur, opts: InitOptions, timescale: bool) -> list[str]:
@@ -142,17 +214,9 @@ def _migration_1(cur, opts: InitOptions, timescale: bool) -> list[str]:
             "CREATE FUNCTION algo_trade_now_ns() RETURNS bigint LANGUAGE sql STABLE AS"
             " $$ SELECT (extract(epoch FROM now()) * 1e9)::bigint $$"
         )
-    for kind in KINDS:
+    for kind in _V1_KINDS:
         table = kind
-        if timescale:
-            cur.execute(f"CREATE TABLE {table} ({_ddl_common(kind)})")
-            cur.execute(
-                "SELECT create_hypertable(%s::regclass, 'ts', chunk_time_interval => %s::bigint)",
-                (table, opts.chunk_interval_ns),
-            )
-            cur.execute("SELECT set_integer_now_func(%s::regclass, 'algo_trade_now_ns')", (table,))
-        else:
-            cur.execute(f"CREATE TABLE {table} ({_ddl_common(kind)}) PARTITION BY RANGE (ts)")
+        _create_table(cur, table, _V1_COLUMNS[kind], opts, timescale)
         cur.execute(f"CREATE UNIQUE INDEX {table}_key ON {table} ({_KEYS[kind]})")
         if kind == "trade":
             cur.execute(
@@ -165,49 +229,104 @@ def _migration_1(cur, opts: InitOptions, timescale: bool) -> list[str]:
                 " timescaledb.compress_segmentby = 'symbol, exchange',"
                 f" timescaledb.compress_orderby = '{_ORDERBY[kind]}')"
             )
-    _apply_policies(cur, opts, timescale)
-    if not timescale:
-        notes.append(
-            "TimescaleDB is not available on this server: using native daily partitions;"
-            " not enabled: hypertables, compression, compression policy"
-            + (", retention policy" if opts.retain_ns else "")
-        )
     return notes
 
 
-def _apply_policies(cur, opts: InitOptions, timescale: bool) -> None:
-    settings = {
-        "backend": "timescaledb" if timescale else "partitions",
-        "chunk_interval_ns": str(opts.chunk_interval_ns),
-        "compress_after_ns": str(opts.compress_after_ns),
-        "retain_ns": str(opts.retain_ns or 0),
-    }
-    for k, v in settings.items():
-        # Partition bounds are fixed once tables exist: a new interval would overlap old ones.
-        keep = not timescale and k == "chunk_interval_ns"
+def _setting(cur, key: str) -> str | None:
+    cur.execute("SELECT value FROM algo_trade_settings WHERE key = %s", (key,))
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def _put_setting(cur, key: str, value: object) -> None:
+    cur.execute(
+        "INSERT INTO algo_trade_settings VALUES (%s, %s)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, str(value)),
+    )
+
+
+def _apply_policies(cur, opts: InitOptions, timescale: bool, new: bool) -> list[str]:
+    """Apply the options that were given (all, with defaults, on a new schema); keep the rest.
+
+    A retention or compression policy a user added or changed by hand stays unless the
+    matching option is given. Returns notes on what was kept or could not be changed.
+    """
+    notes: list[str] = []
+    if new:
+        _put_setting(cur, "backend", "timescaledb" if timescale else "partitions")
+    iv = opts.chunk_interval_ns or (DEFAULT_CHUNK_NS if new else None)
+    compress = opts.compress_after_ns or (DEFAULT_COMPRESS_NS if new else None)
+    retain = opts.retain_ns
+    old_iv = _setting(cur, "chunk_interval_ns")
+    if iv is not None and old_iv is not None and int(old_iv) != iv and not timescale:
         cur.execute(
-            "INSERT INTO algo_trade_settings VALUES (%s, %s) ON CONFLICT (key) DO "
-            + ("NOTHING" if keep else "UPDATE SET value = excluded.value"),
-            (k, v),
+            "SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent"
+            " WHERE p.relname = ANY(%s) AND p.relnamespace = current_schema()::regnamespace",
+            (list(tables_of(cur)),),
         )
-    if not timescale:
-        return
-    for kind in KINDS:
-        cur.execute("SELECT remove_compression_policy(%s::regclass, if_exists => true)", (kind,))
-        cur.execute(
-            "SELECT add_compression_policy(%s::regclass, compress_after => %s::bigint)",
-            (kind, opts.compress_after_ns),
-        )
-        cur.execute("SELECT remove_retention_policy(%s::regclass, if_exists => true)", (kind,))
-        if opts.retain_ns:
-            cur.execute(
-                "SELECT add_retention_policy(%s::regclass, drop_after => %s::bigint)",
-                (kind, opts.retain_ns),
+        parts = cur.fetchone()[0]
+        if parts:
+            raise ConfigError(
+                f"cannot change --chunk-interval to {fmt_duration(iv)}: this plain-PostgreSQL"
+                f" database already has {parts} partitions of {fmt_duration(int(old_iv))}, and"
+                " partitions on a new grid would overlap them; keep"
+                f" --chunk-interval {fmt_duration(int(old_iv))}, or `algo-trade db copy` the data"
+                " into a new database initialised with the new interval"
             )
+    if iv is not None:
+        _put_setting(cur, "chunk_interval_ns", iv)
+    if compress is not None:
+        _put_setting(cur, "compress_after_ns", compress)
+    if retain is not None or new:
+        _put_setting(cur, "retain_ns", retain or 0)
+    if not timescale:
+        return notes
+    for table in tables_of(cur):
+        if iv is not None:
+            # TimescaleDB applies it to chunks created from now on; existing chunks keep theirs.
+            cur.execute("SELECT set_chunk_time_interval(%s::regclass, %s::bigint)", (table, iv))
+        if compress is not None:
+            cur.execute(
+                "SELECT remove_compression_policy(%s::regclass, if_exists => true)", (table,)
+            )
+            cur.execute(
+                "SELECT add_compression_policy(%s::regclass, compress_after => %s::bigint)",
+                (table, compress),
+            )
+        if retain is not None:
+            cur.execute("SELECT remove_retention_policy(%s::regclass, if_exists => true)", (table,))
+            if retain:
+                cur.execute(
+                    "SELECT add_retention_policy(%s::regclass, drop_after => %s::bigint)",
+                    (table, retain),
+                )
+    if not new and retain is None:
         cur.execute(
-            "SELECT set_chunk_time_interval(%s::regclass, %s::bigint)",
-            (kind, opts.chunk_interval_ns),
+            "SELECT hypertable_name, config->>'drop_after' FROM timescaledb_information.jobs"
+            " WHERE proc_name = 'policy_retention' AND hypertable_name = ANY(%s)"
+            " ORDER BY hypertable_name",
+            (list(tables_of(cur)),),
         )
+        kept = cur.fetchall()
+        if kept:
+            notes.append(
+                "kept the retention policies in place ("
+                + ", ".join(f"{t}: drop after {fmt_duration(int(v))}" for t, v in kept)
+                + "); --retain DURATION replaces them, --retain off removes them"
+            )
+    return notes
+
+
+def tables_of(cur) -> tuple[str, ...]:
+    """The record tables this database has (older schemas lack newer kinds)."""
+    cur.execute(
+        "SELECT c.relname FROM pg_class c WHERE c.relname = ANY(%s) AND c.relkind IN ('r', 'p')"
+        " AND c.relnamespace = current_schema()::regnamespace",
+        (list(KINDS),),
+    )
+    have = {r[0] for r in cur.fetchall()}
+    return tuple(k for k in KINDS if k in have)
 
 
 def _migration_2(cur, opts: InitOptions, timescale: bool) -> list[str]:
@@ -252,18 +371,40 @@ MIGRATIONS = {
 }
 
 
+ENABLE_TIMESCALE = (
+    "add shared_preload_libraries = 'timescaledb' to postgresql.conf (or run ALTER SYSTEM SET"
+    " shared_preload_libraries = 'timescaledb'), restart PostgreSQL"
+)
+
+
+def timescale_preloaded(cur) -> bool:
+    """Whether the server loads TimescaleDB at start (the only way it can run)."""
+    cur.execute("SHOW shared_preload_libraries")
+    libs = [x.strip().strip('"').strip() for x in (cur.fetchone()[0] or "").split(",")]
+    # An entry may be a path or carry a version suffix ("$libdir/timescaledb-2.28.3").
+    return any(x.rsplit("/", 1)[-1].split("-", 1)[0] == "timescaledb" for x in libs if x)
+
+
 def _timescale_available(cur) -> tuple[bool, str]:
+    """(usable, why not). Checks before CREATE EXTENSION: without preloading, loading
+    TimescaleDB is FATAL and ends the session, so the fallback would find a dead connection."""
+    cur.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'")
+    row = cur.fetchone()
+    if row is None:
+        return False, "the timescaledb extension is not installed on the server"
+    if not timescale_preloaded(cur):
+        return False, (
+            f"TimescaleDB {row[0]} is installed on the server but not preloaded; to use it,"
+            f" {ENABLE_TIMESCALE}, then run `algo-trade db init` on a new database"
+        )
     cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
     if cur.fetchone():
         return True, ""
-    cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
-    if not cur.fetchone():
-        return False, "the timescaledb extension is not installed on the server"
     try:
         with cur.connection.transaction():
             cur.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
         return True, ""
-    except Exception as exc:  # not preloaded, or no permission
+    except Exception as exc:  # e.g. no permission: the session is still alive here
         return False, f"CREATE EXTENSION timescaledb failed: {str(exc).strip().splitlines()[0]}"
 
 
@@ -318,27 +459,30 @@ def migrate(conn, opts: InitOptions | None = None, reconfigure: bool = False) ->
                 f"table {foreign[0]} already exists and was not created by algo-trade; use an empty"
                 " database (createdb algo_trade) or rename that table"
             )
-        if current == SCHEMA_VERSION:
-            cur.execute("SELECT value FROM algo_trade_settings WHERE key = 'backend'")
-            backend = cur.fetchone()[0]
-            notes = []
-            if reconfigure:
-                _apply_policies(cur, opts, backend == "timescaledb")
-            if backend != "timescaledb":
-                notes.append(
-                    "TimescaleDB is not enabled in this database: native daily partitions;"
-                    " not enabled: hypertables, compression, compression policy"
-                    + (", retention policy" if opts.retain_ns else "")
-                )
-            return InitReport(backend, [], current, notes)
+        backend = _setting(cur, "backend") if current else None
+        if current and backend == "timescaledb" and not timescale_preloaded(cur):
+            raise StoreError(
+                "this database uses TimescaleDB but the server does not preload it, so its"
+                f" tables cannot be read; {ENABLE_TIMESCALE}"
+            )
         if not has_versions:
             cur.execute(
                 "CREATE TABLE schema_version (version int PRIMARY KEY, description text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
             cur.execute("COMMENT ON TABLE schema_version IS 'algo-trade schema migrations'")
-        timescale, why = (False, "disabled") if not opts.timescale else _timescale_available(cur)
-        applied, notes = [], []
+        if current:
+            timescale = backend == "timescaledb"
+            why = (
+                "this database was created without it; to use TimescaleDB, `algo-trade db init`"
+                " a new database on a server that has it and `algo-trade db copy` the data"
+            )
+        elif not opts.timescale:
+            timescale, why = False, "--no-timescale"
+        else:
+            timescale, why = _timescale_available(cur)
+        applied: list[int] = []
+        notes: list[str] = []
         for version in range(current + 1, SCHEMA_VERSION + 1):
             description, step = MIGRATIONS[version]
             notes += step(cur, opts, timescale)
@@ -347,10 +491,19 @@ def migrate(conn, opts: InitOptions | None = None, reconfigure: bool = False) ->
                 (version, description),
             )
             applied.append(version)
-        if why and notes:
-            notes[0] += f" ({why})"
-        cur.execute("SELECT value FROM algo_trade_settings WHERE key = 'backend'")
-        return InitReport(cur.fetchone()[0], applied, SCHEMA_VERSION, notes)
+        if not current or reconfigure:
+            notes += _apply_policies(cur, opts, timescale, new=not current)
+        if not timescale:
+            notes.insert(
+                0,
+                "TimescaleDB is not enabled in this database: native range partitions;"
+                " not enabled: hypertables, compression, compression policy"
+                + (", retention policy" if opts.retain_ns else "")
+                + f" ({why})",
+            )
+        return InitReport(
+            "timescaledb" if timescale else "partitions", applied, SCHEMA_VERSION, notes
+        )
 
 
 def _partition_name(kind: str, start_ns: int) -> str:
