@@ -15,6 +15,7 @@ import pytest
 
 from algo_trade.cli.main import main
 from algo_trade.collect.spool import Spool
+from algo_trade.errors import StoreError
 from algo_trade.store.lake import LakeStore
 from tests.collect.harness import ServerThread, binance_server, hl_server, scan_all, sent_frames
 from tests.collect.test_pipeline import assert_trades_equal, binance_trades_expected, indexes
@@ -177,7 +178,7 @@ def test_sigterm_flushes_everything_and_exits_0(tmp_path):
     trades = indexes(srv, "btcusdt@trade")
     srv.faults.stall_at, srv.faults.stall_s = trades[300], 120.0  # then silence
     with ServerThread(srv):
-        # Long flush settings: at SIGTERM the rows are still in memory, not in the spool.
+        # Long flush settings: at SIGTERM the rows are in the spool, not in the store.
         port = free_port()
         p = _collect_proc(
             tmp_path,
@@ -190,7 +191,10 @@ def test_sigterm_flushes_everything_and_exits_0(tmp_path):
             str(port),
         )
         _wait(lambda: metric(port, TRADES_READ) == 300, 30, "300 trades read")
-        assert _spooled_rows(tmp_path / "spool") == 0
+        # Durable within the 100 ms window (group commit), not yet in the store (60 s).
+        _wait(lambda: _spooled_rows(tmp_path / "spool") == 300, 30, "300 trades spooled")
+        with pytest.raises(StoreError, match="no trade data is stored yet"):
+            scan_all(LakeStore(tmp_path), "trade", "binance", SYM)
         p.send_signal(signal.SIGTERM)
         # Exits on its own (a hang fails here); how fast is measured, not asserted.
         out, err = p.communicate(timeout=30)

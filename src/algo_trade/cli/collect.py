@@ -114,7 +114,17 @@ def register(app: typer.Typer) -> None:
         flush_rows: Annotated[
             int, typer.Option(help="Flush a batch to the spool at this many rows...")
         ] = 5000,
-        flush_interval: Annotated[str, typer.Option(help="...or after this long.")] = "1s",
+        flush_interval: Annotated[
+            str,
+            typer.Option(help="...and write to the store at most this long after a row arrives."),
+        ] = "1s",
+        durable_window: Annotated[
+            str,
+            typer.Option(
+                help="Rows are fsynced in the spool within about this long (group commit): "
+                "what a crash can lose."
+            ),
+        ] = "100ms",
         metrics_port: Annotated[
             int | None, typer.Option(help="Serve Prometheus metrics on this port.")
         ] = None,
@@ -208,6 +218,7 @@ def register(app: typer.Typer) -> None:
             queue_size=queue_size,
             flush_rows=flush_rows,
             flush_interval_s=parse_duration_ns(flush_interval) / 1e9,
+            durable_window_s=parse_duration_ns(durable_window) / 1e9,
             urls=urls,
             spool_dir=spool,
             record_raw=record_raw,

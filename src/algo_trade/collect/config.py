@@ -30,7 +30,10 @@ class CollectConfig:
     duration_s: float | None = None
     queue_size: int = 1000
     flush_rows: int = 5000
-    flush_interval_s: float = 1.0
+    flush_interval_s: float = 1.0  # store writes wait up to this long to batch rows
+    # Rows received are fsynced in the spool within about this long (group commit): what
+    # a kill -9 or power cut can lose at most.
+    durable_window_s: float = 0.1
     urls: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(DEFAULT_URLS))
     spool_dir: Path | None = None
     record_raw: Path | None = None
@@ -56,6 +59,8 @@ class CollectConfig:
             raise ConfigError(hyperliquid.NO_LIQUIDATIONS)
         if self.queue_size < 1 or self.flush_rows < 1 or self.flush_interval_s <= 0:
             raise ConfigError("--queue-size, flush rows and flush interval must be positive")
+        if not 0.001 <= self.durable_window_s <= 60:
+            raise ConfigError("--durable-window must be between 1ms and 60s, e.g. 100ms")
 
     def streams_for(self, exchange: str) -> list[str]:
         return [s for s in self.streams if exchange != "hyperliquid" or s != "liquidation"]

@@ -29,16 +29,16 @@ import logging
 import signal
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from algo_trade.collect.config import CollectConfig
+from algo_trade.collect.downtime import Flush, Marks, RestartGaps, RunJournal
 from algo_trade.collect.events import EventLog
 from algo_trade.collect.memory import release_free_memory
-from algo_trade.collect.spool import Spool
+from algo_trade.collect.spool import GroupCommitter, Spool
 from algo_trade.collect.venue import SPARSE_STREAMS, Venue
 from algo_trade.collect.writer import SpooledBatch, Writer
 from algo_trade.errors import StoreError
@@ -63,7 +63,10 @@ class Collector:
         self.store = store
         self.spool = Spool(cfg.spool_dir or Path(cfg.home) / "spool", fsync=cfg.fsync)
         self.events = EventLog(Path(cfg.home))
-        self.writer = Writer(store, self.spool)
+        self.writer = Writer(store, self.spool, linger_s=cfg.flush_interval_s)
+        self.marks = Marks(self.spool.root, fsync=cfg.fsync)
+        self.journal = RunJournal(self.spool.root, fsync=cfg.fsync)
+        self.previous_run: str | None = None
         self.venues: list[Venue] = []
         self.started = time.monotonic()
         self.replayed_rows = 0
@@ -72,7 +75,7 @@ class Collector:
         self.http = None
         self.ws_http = None
         self.failure: BaseException | None = None
-        self._spool_exec = ThreadPoolExecutor(1, thread_name_prefix="collect-spool")
+        self.committer = GroupCommitter(self._commit_round)
         self._inflight: collections.deque[asyncio.Future] = collections.deque()
         self.metrics = None
         self.memory_trims = 0
@@ -102,24 +105,63 @@ class Collector:
                 await asyncio.sleep(0.1)
             venue.waiting_on_store = False
 
-        def spool_all() -> None:
-            if events:
-                self.events.append(events)
-            for kind, t in tables.items():
-                path = self.spool.append(kind, t)
-                w.spool_lags_ns.append(time.time_ns() - first_recv_ns)
-                w.put(
-                    SpooledBatch(
-                        path, kind, venue.exchange, t.num_rows, first_recv_ns, t, venue_ts_ns
-                    )
-                )
-
+        if venue.restart_gaps is not None:
+            events = events + venue.restart_gaps.close(tables)
+        flush = Flush(
+            venue.exchange, tables, events, first_recv_ns, venue_ts_ns, venue.norm.resume_state()
+        )
         inflight = self._inflight
-        inflight.append(asyncio.get_running_loop().run_in_executor(self._spool_exec, spool_all))
+        inflight.append(asyncio.wrap_future(self.committer.submit(flush)))
         while inflight and inflight[0].done():
             inflight.popleft().result()  # a spool failure (disk full) is raised here
         while len(inflight) > MAX_INFLIGHT_FLUSHES:
             await inflight.popleft()
+
+    def _commit_round(self, flushes: list[Flush]) -> None:
+        """One group commit (spool thread): events, then every segment of every flush
+        handed over since the last round as one durable step, then the marks; only then
+        does the writer see the batches (a batch is acknowledged once durable)."""
+        events = [e for fl in flushes for e in fl.events]
+        if events:
+            self.events.append(events)
+        items = [(kind, t) for fl in flushes for kind, t in fl.tables.items()]
+        paths = iter(self.spool.append_group(items))
+        self.marks.update(flushes)
+        now = time.time_ns()
+        w = self.writer
+        for fl in flushes:
+            for kind, t in fl.tables.items():
+                w.spool_lags_ns.append(now - fl.first_recv_ns)
+                w.put(
+                    SpooledBatch(
+                        next(paths),
+                        kind,
+                        fl.exchange,
+                        t.num_rows,
+                        fl.first_recv_ns,
+                        t,
+                        fl.venue_ts_ns,
+                    )
+                )
+
+    def _resume(self, v: Venue, prev: dict | None) -> None:
+        """Pick up where the last run's durable data ends (see collect/downtime)."""
+        m = self.marks.data.get(v.exchange)
+        if not m:
+            return
+        v.norm.resume(m.get("state", {}))
+        if prev is None:
+            return
+        crashed = prev.get("event") == "start"
+        reason = "collector down" if crashed else "collector stopped"
+        detail = (
+            f"the run started at {prev['ns']} ns (pid {prev.get('pid')}) ended without a "
+            "clean stop (crash, kill -9, power cut)"
+            if crashed
+            else f"stopped at {prev['ns']} ns"
+        )
+        skip = frozenset({"trade"}) if v.norm.backfills_trades else frozenset()
+        v.restart_gaps = RestartGaps(v.exchange, m, v.norm.symbols, v.streams, reason, detail, skip)
 
     async def drain_spooling(self) -> None:
         """Wait until every flush handed to the spool thread is on disk and queued."""
@@ -128,7 +170,8 @@ class Collector:
 
     async def _ticker(self) -> None:
         while True:
-            await asyncio.sleep(self.cfg.flush_interval_s)
+            # Every half durable window: a row waits at most that long for its commit.
+            await asyncio.sleep(min(self.cfg.flush_interval_s, self.cfg.durable_window_s / 2))
             for v in self.venues:
                 v.flush_due = True
                 if v.queue.empty():
@@ -169,6 +212,13 @@ class Collector:
             except (NotImplementedError, RuntimeError):  # not the main thread (tests)
                 pass
         self.replayed_rows = self.writer.load_spool()
+        prev = self.journal.previous()
+        self.previous_run = (
+            None if prev is None else ("stopped" if prev["event"] == "stop" else "crashed")
+        )
+        if self.previous_run == "crashed":
+            log.warning("the last run ended without a clean stop: recording its downtime")
+        self.journal.start()
         if self.replayed_rows:
             log.info("replaying %d rows left in the spool by the last run", self.replayed_rows)
         # The store's one-time costs (the lake loads compiled kernels, ~0.5 s) are paid
@@ -197,6 +247,7 @@ class Collector:
         try:
             self.venues = [Venue(self, ex) for ex in self.cfg.exchanges]
             for v in self.venues:
+                self._resume(v, prev)
                 v.start()
             aux = [
                 loop.create_task(self._ticker()),
@@ -208,6 +259,9 @@ class Collector:
             except TimeoutError:
                 pass
             log.info("stopping: flushing queues and the spool")
+            backfills = [t for v in self.venues for t in v.backfills]
+            if backfills:  # trades being fetched back: worth a few seconds
+                await asyncio.wait(backfills, timeout=self.cfg.shutdown_timeout_s / 2)
             for t in aux:
                 t.cancel()
             for v in self.venues:
@@ -227,10 +281,11 @@ class Collector:
             await self.http.close()
             await self.ws_http.close()
             # Every flush handed to the spool thread lands before the writer's last round.
-            await asyncio.to_thread(self._spool_exec.shutdown, True)
+            await asyncio.to_thread(self.committer.close)
             self.left_in_spool = await asyncio.to_thread(
                 self.writer.stop, self.cfg.shutdown_timeout_s
             )
+            self.journal.stop()
             self.spool.close()
             if self.metrics is not None:
                 self.metrics.shutdown()
@@ -330,6 +385,9 @@ class Collector:
             "spooled_rows": w.backlog_rows,
             "replayed_from_spool": self.replayed_rows,
             "left_in_spool": self.left_in_spool,
+            "previous_run": self.previous_run,
+            "backfilled_trades": sum(getattr(v.norm, "backfilled", 0) for v in self.venues),
+            "unfilled_trade_holes": sum(getattr(v.norm, "unfilled", 0) for v in self.venues),
             **self.lag_quantiles(),
             "streams": self.rows(),
         }

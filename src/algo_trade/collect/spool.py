@@ -6,6 +6,12 @@ deleted only after the store acknowledged its rows. On start the remaining segme
 replayed first, in order; with idempotent store writes a segment written twice (a crash
 between the store write and the delete) is stored once.
 
+Group commit: `GroupCommitter` runs the appends on one thread in rounds. Everything
+handed over while a round's fsyncs run goes into the next round together (one directory
+fsync per round, however many venues and kinds), and a submission is acknowledged (its
+future resolves) only once its round is durable. With the collector handing over a
+flush every `durable_window_s / 2`, a row received is fsynced within ~the window.
+
 One collector owns a spool directory at a time (an exclusive file lock).
 """
 
@@ -14,6 +20,9 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
 import pyarrow as pa
@@ -64,6 +73,27 @@ class Spool:
             _fsync_dir(self.root)
         return self.root / name
 
+    def append_group(self, items: list[tuple[str, pa.Table]]) -> list[Path]:
+        """Append several segments as one durable step: every file written and fsynced,
+        then renamed, then one directory fsync. Returns their paths, in order."""
+        tmps = []
+        for kind, table in items:
+            self._seq += 1
+            name = f"{self._seq:012d}-{kind}.arrow"
+            tmp = self.root / f".tmp-{name}"
+            with open(tmp, "wb") as f:
+                with ipc.new_file(f, table.schema) as w:
+                    w.write_table(table)
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            tmps.append((tmp, self.root / name))
+        for tmp, final in tmps:
+            os.replace(tmp, final)
+        if self.fsync and tmps:
+            _fsync_dir(self.root)
+        return [final for _, final in tmps]
+
     def pending(self) -> list[tuple[Path, str]]:
         """(path, kind) of every segment not yet acknowledged, oldest first."""
         out = []
@@ -86,3 +116,52 @@ class Spool:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
         finally:
             self._lock.close()
+
+
+class GroupCommitter:
+    """Runs ``commit(payloads)`` on one thread, in rounds that take every payload
+    submitted so far; each `submit` returns a future resolved when its round returned
+    (or failed: the exception is set on every future of that round)."""
+
+    def __init__(self, commit: Callable[[list], None], name: str = "collect-spool") -> None:
+        self._commit = commit
+        self._pending: list[tuple[object, Future]] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self.rounds = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, payload: object) -> Future:
+        fut: Future = Future()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("spool committer is closed")
+            self._pending.append((payload, fut))
+            self._cond.notify()
+        return fut
+
+    def close(self) -> None:
+        """Commit what was submitted, then stop the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending and self._closed:
+                    return
+                batch, self._pending = self._pending, []
+            try:
+                self._commit([p for p, _ in batch])
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiter
+                for _, fut in batch:
+                    fut.set_exception(exc)
+                continue
+            self.rounds += 1
+            for _, fut in batch:
+                fut.set_result(None)

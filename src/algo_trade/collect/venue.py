@@ -47,6 +47,8 @@ class Venue:
         self.stopping = False
         self.rec = RawRecorder(cfg.record_raw, exchange) if cfg.record_raw else None
         self.tasks: list[asyncio.Task] = []
+        self.backfills: set[asyncio.Task] = set()
+        self.restart_gaps = None  # downtime.RestartGaps from the last run's marks
 
     # -- connection specs: (stream, url, messages to send after connecting, ping message)
     def specs(self) -> list[tuple[str, str, list[bytes], bytes | None]]:
@@ -229,6 +231,11 @@ class Venue:
         n = self.norm
         if n.counters.resyncs != self.resyncs_logged:
             self._log_resyncs()
+        if n.backfills_trades and not self.stopping:
+            for hole in n.pending_backfills(time.time_ns()):
+                task = asyncio.get_running_loop().create_task(self._backfill(hole))
+                self.backfills.add(task)
+                task.add_done_callback(self.backfills.discard)
         if self.exchange == "binance":
             now = time.monotonic()
             for sym in n.pending_snapshots():
@@ -243,6 +250,19 @@ class Venue:
             if syms and ws is not None:
                 tops = bybit.topics(syms, ["book"])
                 asyncio.get_running_loop().create_task(self._resubscribe(ws, tops))
+
+    async def _backfill(self, hole) -> None:  # noqa: ANN001 - the venue's hole record
+        """Fetch trades missed across a disconnect or restart; the answer goes through
+        the queue like a frame (so it is recorded raw and parsed in order)."""
+        log.info(
+            "backfilling %s %s trade ids %d-%d",
+            self.exchange,
+            hole.symbol,
+            hole.lo + 1,
+            hole.hi - 1,
+        )
+        body = await self.norm.fetch_backfill(self.c.http, self.rest_url, hole)
+        await self.queue.put((time.time_ns(), body, None))
 
     def _log_resyncs(self) -> None:
         """Log each book resync as it happens (sequence gap or unbridgeable snapshot)."""

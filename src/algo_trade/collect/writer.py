@@ -63,11 +63,16 @@ class Writer(threading.Thread):
 
     KEEP_IN_MEMORY = 512  # batches held in RAM; older ones are re-read from the spool
 
-    def __init__(self, store, spool: Spool, max_rows_per_write: int = 50_000) -> None:
+    def __init__(
+        self, store, spool: Spool, max_rows_per_write: int = 50_000, linger_s: float = 0.0
+    ) -> None:
         super().__init__(name="collect-writer", daemon=True)
         self.store = store
         self.spool = spool
         self.max_rows = max_rows_per_write
+        # Batches reach the spool every ~50 ms (the durable window); the store gets them
+        # once the oldest waited linger_s (or max_rows are ready): fewer, larger files.
+        self.linger_ns = int(linger_s * 1e9)
         self.backlog: collections.deque[SpooledBatch] = collections.deque()
         self.backlog_rows = 0
         self.cond = threading.Condition()
@@ -129,6 +134,10 @@ class Writer(threading.Thread):
                         break
                     batch.append(it)
                     rows += it.rows
+                wait_ns = self.linger_ns - (time.time_ns() - first.first_recv_ns)
+                if wait_ns > 0 and rows < self.max_rows and not self.stopping:
+                    self.cond.wait(wait_ns / 1e9)
+                    continue
             try:
                 tables = [it.table if it.table is not None else Spool.read(it.path) for it in batch]
                 table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]

@@ -225,6 +225,22 @@ class BaseNormalizer:
         """Our symbols whose book needs the venue to send a fresh snapshot."""
         return []
 
+    # Venues whose missed trades can be fetched back set this and implement
+    # pending_backfills(now_ns) and `async fetch_backfill(http, rest_url, hole) -> bytes`
+    # (the answer, fed back as a message). See binance_backfill.
+    backfills_trades = False
+
+    def pending_backfills(self, now_ns: int) -> list:
+        """Missed trade ranges ready to be fetched from the venue's REST history."""
+        return []
+
+    def resume_state(self) -> dict:
+        """JSON-able state a restarted collector passes to `resume` (default: none)."""
+        return {}
+
+    def resume(self, state: dict) -> None:
+        """Continue from a previous run's `resume_state`."""
+
     def book_top(self, symbol: str) -> np.ndarray | None:
         """The current top-N of a synced book as a (4, depth) array, or None."""
         book = self.books[self.canonical(symbol)]

@@ -26,7 +26,9 @@ Streams (combined ``{"stream","data"}`` frames or bare payloads both work):
 from __future__ import annotations
 
 from algo_trade.errors import ConfigError, ExchangeError
-from algo_trade.exchanges.base import BaseNormalizer, ms_ns
+from algo_trade.exchanges import binance_backfill
+from algo_trade.exchanges.base import BaseNormalizer, Event, ms_ns
+from algo_trade.exchanges.binance_backfill import Hole
 
 EXCHANGE = "binance"
 WS_URL = "wss://fstream.binance.com"
@@ -108,6 +110,14 @@ class Normalizer(BaseNormalizer):
         self._buf: dict[str, list[dict]] = {s: [] for s in self.symbols}
         self._snap: dict[str, tuple[int, int]] = {}  # sym -> (lastUpdateId, ts_ns) not yet bridged
         self._last_fund: dict[str, tuple[int, float]] = {}  # sym -> (next_ts, rate)
+        # Trade ids are consecutive per symbol: sym -> [last id, its T ms, the trades at
+        # that T as (first id, last id, qty)]; a jump is a Hole to backfill.
+        self._tt: dict[str, list] = {}
+        self.holes: dict[str, list[Hole]] = {s: [] for s in self.symbols}
+        self.backfilled = 0  # rows added by backfills
+        self.unfilled = 0  # holes (or parts) recorded as gaps
+
+    backfills_trades = True
 
     def venue_symbol(self, symbol: str) -> str:
         return to_venue(symbol)
@@ -119,9 +129,9 @@ class Normalizer(BaseNormalizer):
             if not self.books[s].synced and s not in self._snap and self._buf[s]
         ]
 
-    def on_disconnect(self, ts_ns: int, reason: str, streams: list[str] | None = None) -> None:
+    def _on_disconnect_streams(self, ts_ns: int, reason: str, streams: list[str]) -> None:
         super().on_disconnect(ts_ns, reason, streams)
-        if streams is None or "book" in streams:
+        if "book" in streams:
             self._snap.clear()
             for b in self._buf.values():
                 b.clear()
@@ -146,6 +156,10 @@ class Normalizer(BaseNormalizer):
                     float(d["q"]),
                     str(d["t"]),
                 )
+                self._track(sym, int(d["t"]), int(d["T"]), d["q"], recv_ts_ns)
+        elif e == "aggTradesBackfill":
+            self._seen("backfill")
+            self._backfill(d)
         elif e == "aggTrade":
             self._seen("trade")
             sym = self.ours.get(d["s"])
@@ -182,6 +196,121 @@ class Normalizer(BaseNormalizer):
             self._seen("ignored")
         else:
             raise ValueError("not a Binance market-data message")
+
+    # ------------------------------------------------------------ trade backfill
+    def _track(self, sym: str, t: int, T: int, q: str, recv_ns: int) -> None:
+        for h in self.holes[sym]:
+            if not h.hi_closed and t > h.hi:
+                if T == h.hi_T:
+                    h.hi_tail.append((t, t, q))
+                else:
+                    h.hi_closed = True
+        st = self._tt.get(sym)
+        if st is None:
+            self._tt[sym] = [t, T, [(t, t, q)]]
+            return
+        last, last_T, tail = st
+        if t <= last:
+            return  # a repeat (the store keeps one)
+        if t > last + 1:
+            self.holes[sym].append(Hole(sym, last, last_T, list(tail), t, T, [(t, t, q)], recv_ns))
+        if T == last_T:
+            tail.append((t, t, q))
+        else:
+            st[2] = [(t, t, q)]
+        st[0], st[1] = t, T
+
+    def pending_backfills(self, now_ns: int) -> list[Hole]:
+        """Holes ready to be fetched (their later tail is complete, or 1 s has passed)."""
+        out = []
+        for hs in self.holes.values():
+            for h in hs:
+                if not h.asked and (
+                    h.hi_closed or now_ns - h.seen_ns > binance_backfill.READY_AFTER_NS
+                ):
+                    h.asked = True
+                    out.append(h)
+        return out
+
+    async def fetch_backfill(self, http, rest_url: str, hole: Hole) -> bytes:  # noqa: ANN001
+        """The REST answer for a hole as one message for `feed` (recorded raw like any
+        frame, so re-normalizing a capture repeats the backfill)."""
+        import orjson
+
+        aggs, complete, error = await binance_backfill.fetch(
+            http, rest_url, self.venue[hole.symbol], hole
+        )
+        return orjson.dumps(
+            {
+                "e": "aggTradesBackfill",
+                "s": self.venue[hole.symbol],
+                "lo": hole.lo,
+                "hi": hole.hi,
+                "complete": complete,
+                "error": error,
+                "aggs": aggs,
+            }
+        )
+
+    def _backfill(self, d: dict) -> None:
+        sym = self.ours.get(d["s"])
+        if sym is None:
+            return
+        hole = next((h for h in self.holes[sym] if h.lo == d["lo"] and h.hi == d["hi"]), None)
+        if hole is None:
+            return  # answered already (a re-sent answer)
+        self.holes[sym].remove(hole)
+        rows, gap = binance_backfill.plan(hole, d["aggs"])
+        for T, side, px, qty, tid in rows:
+            self._trade_row(ms_ns(T), sym, side, float(px), float(qty), tid)
+        self.backfilled += len(rows)
+        if gap is not None:
+            detail = f"{gap[2]}{'; ' + d['error'] if d.get('error') else ''}"
+            self._unfilled(sym, ms_ns(gap[0]), ms_ns(gap[1]), detail)
+
+    def _unfilled(self, sym: str, start_ns: int, end_ns: int, detail: str) -> None:
+        self.unfilled += 1
+        self._events.append(
+            Event(self.exchange, sym, "trade", start_ns, end_ns, "trades not backfilled", detail)
+        )
+
+    def drain_events(self, close_open_at: int | None = None) -> list[Event]:
+        if close_open_at is not None:  # stopping: a hole never fetched is a gap
+            for sym, hs in self.holes.items():
+                for h in hs:
+                    self._unfilled(sym, ms_ns(h.lo_T), ms_ns(h.hi_T), "collector stopped first")
+                hs.clear()
+        return super().drain_events(close_open_at)
+
+    def on_disconnect(self, ts_ns: int, reason: str, streams: list[str] | None = None) -> None:
+        # Trades are not given a disconnect gap: the id jump after it is backfilled, and
+        # what the backfill cannot fetch becomes the gap (in venue time).
+        streams = list(streams or self.streams)
+        if "trade" in streams:
+            self.counters.disconnects += 1 if streams == ["trade"] else 0
+            streams.remove("trade")
+            if not streams:
+                return
+        self._on_disconnect_streams(ts_ns, reason, streams)
+
+    def resume_state(self) -> dict:
+        """What the next run needs to backfill across a restart (see collect/downtime)."""
+        return {
+            sym: {"last": self._tt.get(sym), "holes": [h.to_dict() for h in self.holes[sym]]}
+            for sym in self.symbols
+            if sym in self._tt or self.holes[sym]
+        }
+
+    def resume(self, state: dict) -> None:
+        """Continue from a previous run's `resume_state`: the next trade id received is
+        compared with the last one durable then, and unfetched holes are asked again."""
+        for sym, st in state.items():
+            if sym not in self.holes:
+                continue
+            if st.get("last"):
+                last, last_T, tail = st["last"]
+                self._tt[sym] = [int(last), int(last_T), [tuple(x) for x in tail]]
+            self.holes[sym].extend(Hole.from_dict(h) for h in st.get("holes", []))
 
     # ------------------------------------------------------------ book rules
     def _snapshot(self, d: dict, symbol: str | None) -> None:
