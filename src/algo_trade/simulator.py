@@ -26,10 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 from numba import njit
 
 from algo_trade.errors import ConfigError
-from algo_trade.schema import book_columns, check_symbol, label_array
+from algo_trade.schema import DEPTH_SNAPSHOT, book_columns, check_symbol, label_array
 from algo_trade.timeutil import NS_PER_DAY, NS_PER_S, parse_time_ns
 
 EXCHANGE = "sim"
@@ -224,9 +225,112 @@ def _trades(
             "price": pa.array(_dec(ticks, spec.tick_decimals)),
             "qty": pa.array(_dec(lots, spec.lot_decimals)),
             "trade_id": ids,
+            "ts_local": pa.array(ts + _latency_ns(total, p.ts[sl][0] if len(idx) else 0)),
         }
     )
     return table, id0 + total
+
+
+def _latency_ns(n: int, salt: int) -> np.ndarray:
+    """Feed latency (receipt minus venue time): 2 ms plus an exponential tail, ~5 ms mean.
+    Its own generator, keyed by time, so adding it changed no other simulated value."""
+    rng = np.random.default_rng(abs(int(salt)) % (2**63))
+    return (2_000_000 + rng.exponential(3_000_000, n)).astype(np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _depth_diff_nb(prev, cur, out_step, out_side, out_tick, out_lots):  # pragma: no cover
+    """Level changes between consecutive simulated books.
+
+    prev: int64[4, L] (bid ticks, bid lots, ask ticks, ask lots) before the first step
+    (lots 0: no book yet); cur: int64[n, 4, L]. Writes one row per changed level (lots 0:
+    the level left the book) and returns the row count; prev ends as the last book."""
+    n = cur.shape[0]
+    depth = cur.shape[2]
+    m = 0
+    for k in range(n):
+        for s in range(2):
+            pt = 2 * s
+            # deleted levels: in prev, not in cur
+            for i in range(depth):
+                if prev[pt + 1, i] == 0:
+                    continue
+                found = False
+                for j in range(depth):
+                    if cur[k, pt, j] == prev[pt, i]:
+                        found = True
+                        break
+                if not found:
+                    out_step[m] = k
+                    out_side[m] = 1 - 2 * s
+                    out_tick[m] = prev[pt, i]
+                    out_lots[m] = 0
+                    m += 1
+            # new or resized levels
+            for j in range(depth):
+                same = False
+                for i in range(depth):
+                    if prev[pt, i] == cur[k, pt, j] and prev[pt + 1, i] == cur[k, pt + 1, j]:
+                        same = True
+                        break
+                if not same:
+                    out_step[m] = k
+                    out_side[m] = 1 - 2 * s
+                    out_tick[m] = cur[k, pt, j]
+                    out_lots[m] = cur[k, pt + 1, j]
+                    m += 1
+        for r in range(4):
+            for i in range(depth):
+                prev[r, i] = cur[k, r, i]
+    return m
+
+
+def _depth(spec: SymbolSpec, book: pa.Table, depth: int, state: dict, step_ns: int) -> pa.Table:
+    """`depth` events whose replay gives exactly the simulated books: each book row's
+    changes arrive as one message shortly before its ts (the book row at ts holds every
+    update before ts); the first book is a snapshot run. ts_local adds feed latency."""
+    n = book.num_rows
+    td, ld = 10.0**spec.tick_decimals, 10.0**spec.lot_decimals
+    cur = np.empty((n, 4, depth), dtype=np.int64)
+    for r, (side, what) in enumerate((("bid", "px"), ("bid", "sz"), ("ask", "px"), ("ask", "sz"))):
+        f = td if what == "px" else ld
+        for i in range(depth):
+            cur[:, r, i] = np.rint(book.column(f"{side}_{what}_{i}").to_numpy() * f)
+    first = "prev" not in state
+    prev = state.setdefault("prev", np.zeros((4, depth), dtype=np.int64))
+    cap = n * 4 * depth
+    step = np.empty(cap, dtype=np.int64)
+    side = np.empty(cap, dtype=np.int8)
+    tick = np.empty(cap, dtype=np.int64)
+    lots = np.empty(cap, dtype=np.int64)
+    m = _depth_diff_nb(prev, cur, step, side, tick, lots)
+    step, side, tick, lots = step[:m], side[:m], tick[:m], lots[:m]
+    book_ts = book.column("ts").to_numpy()
+    rng = state.setdefault("rng", _rng(state["seed"], spec.symbol, "depth"))
+    # each message lands in the second half of the interval before its book row
+    offset = rng.integers(1, max(2, step_ns // 2), n)
+    msg_ts = book_ts - offset
+    ts = msg_ts[step]
+    seq0 = state.get("seq", 0)
+    seq = seq0 + 1 + step
+    state["seq"] = seq0 + n
+    flags = np.zeros(m, dtype=np.uint8)
+    if first:
+        flags[step == 0] = DEPTH_SNAPSHOT
+    lat = _latency_ns(n, int(book_ts[0]) + 1)
+    recv = np.maximum.accumulate(msg_ts + lat)  # one connection: receipt order is kept
+    return pa.table(
+        {
+            "ts": pa.array(ts),
+            "ts_local": pa.array(recv[step]),
+            **_labels(m, spec.symbol),
+            "side": pa.array(side),
+            "price": pa.array(_dec(tick, spec.tick_decimals)),
+            "qty": pa.array(_dec(lots, spec.lot_decimals)),
+            "seq": pa.array(seq),
+            "flags": pa.array(flags),
+        }
+    )
 
 
 def _liquidations(
@@ -374,13 +478,17 @@ def simulate(
     seed: int = 42,
     start: str | int = DEFAULT_START,
     chunk_ns: int = 3_600 * NS_PER_S,
+    depth_hours: float | None = 0.0,
 ) -> Iterator[tuple[str, str, pa.Table]]:
     """Yield (kind, symbol, table) chunks of a simulated market, in time order per symbol.
 
-    >>> chunks = simulate(["BTC-USDT-PERP"], days=0.01, seed=1)
+    depth_hours: hours from the start with `depth` events too (every book change; about
+    4 x depth rows per book interval, so the default keeps them off); None: the whole run.
+
+    >>> chunks = simulate(["BTC-USDT-PERP"], days=0.01, seed=1, depth_hours=0.1)
     >>> kinds = {kind for kind, _, _ in chunks}
     >>> sorted(kinds)
-    ['bar', 'book', 'funding', 'liquidation', 'trade']
+    ['bar', 'book', 'depth', 'funding', 'liquidation', 'trade']
     """
     if days <= 0:
         raise ConfigError(f"--days must be positive, got {days}")
@@ -403,9 +511,18 @@ def simulate(
         path = _price_path(spec, start_ns, n, book_interval_ns, seed)
         rng = _rng(seed, symbol, "book")
         next_id = 1
+        depth_state: dict = {"seed": seed}
+        depth_end = (
+            start_ns + int(depth_hours * 3600 * NS_PER_S) if depth_hours is not None else None
+        )
         for a in range(0, n, steps_per_chunk):
             sl = slice(a, min(n, a + steps_per_chunk))
-            yield "book", symbol, _book(spec, path, sl, depth, rng)
+            book = _book(spec, path, sl, depth, rng)
+            yield "book", symbol, book
+            if depth_end is None or int(path.ts[sl.start]) < depth_end:
+                if depth_end is not None:
+                    book = book.filter(pa.compute.less(book.column("ts"), depth_end))
+                yield "depth", symbol, _depth(spec, book, depth, depth_state, book_interval_ns)
             trades, next_id = _trades(spec, path, sl, book_interval_ns, rng, next_id)
             yield "trade", symbol, trades
             yield "funding", symbol, _funding(spec, path, sl, book_interval_ns)
@@ -422,14 +539,18 @@ def generate(
     seed: int = 42,
     start: str | int = DEFAULT_START,
     progress: Callable[[str, int], None] | None = None,
+    depth_hours: float | None = 0.0,
 ) -> dict[str, int]:
-    """Simulate and write to `store` in batches; returns rows written per kind."""
+    """Simulate and write to `store` in batches; returns rows written per kind
+    (`depth_hours`: see `simulate`)."""
     written: dict[str, int] = {}
     pending: dict[str, list[pa.Table]] = {}
     pending_rows: dict[str, int] = {}
     flush_rows = 500_000  # large batches: fewer, bigger files
 
-    for kind, symbol, table in simulate(symbols, days, book_interval_ns, depth, seed, start):
+    for kind, symbol, table in simulate(
+        symbols, days, book_interval_ns, depth, seed, start, depth_hours=depth_hours
+    ):
         if table.num_rows == 0:
             continue
         key = f"{kind}:{symbol}"

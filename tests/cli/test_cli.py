@@ -48,8 +48,10 @@ def test_generate_then_stats_json(tmp_path, capsys):
         and book["bytes"] > 0
         and book["first"].startswith("2024-01-01T00:00:00")
     )
+    depth = rows[("depth", "BTC-USDT-PERP")]  # generate keeps depth events for its first hour
+    assert depth["rows"] == written["depth"] and depth["bytes_per_row"] < 16
     code, out, _ = run(["db", "compact", "--home", home, "--json"], capsys)
-    assert code == 0 and json.loads(out)["datasets"] == 5
+    assert code == 0 and json.loads(out)["datasets"] == 6
 
 
 @pytest.mark.parametrize(
@@ -93,7 +95,10 @@ def test_console_script_demo_runs(tmp_path):
     summary = json.loads(proc.stdout)
     assert summary["generated"]["book"] == 2 * 86_400
     kinds = {r["kind"] for r in summary["stats"]}
-    assert kinds == {"book", "trade", "funding", "liquidation", "bar"}
+    assert kinds == {"book", "trade", "funding", "liquidation", "bar", "depth"}
+    # depth events for the two book hours; books rebuilt from them equal the stored books
+    dc = summary["depth_check"]
+    assert dc["depth_rows"] > 2 * 3600 * 20 and dc["equal"] == dc["compared"] == 2 * 3600
     # the backtests ran on a day of 1m bars and two hours of 1 s books, and wrote their reports
     assert summary["backtest_bars"]["stats"]["events"] == 1440
     assert summary["backtest_book"]["stats"]["events"] == 2 * 3600

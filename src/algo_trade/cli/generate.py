@@ -26,7 +26,7 @@ from algo_trade.timeutil import NS_PER_DAY, parse_duration_ns
 
 
 def generate_into(
-    store, symbols, days, interval_ns, depth, seed, start, quiet=False
+    store, symbols, days, interval_ns, depth, seed, start, quiet=False, depth_hours=1.0
 ) -> dict[str, int]:
     total = int(days * NS_PER_DAY // interval_ns) * len(symbols)
     with Progress(
@@ -48,6 +48,7 @@ def generate_into(
             seed,
             start,
             progress=lambda _sym, n: bar.advance(task, n),
+            depth_hours=depth_hours,
         )
 
 
@@ -64,6 +65,12 @@ def register(app: typer.Typer) -> None:
         depth: Annotated[int, typer.Option(help="Book levels per side.")] = 20,
         seed: Annotated[int, typer.Option(help="Random seed: same seed, same market.")] = 42,
         start: Annotated[str, typer.Option(help="First timestamp (UTC).")] = DEFAULT_START,
+        depth_hours: Annotated[
+            float,
+            typer.Option(
+                help="Hours (from --start) with depth events too: every book change, ~4 x depth rows per book interval; 0: none."
+            ),
+        ] = 1.0,
         home: Home = DEFAULT_HOME,
         db: Db = None,
         json: Json = False,
@@ -79,7 +86,12 @@ def register(app: typer.Typer) -> None:
         with run_context(profile, profile_memory, json) as stages:
             store = store_from(home, db)
             with stages.stage("generate+write"):
-                written = generate_into(store, syms, days, interval, depth, seed, start, quiet=json)
+                if depth_hours < 0:
+                    from algo_trade.errors import ConfigError
+
+                    raise ConfigError(f"--depth-hours must be >= 0, got {depth_hours}")
+                written = generate_into(store, syms, days, interval, depth, seed, start,
+                                        quiet=json, depth_hours=depth_hours)  # fmt: skip
         if json:
             emit_json({"written": written, "store": str(getattr(store, "url", store))})
         else:
