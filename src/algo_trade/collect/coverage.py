@@ -92,7 +92,9 @@ def coverage(
         raise DataError("coverage covers at most a year per call; narrow --start/--end")
     h0 = s // HOUR_NS * HOUR_NS
     nh = int(-(-(e - h0) // HOUR_NS))
-    counts = {k: _hour_counts(store, k, exchange, symbol, h0, nh, s, e) for k in STREAMS}
+    # depth is a stream once the collector records it; imported depth counts before that
+    streams = tuple(dict.fromkeys((*STREAMS, "depth")))
+    counts = {k: _hour_counts(store, k, exchange, symbol, h0, nh, s, e) for k in streams}
     any_rows = np.zeros(nh, dtype=bool)
     for c in counts.values():
         any_rows |= c > 0
@@ -102,7 +104,7 @@ def coverage(
     for i in range(nh):
         lo, hi = max(h0 + i * HOUR_NS, s), min(h0 + (i + 1) * HOUR_NS, e)
         span = (hi - lo) / 1e9
-        for st in STREAMS:
+        for st in streams:
             ivs = [(r["start_ns"], r["end_ns"]) for r in ev_rows if r["stream"] in (st, "*")]
             reasons = sorted(
                 {

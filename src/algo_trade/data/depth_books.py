@@ -19,13 +19,12 @@ import pyarrow as pa
 from algo_trade.data import book_nb as K
 from algo_trade.errors import DataError
 from algo_trade.schema import DEFAULT_DEPTH, book_schema, label_array
-from algo_trade.store.base import Store
-from algo_trade.timeutil import NS_PER_DAY, parse_range_ns
+from algo_trade.store.base import DEFAULT_LOOKBACK_NS, Store, last_snapshot_at_or_before
+from algo_trade.timeutil import parse_range_ns
 
 OUT_ROWS = 16_384  # book rows per output batch (~10 MB at 20 levels)
 MAX_FILL = 3600  # grid rows emitted for one silent stretch (as the collector)
 MAX_GRID = 1 << 26  # ticks per side (512 MB of sizes): beyond it prices are not a book
-DEFAULT_LOOKBACK_NS = NS_PER_DAY  # how far back before `start` to look for a snapshot run
 _COLS = ("ts", "side", "price", "qty", "seq", "flags")
 
 
@@ -222,21 +221,6 @@ def _conflate(ts: np.ndarray, book: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     keep = np.ones(len(ts), dtype=bool)
     keep[:-1] = ts[1:] != ts[:-1]
     return ts[keep], book[keep]
-
-
-def last_snapshot_at_or_before(
-    store: Store, exchange: str, symbol: str, ts: int, lookback_ns: int
-) -> int | None:
-    """ts of the newest snapshot run at or before `ts` (within lookback), or None."""
-    for batch in store.scan(
-        "depth", exchange, symbol, ts - lookback_ns, ts + 1, columns=["ts", "flags"],
-        descending=True,
-    ):  # fmt: skip
-        flags = batch.column("flags").to_numpy(zero_copy_only=False)
-        hit = np.flatnonzero(flags & K.SNAPSHOT)
-        if len(hit):
-            return int(batch.column("ts").to_numpy()[hit[0]])
-    return None
 
 
 def books_from_depth(

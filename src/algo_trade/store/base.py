@@ -200,6 +200,27 @@ def is_postgres_target(text: str) -> bool:
     return bool(k and k.group(1).lower() in _LIBPQ_KEYS)
 
 
+DEFAULT_LOOKBACK_NS = 86_400 * 10**9  # how far back a depth replay looks for its snapshot
+
+
+def last_snapshot_at_or_before(
+    store: Store, exchange: str, symbol: str, ts: int, lookback_ns: int = DEFAULT_LOOKBACK_NS
+) -> int | None:
+    """ts of the newest depth snapshot run at or before `ts` (within lookback), or None:
+    where a replay of the depth stream must start to know the book at `ts`."""
+    from algo_trade.schema import DEPTH_SNAPSHOT
+
+    for batch in store.scan(
+        "depth", exchange, symbol, ts - lookback_ns, ts + 1, columns=["ts", "flags"],
+        descending=True,
+    ):  # fmt: skip
+        flags = batch.column("flags").to_numpy(zero_copy_only=False)
+        hit = (flags & DEPTH_SNAPSHOT).nonzero()[0]
+        if len(hit):
+            return int(batch.column("ts")[int(hit[0])].as_py())
+    return None
+
+
 def open_store(target: str | Path | None = None, **options: object) -> Store:
     """Open a store: a PostgreSQL target (``postgresql://`` URL, any letter case, or a
     libpq ``host=... dbname=...`` string) selects the database, anything else is a lake

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from algo_trade.schema import check_kind
-from algo_trade.store.base import Store, WriteResult
+from algo_trade.store.base import Store, WriteResult, last_snapshot_at_or_before
 from algo_trade.timeutil import parse_range_ns
 
 COPY_BATCH_ROWS = 200_000  # rows per write: bounded memory, few transactions
@@ -27,6 +27,9 @@ def copy_between(
 
     Scans stream batch by batch; each batch is written with the destination's own
     deduplication, so re-running a copy stores nothing twice. Returns one row per dataset.
+    A `depth` dataset is copied from its newest snapshot run at or before `start` (a
+    day's lookback), so the copy replays on its own: diffs without their snapshot would
+    be rejected by the destination.
     """
     s, e = parse_range_ns(start, end)
     kinds = [check_kind(k) for k in kinds] if kinds else None
@@ -41,7 +44,11 @@ def copy_between(
         done = WriteResult()
         pending: list[pa.RecordBatch] = []
         rows = 0
-        for batch in src.scan(kind, ex, sym, s, e):
+        s_kind = s
+        if kind == "depth":
+            snap = last_snapshot_at_or_before(src, ex, sym, s)
+            s_kind = min(s, snap) if snap is not None else s
+        for batch in src.scan(kind, ex, sym, s_kind, e):
             pending.append(batch)
             rows += batch.num_rows
             if rows >= COPY_BATCH_ROWS:
