@@ -194,9 +194,22 @@ def register(app: typer.Typer) -> None:
             finally:
                 store.close()
         failed = [f for f in summary.files if f.error]
+        d = summary.to_dict()
         if json:
-            emit_json(summary.to_dict())
-        else:
+            emit_json(d)
+        nothing = not failed and not any(d["written"].values()) and not d["duplicates"]
+        if nothing and d["rejected"]:
+            # Every row broke a rule: one line with the reasons, and a failing exit code.
+            reasons = "; ".join(f"{k}: {v:,}" for k, v in d["rejected"].items())
+            err_console.print(
+                f"error: nothing valid to import, every row was rejected ({reasons}); "
+                "fix the input (docs/data.md, Importing history, says what each format needs)",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(2)
+        if not json:
             _print_summary(summary)
         for f in failed:
             err_console.print(f"error: {f.error}", markup=False, highlight=False, soft_wrap=True)

@@ -10,10 +10,10 @@ one header, the file name); exchange and symbol come from the rows.
 | trades | trade |
 | liquidations | liquidation |
 | derivative_ticker | funding (predicted rows; a settled row when funding_timestamp rolls) |
-| incremental_book_L2 | book rows on the --book-interval grid, --depth levels (default 20) |
+| incremental_book_L2 | depth (every row; is_snapshot runs are snapshot runs), and book rows on the --book-interval grid, --depth levels (default 20) |
 
 `timestamp` (the exchange's time, µs) becomes `ts`; `local_timestamp` (Tardis' receive
-time) is used only where `timestamp` is empty.
+time) becomes `ts_local` of depth rows, and `ts` where `timestamp` is empty.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from algo_trade.errors import DataError, ExchangeError
-from algo_trade.importers import booknb
 from algo_trade.importers.base import ImportOptions, Piece
+from algo_trade.importers.booksample import BookSampler, run_codes
 from algo_trade.importers.reader import CsvSource, FileReport, read_header
 from algo_trade.schema import DEFAULT_DEPTH, SYMBOL_RE, book_columns, book_schema, schema_for
 
@@ -206,6 +206,11 @@ class TardisFormat:
         ts = pc.coalesce(t.column(name), t.column("local_timestamp"))
         return pc.multiply(ts, pa.scalar(US, pa.int64())).combine_chunks()
 
+    @staticmethod
+    def _local(t: pa.Table) -> pa.Array:
+        """ts_local: Tardis' receive time (µs -> ns)."""
+        return pc.multiply(t.column("local_timestamp"), pa.scalar(US, pa.int64())).combine_chunks()
+
     def pieces(self, path: Path, opts: ImportOptions, report: FileReport) -> Iterator[Piece]:
         header = read_header(path)
         dataset, levels = detect(path, header)
@@ -303,10 +308,10 @@ class TardisFormat:
                         "L", pc.cast(pa.array(chunk.ordinals), pa.string()), ""
                     )
                     cols.append(pc.coalesce(ids, fallback))
-                    cols.append(pa.nulls(t.num_rows, pa.int64()))  # ts_local
+                    cols.append(self._local(t))
                     yield Piece("trade", pa.table(cols, schema=schema_for("trade")), chunk.ordinals)
                 else:
-                    cols.append(pa.nulls(t.num_rows, pa.int64()))  # ts_local
+                    cols.append(self._local(t))
                     yield Piece(
                         "liquidation",
                         pa.table(cols, schema=schema_for("liquidation")),
@@ -390,19 +395,10 @@ class TardisFormat:
             yield Piece("funding", table, np.array(s_ord))
 
     def _l2(self, path: Path, opts: ImportOptions, src: CsvSource) -> Iterator[Piece]:
-        """incremental_book_L2 -> book rows on the grid, one book state per symbol."""
-        depth = opts.depth or DEFAULT_DEPTH
-        iv = opts.book_interval_ns
-        books: dict[str, tuple] = {}
-        out_ts = np.empty(16_384, np.int64)
-        out_lv = np.empty((16_384, 4 * depth), np.float64)
-        ex_label = None
-
-        def rows_table(ex: str, sym: str, k: int) -> pa.Table:
-            cols = [pa.array(out_ts[:k].copy()), _label(ex, k), _label(sym, k)]
-            cols += [pa.array(out_lv[:k, j].copy()) for j in range(4 * depth)]
-            return pa.Table.from_arrays(cols, schema=book_schema(depth))
-
+        """incremental_book_L2 -> every row as `depth` (is_snapshot runs become snapshot
+        runs), and book rows on the grid from the same rows, one book state per symbol."""
+        sampler = BookSampler(opts.depth or DEFAULT_DEPTH, opts.book_interval_ns, final_row=True)
+        runs: dict[str, int | None] = {}  # symbol -> ts of the snapshot run still open
         for chunk in src:
             t = chunk.table
             if t.num_rows == 0:
@@ -410,7 +406,9 @@ class TardisFormat:
             exchange, symbol = self._labels(path, opts, t)
             ex_label = exchange.dictionary[0].as_py()
             ts = self._ts(t).to_numpy()
-            is_snap = t.column("is_snapshot").to_numpy(zero_copy_only=False).astype(np.int8)
+            ts_local = pc.multiply(t.column("local_timestamp"), pa.scalar(US, pa.int64()))
+            ts_local = ts_local.combine_chunks().to_numpy(zero_copy_only=False)
+            is_snap = t.column("is_snapshot").to_numpy(zero_copy_only=False).astype(bool)
             side = t.column("side").cast(pa.string())
             is_bid = pc.equal(side, "bid").to_numpy(zero_copy_only=False).astype(bool)
             bad_side = ~pc.is_in(side, pa.array(["bid", "ask"])).to_numpy(
@@ -426,29 +424,56 @@ class TardisFormat:
             sym_idx = symbol.indices.to_numpy(zero_copy_only=False)
             names = symbol.dictionary.to_pylist()
             for code in np.unique(sym_idx):
-                sel = (sym_idx == code) & ~bad
+                sel = np.flatnonzero((sym_idx == code) & ~bad)
+                if not len(sel):
+                    continue
                 name = names[code]
-                if name not in books:
-                    books[name] = booknb.new_state()
-                state, bids, asks = books[name]
-                a_ts = np.ascontiguousarray(ts[sel])
-                if len(a_ts) > 1 and np.any(a_ts[1:] < a_ts[:-1]):
+                snap = is_snap[sel]
+                # A run = consecutive is_snapshot rows; its rows share the first one's ts
+                # (the depth contract: one run, one (ts, seq)), continuing across chunks.
+                start = snap.copy()
+                start[1:] &= ~snap[:-1]
+                open_ts = runs.get(name)
+                if open_ts is not None and snap[0]:
+                    start[0] = False
+                run_id = np.cumsum(start) - 1
+                starts_ts = ts[sel][start]
+                if open_ts is not None and snap[0]:
+                    starts_ts = np.concatenate(([open_ts], starts_ts))
+                    run_id += 1
+                d_ts = ts[sel].copy()
+                d_ts[snap] = starts_ts[run_id[snap]]
+                runs[name] = int(d_ts[-1]) if snap[-1] else None
+                n = len(sel)
+                flags = snap.astype(np.uint8)  # schema.DEPTH_SNAPSHOT
+                table = pa.Table.from_arrays(
+                    [
+                        pa.array(d_ts),
+                        pa.array(ts_local[sel]),
+                        _label(ex_label, n),
+                        _label(name, n),
+                        pa.array(np.where(is_bid[sel], 1, -1).astype(np.int8)),
+                        pa.array(px[sel]),
+                        pa.array(sz[sel]),
+                        pa.array(np.full(n, -1, np.int64)),
+                        pa.array(flags),
+                    ],
+                    schema=schema_for("depth"),
+                )
+                yield Piece("depth", table, chunk.ordinals[sel])
+                if len(d_ts) > 1 and np.any(d_ts[1:] < d_ts[:-1]):
                     # Replay in time order (ties keep file order).
-                    order = np.argsort(a_ts, kind="stable")
+                    order = np.argsort(d_ts, kind="stable")
                 else:
-                    order = None
-                arrs = [a_ts, is_snap[sel], is_bid[sel], px[sel], sz[sel]]
-                if order is not None:
-                    arrs = [np.ascontiguousarray(a[order]) for a in arrs]
-                i = 0
-                while i < len(arrs[0]):
-                    i, k = booknb.replay_l2_nb(*arrs, i, state, bids, asks, iv, out_ts, out_lv)
-                    if k:
-                        yield Piece("book", rows_table(ex_label, name, k), None)
-        for name, (state, bids, asks) in books.items():
-            k = booknb.final_row_nb(state, bids, asks, out_ts, out_lv)
-            if k:
-                yield Piece("book", rows_table(ex_label or "", name, k), None)
+                    order = slice(None)
+                codes = run_codes(snap, start)
+                for book in sampler.feed(
+                    ex_label, name, d_ts[order], codes[order], is_bid[sel][order],
+                    px[sel][order], sz[sel][order],
+                ):  # fmt: skip
+                    yield Piece("book", book, None)
+        for book in sampler.finish():
+            yield Piece("book", book, None)
 
 
 def _label(value: str, n: int) -> pa.DictionaryArray:
