@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from algo_trade.data import depth_nb
 from algo_trade.errors import DataError, StoreError
+from algo_trade.fileio import atomic_path, write_text_atomic
 from algo_trade.schema import (
     KEYS,
     KINDS,
@@ -191,14 +192,18 @@ class LakeStore:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            if not self.root.is_dir():
+                raise StoreError(
+                    f"cannot create the data home {self.home}: {exc.strerror}; "
+                    "choose another with --home or ALGO_TRADE_HOME"
+                ) from None
+        if not os.access(self.root, os.R_OK | os.X_OK):
             raise StoreError(
-                f"cannot create the data home {self.home}: {exc.strerror}; "
-                "choose another with --home or ALGO_TRADE_HOME"
-            ) from None
-        if not os.access(self.root, os.W_OK | os.X_OK):
-            raise StoreError(
-                f"the data home {self.home} is not writable; choose another with --home or ALGO_TRADE_HOME"
+                f"the data home {self.home} is not readable; choose another with --home or ALGO_TRADE_HOME"
             )
+        # A read-only lake (a snapshot, a shared archive) is read as usual; writing and
+        # compacting it say so. The mount flag counts too: root passes os.access on it.
+        self.read_only = not os.access(self.root, os.W_OK | os.X_OK) or _read_only_mount(self.root)
 
     def __repr__(self) -> str:
         return f"LakeStore({str(self.home)!r})"
@@ -269,6 +274,11 @@ class LakeStore:
     @contextmanager
     def _locked(self, day_dir: Path) -> Iterator[None]:
         """Exclusive lock on one day partition (writers and compaction; readers never lock)."""
+        if self.read_only:
+            raise StoreError(
+                f"the data home {self.home} is read-only: it can be read, not written or"
+                " compacted; copy it elsewhere (or choose another --home) to change it"
+            )
         day_dir.mkdir(parents=True, exist_ok=True)
         with open(day_dir / ".lock", "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
@@ -370,9 +380,7 @@ class LakeStore:
                     "write it under another exchange name or resample it to the same depth"
                 )
             return
-        tmp = ds / f".dataset.json.{uuid.uuid4().hex}.tmp"
-        tmp.write_text(json.dumps({"kind": kind, "depth": depth}))
-        os.replace(tmp, meta_path)
+        write_text_atomic(meta_path, json.dumps({"kind": kind, "depth": depth}), fsync=self.fsync)
 
     def _write_files(self, kind: str, day_dir: Path, part: pa.Table) -> None:
         """Large batches are cut into one file per core, encoded and written in parallel
@@ -420,8 +428,7 @@ class LakeStore:
         table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
         tsn = arrays["ts"].to_numpy()
         name = f"{int(tsn[0]):019d}-{int(tsn[-1]):019d}-{uuid.uuid4().hex[:12]}.parquet"
-        tmp = day_dir / f".tmp-{os.getpid()}-{name}"
-        try:
+        with atomic_path(day_dir / name, fsync=self.fsync, prefix=f".tmp-{os.getpid()}-") as tmp:
             pq.write_table(
                 table,
                 tmp,
@@ -431,22 +438,6 @@ class LakeStore:
                 column_encoding=encodings,
                 write_statistics=["ts"],
             )
-            if self.fsync:
-                fd = os.open(tmp, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            os.replace(tmp, day_dir / name)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        if self.fsync:
-            fd = os.open(day_dir, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
         return str(day_dir / name)
 
     def _read_keys(self, kind: str, paths: list[str], lo: int, hi: int) -> pa.Table | None:
@@ -633,6 +624,13 @@ def _empty(kind: str, cols: list[str]) -> pa.Table:
     return pa.schema([schema.field(c) for c in cols]).empty_table()
 
 
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def _remove_stale_temps(day_dir: Path) -> int:
     """Delete temporary files of writers that died mid-write (their pid is gone)."""
     removed = 0
@@ -642,7 +640,10 @@ def _remove_stale_temps(day_dir: Path) -> int:
         return 0
     for name in names:
         if name.startswith(".tmp-"):
-            pid = int(name.split("-")[1])
+            try:
+                pid = int(name.split("-")[1])
+            except ValueError:
+                continue  # not one of ours: `db check` lists it for the user to remove
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
