@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import math
 import sys
 
 import typer
+import typer.main
 
+from algo_trade.cli import (
+    backtest,
+    books,
+    cache,
+    collect,
+    db,
+    demo,
+    generate,
+    importcmd,
+    sweep,
+)
 from algo_trade.errors import AlgoTradeError
+
+try:  # Typer >= 0.29 vendors click; older versions use click itself
+    from typer._click.core import Command  # type: ignore[import-not-found]
+    from typer.exceptions import BadParameter  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    from click import BadParameter, Command
 
 # Typer >= 0.29 vendors click; older versions raise click's own classes.
 _USAGE_ERRORS: tuple[type[BaseException], ...] = (typer.exceptions.TyperException,)
 try:
-    import click
+    import click as _real_click
 
-    _USAGE_ERRORS += (click.ClickException,)
+    _USAGE_ERRORS += (_real_click.ClickException,)
 except ImportError:  # pragma: no cover
     pass
 
@@ -28,20 +45,50 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# Each module defines register(app). Modules land with their capability.
-_COMMAND_MODULES = (
-    "demo", "generate", "db", "books", "backtest", "sweep", "cache", "collect", "importcmd",
-)  # fmt: skip
-for _name in _COMMAND_MODULES:
-    _full = f"algo_trade.cli.{_name}"
-    if importlib.util.find_spec(_full) is not None:
-        importlib.import_module(_full).register(app)
+# Every command module, named explicitly: a typo is an ImportError at start, not a
+# command that silently disappears.
+for _module in (demo, generate, db, books, backtest, sweep, cache, collect, importcmd):
+    _module.register(app)
+
+
+def _finite_floats(command: Command) -> Command:
+    """Every float option of every command refuses nan and inf (float() takes them): one
+    place instead of a check per option; options keep their own range checks."""
+    stack = [command]
+    while stack:
+        cmd = stack.pop()
+        stack.extend(getattr(cmd, "commands", {}).values())
+        for param in cmd.params:
+            param.process_value = _finite_process(param, param.process_value)  # type: ignore[method-assign]
+    return command
+
+
+def _finite_process(param, process):
+    def checked(ctx, value):
+        out = process(ctx, value)
+        values = out if isinstance(out, (list, tuple)) else (out,)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            name = param.opts[0] if param.opts else param.name
+            raise BadParameter(f"{name} must be a finite number, got {value!r}", ctx=ctx)
+        return out
+
+    return checked
+
+
+_COMMAND: Command | None = None
+
+
+def _command() -> Command:
+    global _COMMAND
+    if _COMMAND is None:
+        _COMMAND = _finite_floats(typer.main.get_command(app))
+    return _COMMAND
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI: user errors print one line and exit 2; bugs keep their traceback."""
     try:
-        rv = app(args=argv, prog_name="algo-trade", standalone_mode=False)
+        rv = _command().main(args=argv, prog_name="algo-trade", standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
