@@ -45,6 +45,8 @@ _BASE_PRICE = {
     "DOGE": 0.08,
 }
 _YEAR_S = 365 * 86_400
+MAX_DAYS = 36_500
+MAX_STEPS = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -470,6 +472,30 @@ def _bars(spec: SymbolSpec, p: _Path, sl: slice, step_ns: int, trades: pa.Table)
     )
 
 
+def check_run(days: float, book_interval_ns: int, depth: int, start: str | int) -> tuple[int, int]:
+    """Refuse a run that cannot be simulated, before anything is computed or written;
+    returns (start_ns, book snapshots per symbol)."""
+    if not 0 < days <= MAX_DAYS:  # also refuses nan
+        raise ConfigError(f"--days must be positive and at most {MAX_DAYS}, got {days}")
+    if depth < 1 or depth > 500:
+        raise ConfigError(f"--depth must be between 1 and 500, got {depth}")
+    if book_interval_ns < 1_000_000 or book_interval_ns > 3_600 * NS_PER_S:
+        raise ConfigError("--book-interval must be between 1ms and 1h")
+    start_ns = parse_time_ns(start)
+    n = int(days * NS_PER_DAY // book_interval_ns)
+    if n < 2:
+        raise ConfigError(
+            "the run is shorter than two book intervals; raise --days or lower --book-interval"
+        )
+    if n > MAX_STEPS:  # the price path is built whole: about 80 bytes a step
+        raise ConfigError(
+            f"{n:,} book snapshots per symbol is more than {MAX_STEPS:,}; lower --days or raise"
+            " --book-interval (or generate in several runs with --start)"
+        )
+    parse_time_ns(start_ns + int(days * NS_PER_DAY))  # the end must fit int64 ns too
+    return start_ns, n
+
+
 def simulate(
     symbols: list[str],
     days: float,
@@ -490,18 +516,7 @@ def simulate(
     >>> sorted(kinds)
     ['bar', 'book', 'depth', 'funding', 'liquidation', 'trade']
     """
-    if days <= 0:
-        raise ConfigError(f"--days must be positive, got {days}")
-    if depth < 1 or depth > 500:
-        raise ConfigError(f"--depth must be between 1 and 500, got {depth}")
-    if book_interval_ns < 1_000_000 or book_interval_ns > 3_600 * NS_PER_S:
-        raise ConfigError("--book-interval must be between 1ms and 1h")
-    start_ns = parse_time_ns(start)
-    n = int(days * NS_PER_DAY // book_interval_ns)
-    if n < 2:
-        raise ConfigError(
-            "the run is shorter than two book intervals; raise --days or lower --book-interval"
-        )
+    start_ns, n = check_run(days, book_interval_ns, depth, start)
     # Chunks hold whole minutes so bars are never split.
     steps_per_chunk = max(1, int(chunk_ns // book_interval_ns))
     minute_steps = max(1, int(60 * NS_PER_S // book_interval_ns))

@@ -14,6 +14,7 @@ from algo_trade.cli.common import (
     Json,
     Profile,
     ProfileMemory,
+    check_output,
     console,
     emit_json,
     rich_table,
@@ -168,6 +169,9 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(
                 f"missing {', '.join(missing)}: e.g. --symbol BTC-USDT-PERP --start 2024-01-01 --end 2024-01-02"
             )
+        check_output(report, "--report")
+        check_output(trades_out, "--trades-out", (".parquet", ".csv"))
+        check_output(equity_out, "--equity-out", (".parquet", ".csv"))
         settings = {
             "init_cash": init_cash, "fee_taker_bps": fee_taker_bps, "fee_maker_bps": fee_maker_bps,
             "fill_at": fill_at, "slippage_bps": slippage_bps, "leverage": leverage,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tracemalloc
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from algo_trade.errors import ConfigError
+from algo_trade.fileio import write_text_atomic
 from algo_trade.profiling import Stages
 from algo_trade.schema import check_symbol
 from algo_trade.store.base import Store, open_store, postgres_target
@@ -57,6 +59,25 @@ def store_from(home: Path, db: str | None) -> Store:
     if db is not None and db.strip():
         return open_store(postgres_target(db))
     return open_store(Path(home))
+
+
+def check_output(
+    path: Path | None, option: str, suffixes: tuple[str, ...] | None = None
+) -> Path | None:
+    """Refuse an output path that cannot be written, before any work is done: a directory,
+    a wrong suffix, or a place without write permission."""
+    if path is None:
+        return None
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ConfigError(f"{option} {path}: the file must end in {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a directory; give a file name inside it")
+    parent = path.parent if str(path.parent) else Path(".")
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path}: cannot write in {parent}; choose another place")
+    return path
 
 
 def split_option(text: str, option: str) -> list[str]:
@@ -103,6 +124,7 @@ def run_context(
     """Wraps a command: optional CPU profile, optional memory profile, per-stage timings."""
     stages = Stages()
     profiler = None
+    check_output(profile, "--profile")
     if profile is not None:
         from pyinstrument import Profiler
 
@@ -116,8 +138,7 @@ def run_context(
         out = err_console if json_mode else console
         if profiler is not None:
             profiler.stop()
-            profile.parent.mkdir(parents=True, exist_ok=True)
-            profile.write_text(profiler.output_html())
+            write_text_atomic(profile, profiler.output_html())
             out.print(f"profile written to {profile}")
         if profile is not None or profile_memory:
             if stages.records:

@@ -19,6 +19,7 @@ from algo_trade.cli.common import (
 )
 from algo_trade.cli.db import print_stats, stats_rows
 from algo_trade.cli.generate import generate_into
+from algo_trade.errors import ConfigError
 from algo_trade.store.lake import LakeStore
 from algo_trade.timeutil import NS_PER_DAY, NS_PER_S, fmt_ns, parse_time_ns
 
@@ -76,6 +77,8 @@ def register(app: typer.Typer) -> None:
         from algo_trade.cli.backtest import print_result, run_backtest_cli
         from algo_trade.cli.sweep import run_sweep_cli
 
+        if not 0.05 <= days <= 30:
+            raise ConfigError(f"--days must be between 0.05 and 30 for the demo, got {days}")
         t0 = time.perf_counter()
         summary: dict = {}
         quiet = json

@@ -21,14 +21,14 @@ from algo_trade.cli.common import (
     run_context,
     store_from,
 )
-from algo_trade.simulator import DEFAULT_START, generate
-from algo_trade.timeutil import NS_PER_DAY, parse_duration_ns
+from algo_trade.simulator import DEFAULT_START, check_run, generate
+from algo_trade.timeutil import parse_duration_ns
 
 
 def generate_into(
     store, symbols, days, interval_ns, depth, seed, start, quiet=False, depth_hours=1.0
 ) -> dict[str, int]:
-    total = int(days * NS_PER_DAY // interval_ns) * len(symbols)
+    total = check_run(days, interval_ns, depth, start)[1] * len(symbols)
     with Progress(
         TextColumn("generating {task.description}"),
         BarColumn(),
@@ -83,6 +83,7 @@ def register(app: typer.Typer) -> None:
         """
         syms = parse_symbols(symbols)
         interval = parse_duration_ns(book_interval)
+        check_run(days, interval, depth, start)  # before the store is opened or created
         with run_context(profile, profile_memory, json) as stages:
             store = store_from(home, db)
             with stages.stage("generate+write"):

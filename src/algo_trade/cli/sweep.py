@@ -16,6 +16,7 @@ from algo_trade.cli.common import (
     Json,
     Profile,
     ProfileMemory,
+    check_output,
     console,
     emit_json,
     err_console,
@@ -36,6 +37,7 @@ def run_sweep_cli(home: Path, db: str | None, strategy: str, exchange: str, symb
     from algo_trade.sweep.cache import load_bars_cached
     from algo_trade.sweep.grid import parse_grid_options
 
+    check_output(report, "--report")
     axes = parse_grid_options(grid)
     stage = stages.stage if stages is not None else (lambda _n: nullcontext())
     with stage("load (cache)"):

@@ -63,6 +63,11 @@ def load(
     check_symbol(symbol)
     s, e = parse_range_ns(start, end)
     bar_ns = parse_duration_ns(bar) if bar is not None else None
+    if bar_ns is not None and bar_ns > e - s:
+        raise ConfigError(
+            f"the bar ({bar}) is longer than the range [{fmt_ns(s)}, {fmt_ns(e)}): widen the range"
+            " or use a shorter bar"
+        )
     book_iv = parse_duration_ns(book_interval) if book_interval is not None else 0
     if book_iv < 0 or (book_interval is not None and book_iv == 0):
         raise ConfigError(f"book_interval must be positive, got {book_interval!r}")
@@ -120,6 +125,13 @@ def _load(store: Store, exchange: str, symbol: str, s: int, e: int, kinds: tuple
             }
             del tbl
             step = _median_step(ts)
+            if step is None:
+                if bar_ns is None:
+                    raise DataError(
+                        f"[{fmt_ns(s)}, {fmt_ns(e)}) holds one {exchange}/{symbol} bar: a backtest"
+                        " needs at least two; widen the range"
+                    )
+                step = bar_ns
             if bar_ns is not None and bar_ns != step:
                 if step and bar_ns % step:
                     raise ConfigError(
@@ -266,7 +278,12 @@ def resample_bars(
         "close": ohlcv["close"][ends],
         "volume": np.add.reduceat(np.nan_to_num(ohlcv["volume"]), starts),
     }
-    return bucket[starts] * bar_ns, out
+    out_ts = bucket[starts] * bar_ns
+    if len(out_ts):
+        # a UTC-aligned first bar may start before the data (and the requested range):
+        # it is stamped at its first input bar, so no result shows a time outside the range
+        out_ts[0] = max(out_ts[0], ts[0])
+    return out_ts, out
 
 
 def _bars_from_ticks(store: Store, exchange: str, symbol: str, s: int, e: int,

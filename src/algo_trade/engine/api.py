@@ -109,6 +109,14 @@ class Settings:
                      "maintenance_margin", "liquidation_fee_bps", "latency_ms", "overflow_penalty_bps"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        # upper bounds: beyond them a value is a typo, and ns/int64 arithmetic would overflow
+        for name, top in (("latency_ms", 86_400_000.0), ("leverage", 1_000.0),
+                          ("init_cash", 1e15), ("fee_taker_bps", 10_000.0),
+                          ("fee_maker_bps", 10_000.0), ("slippage_bps", 10_000.0),
+                          ("slippage_range", 10_000.0), ("liquidation_fee_bps", 10_000.0),
+                          ("overflow_penalty_bps", 10_000.0)):  # fmt: skip
+            if getattr(self, name) > top:
+                raise ConfigError(f"{name} must be at most {top:g}, got {getattr(self, name):g}")
         if self.maintenance_margin >= 1:
             raise ConfigError(
                 f"maintenance_margin is a fraction of notional (e.g. 0.005), got {self.maintenance_margin}"

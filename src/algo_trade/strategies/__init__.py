@@ -184,12 +184,29 @@ def get(name: str | Callable[..., np.ndarray] | Strategy) -> Strategy:
             return fn
         if name in _REGISTRY:
             return _REGISTRY[name]
-        if not callable(fn):
-            raise ConfigError(f"strategy {name!r} is not a function")
+        _check_strategy_signature(name, fn)
         return from_function(fn)
     raise ConfigError(
         f"unknown strategy {name!r}: choose one of {', '.join(sorted(_REGISTRY))}, or give module:function"
     )
+
+
+def _check_strategy_signature(name: str, fn: object) -> None:
+    """A module:function strategy is a Python function `fn(data, p1=default, ...)`; anything
+    else (a builtin such as os:system, a class, *args/**kwargs catch-alls, parameters without
+    defaults) is refused before it is ever called."""
+    shape = "a Python function fn(data, param=default, ...)"
+    if not inspect.isfunction(fn):
+        raise ConfigError(f"strategy {name!r} is not {shape}")
+    params = list(inspect.signature(fn).parameters.values())
+    kinds = inspect.Parameter
+    if not params or params[0].kind not in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD):
+        raise ConfigError(f"strategy {name!r} must take the market data first: {shape}")
+    for p in params[1:]:
+        if p.kind in (kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD) or p.default is p.empty:
+            raise ConfigError(
+                f"strategy {name!r}: parameter {p.name!r} needs a default value: {shape}"
+            )
 
 
 def registry() -> dict[str, Strategy]:
