@@ -1,4 +1,5 @@
-"""Import history files into a store: Tardis CSVs, Binance public data, raw captures, OHLCV.
+"""Import history files into a store: Tardis CSVs, Binance public data, raw captures, OHLCV,
+hftbacktest event files.
 
 >>> from algo_trade import open_store
 >>> from algo_trade.importers import ImportOptions, run_import
@@ -22,7 +23,7 @@ from algo_trade.importers.base import Format, ImportOptions, Progress, Summary, 
 from algo_trade.importers.reader import FileReport, discover
 from algo_trade.store.base import Store
 
-FORMATS = ("tardis", "binance-vision", "capture", "ohlcv")
+FORMATS = ("tardis", "binance-vision", "capture", "ohlcv", "hftbacktest")
 
 
 def format_for(name: str) -> Format:
@@ -43,6 +44,10 @@ def format_for(name: str) -> Format:
         from algo_trade.importers.ohlcv import OhlcvFormat
 
         return OhlcvFormat()
+    if name == "hftbacktest":
+        from algo_trade.importers.hftbacktest import HftbacktestFormat
+
+        return HftbacktestFormat()
     raise ConfigError(f"unknown import format {name!r}: choose one of {', '.join(FORMATS)}")
 
 
