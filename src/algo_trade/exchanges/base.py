@@ -40,9 +40,10 @@ import numpy as np
 import pyarrow as pa
 
 from algo_trade.errors import ConfigError
-from algo_trade.schema import book_columns, book_schema, check_symbol, schema_for
+from algo_trade.schema import DEPTH_SNAPSHOT, book_columns, book_schema, check_symbol, schema_for
 
-STREAMS = ("book", "funding", "liquidation", "trade")
+STREAMS = ("book", "depth", "funding", "liquidation", "trade")
+BOOK_KINDS = ("book", "depth")  # the record kinds built from a venue's order-book feed
 MAX_FILL_ROWS = 3600  # book rows added for one silent stretch; beyond it the gap is an event
 
 
@@ -97,6 +98,21 @@ class Book:
     def load(self, bids: list, asks: list) -> None:
         self.bids = {float(p): float(q) for p, q, *_ in bids if float(q) > 0}
         self.asks = {float(p): float(q) for p, q, *_ in asks if float(q) > 0}
+
+    def apply_recorded(self, bids: list, asks: list, px: array.array, qty: array.array) -> None:
+        """`apply`, also appending each level's price and new size (bids first, then
+        asks, in message order) to the depth buffers: one float conversion per value."""
+        for side, levels in ((self.bids, bids), (self.asks, asks)):
+            pop = side.pop
+            for p, q in levels:
+                price = float(p)
+                size = float(q)
+                px.append(price)
+                qty.append(size)
+                if size:
+                    side[price] = size
+                else:
+                    pop(price, None)
 
     def apply(self, bids: list, asks: list) -> None:
         """Apply [price, size] level updates (size 0 deletes); the hot per-diff loop."""
@@ -157,7 +173,11 @@ class BaseNormalizer:
     streams: tuple[str, ...] = STREAMS
 
     def __init__(
-        self, symbols: list[str], depth: int = 20, book_interval_ns: int = 1_000_000_000
+        self,
+        symbols: list[str],
+        depth: int = 20,
+        book_interval_ns: int = 1_000_000_000,
+        streams: tuple[str, ...] | list[str] | None = None,
     ) -> None:
         if not symbols:
             raise ConfigError("give at least one symbol, e.g. BTC-USDT-PERP")
@@ -167,6 +187,12 @@ class BaseNormalizer:
             raise ConfigError("--book-interval must be positive")
         self.depth = depth
         self.book_interval_ns = int(book_interval_ns)
+        # What the book feed becomes: sampled `book` rows (the default, as before depth
+        # existed) and/or every update as `depth` rows.
+        kinds = [k for k in (streams or ("book",)) if k in BOOK_KINDS]
+        self.book_kinds = tuple(kinds)
+        self.emit_book = "book" in kinds
+        self.emit_depth = "depth" in kinds
         self.symbols = [self.canonical(check_symbol(s)) for s in symbols]
         self.symbols = list(dict.fromkeys(self.symbols))
         self.venue = {s: self.venue_symbol(s) for s in self.symbols}
@@ -178,6 +204,7 @@ class BaseNormalizer:
         self._events: list[Event] = []
         self._open: dict[tuple[str, str], Event] = {}
         self._cur = ""
+        self._recv = 0  # receive time of the message being parsed (ts_local of its rows)
         self._reset_buffers()
         self.first_recv_ns: int | None = None  # oldest receive time of the undrained rows
         self.max_venue_ts_ns = 0
@@ -205,6 +232,7 @@ class BaseNormalizer:
         if self.first_recv_ns is None:
             self.first_recv_ns = recv_ts_ns
         self._cur = ""
+        self._recv = recv_ts_ns
         try:
             obj = self._decode(raw)
             self._feed(recv_ts_ns, obj, symbol)
@@ -252,18 +280,20 @@ class BaseNormalizer:
         """Add a book row at ts_ns for every synced book (on demand); returns rows added."""
         n = 0
         for s, book in self.books.items():
-            if book.synced and (book.bids or book.asks):
+            if self.emit_book and book.synced and (book.bids or book.asks):
                 self._book_row(s, ts_ns, book)
                 n += 1
         return n
 
     def on_disconnect(self, ts_ns: int, reason: str, streams: list[str] | None = None) -> None:
-        """A connection carrying `streams` (default all) dropped at ts_ns: their data has a
-        gap from ts_ns, and books go out of sync until rebuilt."""
+        """A connection carrying `streams` (feeds, default all) dropped at ts_ns: their
+        data has a gap from ts_ns, and books go out of sync until rebuilt."""
         self.counters.disconnects += 1
         streams = list(streams or self.streams)
+        if "book" in streams:
+            streams = [s for s in streams if s not in BOOK_KINDS] + list(self.book_kinds)
         for s in self.symbols:
-            if "book" in streams:
+            if "book" in streams or "depth" in streams:
                 self.books[s].synced = False
                 self.books[s].clear()
             for stream in streams:
@@ -271,7 +301,7 @@ class BaseNormalizer:
 
     def on_message_after_gap(self, recv_ts_ns: int, stream: str) -> None:
         """A `stream` message arrived: its open gaps end (book gaps end when rebuilt)."""
-        if stream == "book":
+        if stream in BOOK_KINDS:
             return
         for key in [k for k in self._open if k[1] == stream]:
             self._close_gap(key[0], key[1], recv_ts_ns)
@@ -290,32 +320,32 @@ class BaseNormalizer:
         names = self.symbols
         t = self._trade
         if t[0]:
-            out["trade"] = pa.Table.from_arrays(
-                [
-                    _arrow(t[0], pa.int64()),
-                    _labels(np.zeros(len(t[0]), np.int32), [self.exchange]),
-                    _labels(t[1], names),
-                    _arrow(t[2], pa.int8()),
-                    _arrow(t[3], pa.float64()),
-                    _arrow(t[4], pa.float64()),
-                    pa.array(t[5], pa.string()),
-                    pa.nulls(len(t[0]), pa.int64()),  # ts_local: not recorded yet
-                ],
-                schema=schema_for("trade"),
+            out["trade"] = _table(
+                "trade",
+                {
+                    "ts": _arrow(t[0], pa.int64()),
+                    "ts_local": _arrow(t[6], pa.int64()),
+                    "exchange": _labels(np.zeros(len(t[0]), np.int32), [self.exchange]),
+                    "symbol": _labels(t[1], names),
+                    "side": _arrow(t[2], pa.int8()),
+                    "price": _arrow(t[3], pa.float64()),
+                    "qty": _arrow(t[4], pa.float64()),
+                    "trade_id": pa.array(t[5], pa.string()),
+                },
             )
         lq = self._liq
         if lq[0]:
-            out["liquidation"] = pa.Table.from_arrays(
-                [
-                    _arrow(lq[0], pa.int64()),
-                    _labels(np.zeros(len(lq[0]), np.int32), [self.exchange]),
-                    _labels(lq[1], names),
-                    _arrow(lq[2], pa.int8()),
-                    _arrow(lq[3], pa.float64()),
-                    _arrow(lq[4], pa.float64()),
-                    pa.nulls(len(lq[0]), pa.int64()),  # ts_local: not recorded yet
-                ],
-                schema=schema_for("liquidation"),
+            out["liquidation"] = _table(
+                "liquidation",
+                {
+                    "ts": _arrow(lq[0], pa.int64()),
+                    "ts_local": _arrow(lq[5], pa.int64()),
+                    "exchange": _labels(np.zeros(len(lq[0]), np.int32), [self.exchange]),
+                    "symbol": _labels(lq[1], names),
+                    "side": _arrow(lq[2], pa.int8()),
+                    "price": _arrow(lq[3], pa.float64()),
+                    "qty": _arrow(lq[4], pa.float64()),
+                },
             )
         f = self._fund
         if f[0]:
@@ -342,14 +372,48 @@ class BaseNormalizer:
                 + [pa.array(levels[:, i]) for i in range(levels.shape[1])],
                 schema=book_schema(self.depth),
             )
+        if self._dmsg[0]:
+            out["depth"] = self._depth_table()
         for kind, table in out.items():
             self.counters.rows[kind] = self.counters.rows.get(kind, 0) + table.num_rows
         self._reset_buffers()
         self.first_recv_ns = None
         return out
 
+    def _depth_table(self) -> pa.Table:
+        """Depth rows from the per-message and per-level buffers: a message's scalars
+        (times, symbol, seq, flags) repeat over its levels, bids (side 1) before asks."""
+        ts, ts_local, code, seq, flags, n_bid, n_ask = (
+            np.frombuffer(c, dtype=_NP[c.typecode]) for c in self._dmsg
+        )
+        counts = np.empty(2 * len(ts), dtype=np.int64)
+        counts[0::2] = n_bid
+        counts[1::2] = n_ask
+        per_msg = n_bid.astype(np.int64) + n_ask
+        side = np.repeat(np.tile(np.array([1, -1], dtype=np.int8), len(ts)), counts)
+        return _table(
+            "depth",
+            {
+                "ts": pa.array(np.repeat(ts, per_msg)),
+                "ts_local": pa.array(np.repeat(ts_local, per_msg)),
+                "exchange": _labels(np.zeros(len(side), np.int32), [self.exchange]),
+                "symbol": _labels(np.repeat(code, per_msg), self.symbols),
+                "side": pa.array(side),
+                "price": _arrow(self._dpx, pa.float64()),
+                "qty": _arrow(self._dqty, pa.float64()),
+                "seq": pa.array(np.repeat(seq, per_msg)),
+                "flags": pa.array(np.repeat(flags, per_msg).astype(np.uint8)),
+            },
+        )
+
     def pending_rows(self) -> int:
-        return len(self._trade[0]) + len(self._liq[0]) + len(self._fund[0]) + len(self._book[0])
+        return (
+            len(self._trade[0])
+            + len(self._liq[0])
+            + len(self._fund[0])
+            + len(self._book[0])
+            + len(self._dpx)
+        )
 
     # ------------------------------------------------------------ helpers for venues
     def _reset_buffers(self) -> None:
@@ -357,8 +421,10 @@ class BaseNormalizer:
         # growth): an append stores the C value, and a drain hands the memory to Arrow
         # without converting Python objects one by one (several times cheaper than
         # lists of floats). Trade ids stay str; book rows are sampled, not per message.
-        self._trade = (_col("q"), _col("i"), _col("b"), _col("d"), _col("d"), [])
-        self._liq = (_col("q"), _col("i"), _col("b"), _col("d"), _col("d"))
+        # ts sym side price qty trade_id ts_local
+        self._trade = (_col("q"), _col("i"), _col("b"), _col("d"), _col("d"), [], _col("q"))
+        # ts sym side price qty ts_local
+        self._liq = (_col("q"), _col("i"), _col("b"), _col("d"), _col("d"), _col("q"))
         # ts sym rate interval_h mark index next_ts settled
         self._fund = (
             _col("q"),
@@ -371,6 +437,10 @@ class BaseNormalizer:
             _col("b"),
         )
         self._book: tuple[list, ...] = ([], [], [])  # ts, sym, levels
+        # depth: per message ts ts_local sym seq flags n_bid n_ask; per level price, qty
+        self._dmsg = (_col("q"), _col("q"), _col("i"), _col("q"), _col("b"), _col("i"), _col("i"))
+        self._dpx = _col("d")
+        self._dqty = _col("d")
 
     def _seen(self, stream: str) -> None:
         self._cur = stream
@@ -385,6 +455,7 @@ class BaseNormalizer:
         t[3].append(px)
         t[4].append(qty)
         t[5].append(tid)
+        t[6].append(self._recv)
         if ts > self.max_venue_ts_ns:
             self.max_venue_ts_ns = ts
 
@@ -395,6 +466,7 @@ class BaseNormalizer:
         lq[2].append(side)
         lq[3].append(px)
         lq[4].append(qty)
+        lq[5].append(self._recv)
 
     def _fund_row(
         self,
@@ -426,7 +498,7 @@ class BaseNormalizer:
             return
         book = self.books[sym]
         iv = self.book_interval_ns
-        if book.synced and nxt and (book.bids or book.asks):
+        if self.emit_book and book.synced and nxt and (book.bids or book.asks):
             last = min(ts_ns // iv * iv, nxt + (MAX_FILL_ROWS - 1) * iv)
             for g in range(nxt, last + 1, iv):
                 self._book_row(sym, g, book)
@@ -439,7 +511,8 @@ class BaseNormalizer:
         book = self.books[sym]
         book.synced = True
         self.next_sample[sym] = (ts_ns // self.book_interval_ns + 1) * self.book_interval_ns
-        self._close_gap(sym, "book", ts_ns)
+        for kind in self.book_kinds:
+            self._close_gap(sym, kind, ts_ns)
 
     def _lost(self, sym: str, ts_ns: int, reason: str, detail: str = "") -> None:
         """sym's book broke its sequence rule: count, open a gap, wait for a rebuild."""
@@ -448,18 +521,46 @@ class BaseNormalizer:
         self.counters.resyncs += 1
         book.synced = False
         book.clear()
-        self._open_gap(sym, "book", ts_ns, reason, detail)
+        for kind in self.book_kinds:
+            self._open_gap(sym, kind, ts_ns, reason, detail)
 
-    def _open_gap(self, sym: str, stream: str, ts_ns: int, reason: str, detail: str = "") -> None:
-        key = (sym, stream)
-        if key not in self._open:
-            self._open[key] = Event(self.exchange, sym, stream, ts_ns, None, reason, detail)
+    # ------------------------------------------------------------ depth rows
+    def _depth_diff(self, sym: str, ts: int, seq: int, book: Book, bids: list, asks: list) -> None:
+        """Apply one diff message to `book`, storing each level as a depth row."""
+        m = self._dmsg
+        m[0].append(ts)
+        m[1].append(self._recv)
+        m[2].append(self.code[sym])
+        m[3].append(seq)
+        m[4].append(0)
+        m[5].append(len(bids))
+        m[6].append(len(asks))
+        book.apply_recorded(bids, asks, self._dpx, self._dqty)
 
-    def _close_gap(self, sym: str, stream: str, ts_ns: int) -> None:
-        ev = self._open.pop((sym, stream), None)
-        if ev is not None:
-            ev.end_ns = max(ts_ns, ev.start_ns)
-            self._events.append(ev)
+    def _depth_snapshot(self, sym: str, ts: int, seq: int, book: Book, recv: int = -1) -> None:
+        """Store `book` as it is now as a snapshot run (replaying it clears the book first)."""
+        m = self._dmsg
+        m[0].append(ts)
+        m[1].append(self._recv if recv < 0 else recv)
+        m[2].append(self.code[sym])
+        m[3].append(seq)
+        m[4].append(DEPTH_SNAPSHOT)
+        m[5].append(len(book.bids))
+        m[6].append(len(book.asks))
+        # Best first on each side: the run reads like a venue snapshot.
+        for levels, prices in (
+            (book.bids, sorted(book.bids, reverse=True)),
+            (book.asks, sorted(book.asks)),
+        ):
+            self._dpx.extend(prices)
+            self._dqty.extend([levels[p] for p in prices])
+
+
+def _table(kind: str, columns: dict[str, pa.Array]) -> pa.Table:
+    """A kind's table from named columns, in its schema's order (a column the schema
+    does not have, e.g. ts_local before the stores know it, is left out)."""
+    schema = schema_for(kind)
+    return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
 
 
 def ms_ns(ms: int | str) -> int:

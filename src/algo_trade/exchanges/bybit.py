@@ -24,13 +24,19 @@ Topics on ``/v5/public/linear``:
 
 from __future__ import annotations
 
+import orjson
+
 from algo_trade.errors import ConfigError, ExchangeError
+from algo_trade.exchanges.adapter import Connection, Endpoints, Request, VenueAdapter
 from algo_trade.exchanges.base import BaseNormalizer, ms_ns
 
 EXCHANGE = "bybit"
 WS_URL = "wss://stream.bybit.com"
 WS_PATH = "/v5/public/linear"
 REST_URL = "https://api.bybit.com"
+TEST_WS_URL = "wss://stream-testnet.bybit.com"
+TEST_REST_URL = "https://api-testnet.bybit.com"
+TOPICS_PER_SUBSCRIBE = 10  # Bybit refuses a subscribe with more args
 INSTRUMENTS_PATH = "/v5/market/instruments-info?category=linear&limit=1000"
 BOOK_LEVELS = 50
 PING = b'{"op":"ping"}'
@@ -100,9 +106,13 @@ class Normalizer(BaseNormalizer):
     exchange = EXCHANGE
 
     def __init__(
-        self, symbols: list[str], depth: int = 20, book_interval_ns: int = 1_000_000_000
+        self,
+        symbols: list[str],
+        depth: int = 20,
+        book_interval_ns: int = 1_000_000_000,
+        streams: tuple[str, ...] | list[str] | None = None,
     ) -> None:
-        super().__init__(symbols, depth, book_interval_ns)
+        super().__init__(symbols, depth, book_interval_ns, streams)
         self._ticker: dict[str, dict] = {}
         self._resub: set[str] = set()
 
@@ -179,6 +189,8 @@ class Normalizer(BaseNormalizer):
             book.last_id = u
             if not book.synced:
                 self._synced(sym, ts)
+            if self.emit_depth:
+                self._depth_snapshot(sym, ts, u, book)
             return
         if not book.synced:
             self.counters.stale_dropped += 1
@@ -188,7 +200,10 @@ class Normalizer(BaseNormalizer):
             self._resub.add(sym)
             return
         self._clock(sym, ts)
-        book.apply(d["b"], d["a"])
+        if self.emit_depth:
+            self._depth_diff(sym, ts, u, book, d["b"], d["a"])
+        else:
+            book.apply(d["b"], d["a"])
         book.last_id = u
 
     def _tickers(self, sym: str, obj: dict) -> None:
@@ -212,3 +227,48 @@ class Normalizer(BaseNormalizer):
             if next_ts > old and ts >= old:
                 self._fund_row(old, sym, float(prev_rate), ih, mark, index, old, True)
         self._fund_row(ts, sym, float(state["fundingRate"]), ih, mark, index, next_ts, False)
+
+
+def _subscribe_messages(op: str, tops: list[str]) -> list[str]:
+    return [
+        orjson.dumps({"op": op, "args": tops[i : i + TOPICS_PER_SUBSCRIBE]}).decode()
+        for i in range(0, len(tops), TOPICS_PER_SUBSCRIBE)
+    ]
+
+
+class Adapter(VenueAdapter):
+    """Bybit v5 linear for the collector: topic subscriptions, application pings, books
+    repaired by resubscribing (the venue answers with a snapshot)."""
+
+    name = EXCHANGE
+    title = "Bybit linear"
+    urls = {
+        "live": Endpoints(WS_URL, REST_URL),
+        "test": Endpoints(TEST_WS_URL, TEST_REST_URL),
+    }
+    normalizer_cls = Normalizer
+
+    def connections(self, symbols: list[str], feeds: list[str], ws_url: str) -> list[Connection]:
+        return [
+            Connection(
+                feed,
+                ws_url + WS_PATH,
+                tuple(_subscribe_messages("subscribe", topics(symbols, [feed]))),
+                PING.decode(),
+                PING_INTERVAL_S,
+            )
+            for feed in feeds
+        ]
+
+    def instruments(self) -> Request:
+        return Request("GET", INSTRUMENTS_PATH)
+
+    def parse_instruments(self, body: bytes) -> set[str]:
+        return parse_instruments(body)
+
+    def resubscribe(self, symbols: list[str]) -> list[str]:
+        tops = topics(symbols, ["book"])
+        return _subscribe_messages("unsubscribe", tops) + _subscribe_messages("subscribe", tops)
+
+
+ADAPTER = Adapter()
