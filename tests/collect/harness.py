@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from algo_trade.collect.config import CollectConfig
 from algo_trade.collect.pipeline import Collector
+from algo_trade.exchanges.adapter import VenueSettings
 from algo_trade.testing.replay import Faults, ReplayServer, force_order, load_capture
 from tests.collect.refs import DATA
 from tests.realdata import hyperliquid_main_dex_ctxs
@@ -122,14 +123,18 @@ def sent_frames(server: ReplayServer, key: str) -> list[str]:
     return out
 
 
-def config(tmp: Path, servers: dict[str, ReplayServer], **kw) -> CollectConfig:
-    urls = {ex: (s.ws_url, s.rest_url) for ex, s in servers.items()}
+def config(
+    tmp: Path, servers: dict[str, ReplayServer], poll_s: float | None = None, **kw
+) -> CollectConfig:
+    """A collector config pointing each venue at its replay server (REST polls every
+    `poll_s`, default: the adapter's)."""
+    venues = {ex: VenueSettings(s.ws_url, s.rest_url, poll_s) for ex, s in servers.items()}
     base = dict(
         exchanges=tuple(servers),
         symbols=("BTC-USDT-PERP",),
         streams=("book", "funding", "trade"),
         home=tmp,
-        urls=urls,
+        venues=venues,
         flush_interval_s=0.2,
         backoff_min_s=0.05,
         backoff_max_s=0.5,

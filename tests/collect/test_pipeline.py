@@ -398,7 +398,7 @@ def test_bybit_and_hyperliquid_concurrently(tmp_path):
             streams=("book", "funding", "trade"),
             depth=10,
             book_interval_ns=IV,
-            funding_poll_s=0.5,
+            poll_s=0.5,
         )
         col = Collector(cfg, store)
         keys = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import inspect
 import json as jsonlib
 import logging
 import sys
@@ -26,9 +26,9 @@ from algo_trade.cli.common import (
     split_option,
     store_from,
 )
-from algo_trade.errors import ConfigError, ExchangeError
-from algo_trade.exchanges import EXCHANGES, binance, bybit, hyperliquid, normalizer_for
-from algo_trade.exchanges.base import STREAMS
+from algo_trade.errors import ConfigError
+from algo_trade.exchanges import EXCHANGES, adapter_for
+from algo_trade.exchanges.adapter import NETWORKS, VenueSettings
 from algo_trade.schema import check_symbol
 from algo_trade.timeutil import fmt_ns, parse_duration_ns
 
@@ -45,60 +45,76 @@ class _JsonFormatter(logging.Formatter):
         )
 
 
-async def _instruments(exchange: str, rest: str) -> set[str]:
-    import aiohttp
-
-    rest = rest.rstrip("/")
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-            if exchange == "binance":
-                async with http.get(rest + binance.INSTRUMENTS_PATH) as r:
-                    r.raise_for_status()
-                    return binance.parse_instruments(await r.read())
-            if exchange == "bybit":
-                async with http.get(rest + bybit.INSTRUMENTS_PATH) as r:
-                    r.raise_for_status()
-                    return bybit.parse_instruments(await r.read())
-            async with http.post(rest + hyperliquid.INFO_PATH, json={"type": "meta"}) as r:
-                r.raise_for_status()
-                return hyperliquid.parse_instruments(await r.read())
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise ExchangeError(
-            f"cannot reach {exchange} at {rest}: {exc or type(exc).__name__}"
-        ) from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ExchangeError(
-            f"{exchange} at {rest} answered an unusable instrument list: {exc}"
-        ) from None
+def _url_options() -> list[inspect.Parameter]:
+    """--<venue>-ws-url / --<venue>-rest-url (env ALGO_TRADE_<VENUE>_WS_URL, ...) for every
+    registered venue: the options come from the registry, so a new venue gets its own."""
+    params = []
+    for ex in EXCHANGES:
+        live = adapter_for(ex).endpoints("live")
+        for part, default in (("ws", live.ws_url), ("rest", live.rest_url)):
+            opt = typer.Option(
+                f"--{ex}-{part}-url",
+                envvar=f"ALGO_TRADE_{ex.upper()}_{part.upper()}_URL",
+                help=f"{adapter_for(ex).title} {part} base URL (default: {default}, or the "
+                "test network's with --network test).",
+                show_default=False,
+            )
+            params.append(
+                inspect.Parameter(
+                    f"{ex}_{part}_url",
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=None,
+                    annotation=Annotated[str | None, opt],
+                )
+            )
+    return params
 
 
-def preflight(exchanges: list[str], symbols: list[str], urls: dict[str, tuple[str, str]]) -> None:
-    """Check symbols against each venue's instrument list; unreachable venues fail here."""
+def _unsupported() -> str:
+    """'Venue: no stream' for every registered venue lacking a stream (for --help)."""
+    gaps = [
+        f"{adapter_for(ex).title}: no {st}"
+        for ex in EXCHANGES
+        for st in adapter_for(ex).unsupported
+    ]
+    return "; ".join(gaps) or "none"
 
-    async def run() -> list[set[str]]:
-        return await asyncio.gather(*(_instruments(ex, urls[ex][1]) for ex in exchanges))
 
-    listed = asyncio.run(run())
-    for ex, names in zip(exchanges, listed, strict=True):
-        for s in normalizer_for(ex, symbols).symbols:
-            if s not in names:
-                raise ConfigError(f"{s} is not listed on {ex} (checked its instrument list)")
+def with_url_options(func):  # noqa: ANN001, ANN201 - a typer command callback
+    """Give `func` (ending in **venue_urls) one URL option pair per registered venue."""
+    sig = inspect.signature(func, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    func.__signature__ = sig.replace(parameters=own + _url_options())
+    return func
+
+
+def venue_settings(network: str, venue_urls: dict[str, str | None]) -> dict[str, VenueSettings]:
+    """One VenueSettings per venue from the URL options (unset: the network's endpoints)."""
+    out = {}
+    for ex in EXCHANGES:
+        ep = adapter_for(ex).endpoints(network)
+        ws = venue_urls.get(f"{ex}_ws_url") or ep.ws_url
+        rest = venue_urls.get(f"{ex}_rest_url") or ep.rest_url
+        out[ex] = VenueSettings(ws, rest)
+    return out
 
 
 def register(app: typer.Typer) -> None:
     @app.command("collect")
+    @with_url_options
     def collect_cmd(
         exchange: Annotated[
             str, typer.Option("--exchange", help=f"Comma-separated: {', '.join(EXCHANGES)}.")
-        ] = "binance",
+        ] = EXCHANGES[0],  # the first registered venue
         symbols: Annotated[
             str, typer.Option(help="Comma-separated symbols (BTC-USDT-PERP rule).")
         ] = "BTC-USDT-PERP",
         streams: Annotated[
             str,
             typer.Option(
-                help="Comma-separated: book, funding, liquidation, trade. Hyperliquid publishes no "
-                "public liquidation stream, so 'liquidation' is refused for it."
+                help="Comma-separated: book (sampled snapshots), depth (every book update, "
+                "snapshot runs at each (re)sync), funding, liquidation, trade. Refused where "
+                f"a venue does not publish one ({_unsupported()})."
             ),
         ] = "book,funding,trade",
         depth: Annotated[int, typer.Option(help="Book levels per side in each snapshot.")] = 20,
@@ -144,22 +160,9 @@ def register(app: typer.Typer) -> None:
         stale_after: Annotated[
             str, typer.Option(help="Reconnect a stream silent for this long.")
         ] = "30s",
-        binance_ws_url: Annotated[
-            str, typer.Option(envvar="ALGO_TRADE_BINANCE_WS_URL")
-        ] = binance.WS_URL,
-        binance_rest_url: Annotated[
-            str, typer.Option(envvar="ALGO_TRADE_BINANCE_REST_URL")
-        ] = binance.REST_URL,
-        bybit_ws_url: Annotated[str, typer.Option(envvar="ALGO_TRADE_BYBIT_WS_URL")] = bybit.WS_URL,
-        bybit_rest_url: Annotated[
-            str, typer.Option(envvar="ALGO_TRADE_BYBIT_REST_URL")
-        ] = bybit.REST_URL,
-        hyperliquid_ws_url: Annotated[
-            str, typer.Option(envvar="ALGO_TRADE_HYPERLIQUID_WS_URL")
-        ] = hyperliquid.WS_URL,
-        hyperliquid_rest_url: Annotated[
-            str, typer.Option(envvar="ALGO_TRADE_HYPERLIQUID_REST_URL")
-        ] = hyperliquid.REST_URL,
+        network: Annotated[
+            str, typer.Option(help=f"Venue network: {', '.join(NETWORKS)} (testnets).")
+        ] = "live",
         no_status: Annotated[
             bool, typer.Option("--no-status", help="No live table (logs only).")
         ] = False,
@@ -169,6 +172,7 @@ def register(app: typer.Typer) -> None:
         json: Json = False,
         profile: Profile = None,
         profile_memory: ProfileMemory = False,
+        **venue_urls: str | None,
     ) -> None:
         """Collect live order books, funding, liquidations and trades until Ctrl-C/SIGTERM or --duration.
 
@@ -180,24 +184,14 @@ def register(app: typer.Typer) -> None:
         --streams book,funding,trade --depth 20 --book-interval 1s --duration 1h --metrics-port 9108
         """
         from algo_trade.collect.config import CollectConfig
+        from algo_trade.collect.instruments import check_listed
         from algo_trade.collect.pipeline import run_collector
 
         exs = split_option(exchange, "exchange")
-        for ex in exs:
-            if ex not in EXCHANGES:
-                raise ConfigError(f"unknown exchange {ex!r}: choose from {', '.join(EXCHANGES)}")
         sts = split_option(streams, "streams")
-        for st in sts:
-            if st not in STREAMS:
-                raise ConfigError(f"unknown stream {st!r}: choose from {', '.join(STREAMS)}")
-        if "hyperliquid" in exs and "liquidation" in sts:
-            raise ConfigError(hyperliquid.NO_LIQUIDATIONS)
         syms = parse_symbols(symbols)
-        urls = {
-            "binance": (binance_ws_url, binance_rest_url),
-            "bybit": (bybit_ws_url, bybit_rest_url),
-            "hyperliquid": (hyperliquid_ws_url, hyperliquid_rest_url),
-        }
+        if network not in NETWORKS:
+            raise ConfigError(f"--network {network}: choose from {', '.join(NETWORKS)}")
         level = getattr(logging, log_level.upper(), None)
         if not isinstance(level, int):
             raise ConfigError(f"bad --log-level {log_level!r}")
@@ -219,7 +213,8 @@ def register(app: typer.Typer) -> None:
             flush_rows=flush_rows,
             flush_interval_s=parse_duration_ns(flush_interval) / 1e9,
             durable_window_s=parse_duration_ns(durable_window) / 1e9,
-            urls=urls,
+            venues=venue_settings(network, venue_urls),
+            network=network,
             spool_dir=spool,
             record_raw=record_raw,
             metrics_port=metrics_port,
@@ -228,8 +223,8 @@ def register(app: typer.Typer) -> None:
         )
         cfg.validate()
         for ex in exs:  # each venue's symbol mapping, before any network call
-            normalizer_for(ex, syms, depth, cfg.book_interval_ns)
-        preflight(exs, syms, urls)
+            adapter_for(ex).normalizer(syms, depth, cfg.book_interval_ns, sts)
+        check_listed(cfg)
         with run_context(profile, profile_memory, json) as stages, stages.stage("collect"):
             store = store_from(home, db)
             summary = run_collector(
@@ -267,7 +262,9 @@ def register(app: typer.Typer) -> None:
 
     @db_app.command("coverage")
     def coverage_cmd(
-        exchange: Annotated[str, typer.Option("--exchange", help="Exchange name, e.g. binance.")],
+        exchange: Annotated[
+            str, typer.Option("--exchange", help=f"Exchange name: {', '.join(EXCHANGES)}.")
+        ],
         symbol: Annotated[str, typer.Option("--symbol", help="Our symbol, e.g. BTC-USDT-PERP.")],
         start: Annotated[str, typer.Option(help="First time (UTC), e.g. 2024-01-01.")],
         end: Annotated[str, typer.Option(help="End time (UTC, exclusive).")],

@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from algo_trade.collect.memory import TRIM_INTERVAL_S
 from algo_trade.errors import ConfigError
-from algo_trade.exchanges import EXCHANGES, binance, bybit, hyperliquid
+from algo_trade.exchanges import EXCHANGES, adapter_for
+from algo_trade.exchanges.adapter import NETWORKS, VenueSettings
 from algo_trade.exchanges.base import STREAMS
 
-DEFAULT_URLS = {
-    "binance": (binance.WS_URL, binance.REST_URL),
-    "bybit": (bybit.WS_URL, bybit.REST_URL),
-    "hyperliquid": (hyperliquid.WS_URL, hyperliquid.REST_URL),
-}
+DEFAULT_STREAMS = ("book", "funding", "trade")
 
 
 @dataclass(frozen=True)
 class CollectConfig:
-    """Everything one collector run needs (the CLI builds it; env vars are read there)."""
+    """Everything one collector run needs (the CLI builds it; env vars are read there).
+
+    venues: per-venue settings (URLs, REST poll interval) by exchange name; a venue
+    missing here uses its adapter's endpoints on `network` (live or test).
+    """
 
     exchanges: tuple[str, ...]
     symbols: tuple[str, ...]
-    streams: tuple[str, ...] = STREAMS
+    streams: tuple[str, ...] = DEFAULT_STREAMS
     home: Path = Path("algo-trade-data")
     depth: int = 20
     book_interval_ns: int = 1_000_000_000
@@ -34,7 +36,8 @@ class CollectConfig:
     # Rows received are fsynced in the spool within about this long (group commit): what
     # a kill -9 or power cut can lose at most.
     durable_window_s: float = 0.1
-    urls: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(DEFAULT_URLS))
+    venues: Mapping[str, VenueSettings] = field(default_factory=dict)
+    network: str = "live"
     spool_dir: Path | None = None
     record_raw: Path | None = None
     metrics_port: int | None = None
@@ -42,7 +45,6 @@ class CollectConfig:
     stale_s: float = 30.0
     backoff_min_s: float = 0.5
     backoff_max_s: float = 30.0
-    funding_poll_s: float = hyperliquid.FUNDING_POLL_S
     max_spool_rows: int = 20_000_000
     shutdown_timeout_s: float = 10.0
     fsync: bool = True
@@ -55,12 +57,19 @@ class CollectConfig:
         for st in self.streams:
             if st not in STREAMS:
                 raise ConfigError(f"unknown stream {st!r}: choose from {', '.join(STREAMS)}")
-        if "hyperliquid" in self.exchanges and "liquidation" in self.streams:
-            raise ConfigError(hyperliquid.NO_LIQUIDATIONS)
+        if self.network not in NETWORKS:
+            raise ConfigError(f"unknown network {self.network!r}: choose from live, test")
+        for ex in self.exchanges:
+            adapter_for(ex).check_streams(self.streams)
         if self.queue_size < 1 or self.flush_rows < 1 or self.flush_interval_s <= 0:
             raise ConfigError("--queue-size, flush rows and flush interval must be positive")
         if not 0.001 <= self.durable_window_s <= 60:
             raise ConfigError("--durable-window must be between 1ms and 60s, e.g. 100ms")
 
-    def streams_for(self, exchange: str) -> list[str]:
-        return [s for s in self.streams if exchange != "hyperliquid" or s != "liquidation"]
+    def settings(self, exchange: str) -> VenueSettings:
+        """The venue's settings: as given, else its adapter's endpoints on `network`."""
+        given = self.venues.get(exchange)
+        if given is not None:
+            return given
+        ep = adapter_for(exchange).endpoints(self.network)
+        return VenueSettings(ep.ws_url, ep.rest_url)

@@ -42,6 +42,8 @@ from algo_trade.collect.spool import GroupCommitter, Spool
 from algo_trade.collect.venue import SPARSE_STREAMS, Venue
 from algo_trade.collect.writer import SpooledBatch, Writer
 from algo_trade.errors import StoreError
+from algo_trade.exchanges.adapter import feed_of
+from algo_trade.exchanges.base import BOOK_KINDS
 
 log = logging.getLogger("algo_trade.collect")
 
@@ -192,13 +194,14 @@ class Collector:
             await asyncio.sleep(min(1.0, stale / 4))
             now = time.monotonic()
             for v in self.venues:
-                for st, (_ws, reader) in list(v.sockets.items()):
-                    if st in SPARSE_STREAMS:
+                for key, (_ws, reader) in list(v.sockets.items()):
+                    feed = v.conns[key].feed
+                    if feed in SPARSE_STREAMS:
                         continue  # silence is normal there; pings watch the link
-                    if now - v.last_msg.get(st, now) > stale:
-                        log.warning("%s %s silent for %.0f s: reconnecting", v.exchange, st, stale)
-                        v.last_msg[st] = now
-                        v.norm._events.append(_stall_event(v.exchange, st, time.time_ns(), stale))
+                    if now - v.last_msg.get(key, now) > stale:
+                        log.warning("%s %s silent for %.0f s: reconnecting", v.exchange, key, stale)
+                        v.last_msg[key] = now
+                        v.norm._events.append(_stall_event(v.exchange, feed, time.time_ns(), stale))
                         reader.cancel()  # the connection loop sees a stall and reconnects
 
     async def run(self) -> dict:
@@ -312,12 +315,6 @@ class Collector:
     def rows(self) -> list[dict]:
         """One status row per (exchange, stream)."""
         out = []
-        kind_of = {
-            "book": "book",
-            "funding": "funding",
-            "liquidation": "liquidation",
-            "trade": "trade",
-        }
         for v in self.venues:
             c = v.norm.counters
             for st in v.streams:
@@ -325,16 +322,16 @@ class Collector:
                     {
                         "exchange": v.exchange,
                         "stream": st,
-                        "messages": c.by_stream.get(st, 0),
-                        "rows_written": self.writer.written.get((v.exchange, kind_of[st]), 0),
+                        "messages": c.by_stream.get(feed_of(st), 0),
+                        "rows_written": self.writer.written.get((v.exchange, st), 0),
                         "queue": v.queue.qsize(),
-                        "connected": v.connected.get(st, st == "funding"),
+                        "connected": v.connected.get(st, False),
                         "reconnects": v.reconnects.get(st, 0),
-                        "resyncs": c.resyncs if st == "book" else 0,
+                        "resyncs": c.resyncs if st in BOOK_KINDS else 0,
                         "malformed": c.malformed,
                         "backpressure": v.waiting_on_store or v.queue.full(),
                         "waiting_snapshot": (
-                            st == "book"
+                            st in BOOK_KINDS
                             and v.connected.get(st, False)
                             and any(not b.synced for b in v.norm.books.values())
                         ),
@@ -376,7 +373,7 @@ class Collector:
             "messages": msgs,
             "malformed": sum(v.norm.counters.malformed for v in self.venues),
             "resyncs": sum(v.norm.counters.resyncs for v in self.venues),
-            "reconnects": sum(sum(v.reconnects.values()) for v in self.venues),
+            "reconnects": sum(v.reconnects_total for v in self.venues),
             "rows_written": sum(w.written.values()),
             "written": {f"{e}/{k}": n for (e, k), n in sorted(w.written.items())},
             "duplicates_skipped": w.duplicates,

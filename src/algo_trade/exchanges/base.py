@@ -285,15 +285,23 @@ class BaseNormalizer:
                 n += 1
         return n
 
-    def on_disconnect(self, ts_ns: int, reason: str, streams: list[str] | None = None) -> None:
-        """A connection carrying `streams` (feeds, default all) dropped at ts_ns: their
-        data has a gap from ts_ns, and books go out of sync until rebuilt."""
+    def on_disconnect(
+        self,
+        ts_ns: int,
+        reason: str,
+        streams: list[str] | None = None,
+        symbols: list[str] | None = None,
+    ) -> None:
+        """A connection carrying `streams` (feeds, default all) of `symbols` (default
+        all) dropped at ts_ns: their data has a gap from ts_ns, and their books go out of
+        sync until rebuilt."""
         self.counters.disconnects += 1
         streams = list(streams or self.streams)
         if "book" in streams:
             streams = [s for s in streams if s not in BOOK_KINDS] + list(self.book_kinds)
-        for s in self.symbols:
-            if "book" in streams or "depth" in streams:
+        book_lost = any(s in BOOK_KINDS for s in streams)
+        for s in symbols or self.symbols:
+            if book_lost:
                 self.books[s].synced = False
                 self.books[s].clear()
             for stream in streams:
@@ -554,6 +562,17 @@ class BaseNormalizer:
         ):
             self._dpx.extend(prices)
             self._dqty.extend([levels[p] for p in prices])
+
+    def _open_gap(self, sym: str, stream: str, ts_ns: int, reason: str, detail: str = "") -> None:
+        key = (sym, stream)
+        if key not in self._open:
+            self._open[key] = Event(self.exchange, sym, stream, ts_ns, None, reason, detail)
+
+    def _close_gap(self, sym: str, stream: str, ts_ns: int) -> None:
+        ev = self._open.pop((sym, stream), None)
+        if ev is not None:
+            ev.end_ns = max(ts_ns, ev.start_ns)
+            self._events.append(ev)
 
 
 def _table(kind: str, columns: dict[str, pa.Array]) -> pa.Table:

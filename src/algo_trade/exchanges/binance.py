@@ -141,12 +141,14 @@ class Normalizer(BaseNormalizer):
             if not self.books[s].synced and s not in self._snap and self._buf[s]
         ]
 
-    def _on_disconnect_streams(self, ts_ns: int, reason: str, streams: list[str]) -> None:
-        super().on_disconnect(ts_ns, reason, streams)
+    def _on_disconnect_streams(
+        self, ts_ns: int, reason: str, streams: list[str], symbols: list[str] | None = None
+    ) -> None:
+        super().on_disconnect(ts_ns, reason, streams, symbols)
         if "book" in streams:
-            self._snap.clear()
-            for b in self._buf.values():
-                b.clear()
+            for s in symbols or self.symbols:
+                self._snap.pop(s, None)
+                self._buf[s].clear()
 
     def _feed(self, recv_ts_ns: int, obj: object, symbol: str | None) -> None:
         if not isinstance(obj, dict):
@@ -294,7 +296,13 @@ class Normalizer(BaseNormalizer):
                 hs.clear()
         return super().drain_events(close_open_at)
 
-    def on_disconnect(self, ts_ns: int, reason: str, streams: list[str] | None = None) -> None:
+    def on_disconnect(
+        self,
+        ts_ns: int,
+        reason: str,
+        streams: list[str] | None = None,
+        symbols: list[str] | None = None,
+    ) -> None:
         # Trades are not given a disconnect gap: the id jump after it is backfilled, and
         # what the backfill cannot fetch becomes the gap (in venue time).
         streams = list(streams or self.streams)
@@ -303,7 +311,7 @@ class Normalizer(BaseNormalizer):
             streams.remove("trade")
             if not streams:
                 return
-        self._on_disconnect_streams(ts_ns, reason, streams)
+        self._on_disconnect_streams(ts_ns, reason, streams, symbols)
 
     def resume_state(self) -> dict:
         """What the next run needs to backfill across a restart (see collect/downtime)."""

@@ -124,10 +124,17 @@ class Normalizer(BaseNormalizer):
         self._resub.clear()
         return out
 
-    def on_disconnect(self, ts_ns: int, reason: str, streams: list[str] | None = None) -> None:
-        super().on_disconnect(ts_ns, reason, streams)
+    def on_disconnect(
+        self,
+        ts_ns: int,
+        reason: str,
+        streams: list[str] | None = None,
+        symbols: list[str] | None = None,
+    ) -> None:
+        super().on_disconnect(ts_ns, reason, streams, symbols)
         if streams is None or "funding" in streams:
-            self._ticker.clear()
+            for s in symbols or self.symbols:
+                self._ticker.pop(s, None)
 
     def _feed(self, recv_ts_ns: int, obj: object, symbol: str | None) -> None:
         if not isinstance(obj, dict):

@@ -103,9 +103,16 @@ class Normalizer(BaseNormalizer):
         super().__init__(symbols, depth, book_interval_ns, streams)
         self._last_run: dict[str, int] = {}  # sym -> venue time of its last snapshot run
 
-    def on_disconnect(self, ts_ns: int, reason: str, streams: list[str] | None = None) -> None:
-        super().on_disconnect(ts_ns, reason, streams)
-        self._last_run.clear()
+    def on_disconnect(
+        self,
+        ts_ns: int,
+        reason: str,
+        streams: list[str] | None = None,
+        symbols: list[str] | None = None,
+    ) -> None:
+        super().on_disconnect(ts_ns, reason, streams, symbols)
+        for s in symbols or self.symbols:
+            self._last_run.pop(s, None)
 
     def canonical(self, symbol: str) -> str:
         return from_venue(to_venue(symbol))
