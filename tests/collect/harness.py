@@ -163,7 +163,7 @@ async def drive(col: Collector, done, timeout_s: float = 60.0, read_all: bool = 
         check_time()
         await asyncio.sleep(0.05)
     if read_all:
-        urls = {ws for ws, _ in col.cfg.urls.values()}
+        urls = {v.ws_url for v in col.cfg.venues.values()}
         servers = [s for s in _SERVERS if s.port and s.ws_url in urls]
         while sum(v.frames_in for v in col.venues) < sum(s.frames_out for s in servers):
             if task.done():
