@@ -291,6 +291,8 @@ def validate(
 
     def rule(reason: str, mask: np.ndarray) -> None:
         nonlocal bad
+        if not mask.any():  # the common case: one pass, not four
+            return
         new = mask & ~bad
         count = int(new.sum())
         if count:
@@ -378,29 +380,37 @@ def validate(
     return Validated(table, rejected, rows)
 
 
+def _filled(col: pa.ChunkedArray, value: int) -> np.ndarray:
+    """An integer column as NumPy, nulls replaced (no copy pass when there are none)."""
+    if col.null_count:
+        col = col.fill_null(value)
+    return col.to_numpy()
+
+
 def _depth_rules(table: pa.Table, rule, bad_now, live: LiveFn | None) -> np.ndarray | None:
     """Row rules of `depth`; returns the read-order permutation when the input is not in
     read order (None: it is)."""
     n = table.num_rows
     ts_local = table.column("ts_local")
-    rule("missing ts_local", ts_local.is_null().to_numpy(zero_copy_only=False))
-    side = table.column("side").fill_null(0).to_numpy(zero_copy_only=False)
-    rule("side must be 1 (bid) or -1 (ask)", ~np.isin(side, (1, -1)))
-    with np.errstate(invalid="ignore"):
-        price, qty = _np(table, "price"), _np(table, "qty")
-        rule("non-finite price or qty", ~(np.isfinite(price) & np.isfinite(qty)))
-        rule("negative or zero price, or negative qty", (price <= 0) | (qty < 0))
-    seq = table.column("seq").fill_null(-1).to_numpy(zero_copy_only=False)
-    flags = table.column("flags").fill_null(0).to_numpy(zero_copy_only=False)
-    ts = table.column("ts").fill_null(0).to_numpy(zero_copy_only=False)
+    if ts_local.null_count:
+        rule("missing ts_local", ts_local.is_null().to_numpy(zero_copy_only=False))
+    side = _filled(table.column("side"), 0)
+    price, qty = _np(table, "price"), _np(table, "qty")
+    code = depth_nb.row_checks_nb(side, price, qty)
+    rule("side must be 1 (bid) or -1 (ask)", code == 1)
+    rule("non-finite price or qty", code == 2)
+    rule("negative or zero price, or negative qty", code == 3)
+    seq = _filled(table.column("seq"), -1)
+    flags = _filled(table.column("flags"), 0)
+    ts = _filled(table.column("ts"), 0)
     ex = table.column("exchange").combine_chunks()
     sym = table.column("symbol").combine_chunks()
-    ex_idx = ex.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    sym_idx = sym.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    ex_idx = _filled(pa.chunked_array([ex.indices]), 0).astype(np.int64)
+    sym_idx = _filled(pa.chunked_array([sym.indices]), 0).astype(np.int64)
     n_sym = max(len(sym.dictionary), 1)
     group = ex_idx * n_sym + sym_idx
     n_groups = max(len(ex.dictionary), 1) * n_sym
-    tl = ts_local.fill_null(0).to_numpy(zero_copy_only=False)
+    tl = _filled(ts_local, 0)
     rule(
         "non-monotonic ts_local (receipt time went back within the batch)",
         depth_nb.ts_local_back_nb(group, tl, flags, ~bad_now(), n_groups),

@@ -49,7 +49,9 @@ def in_order_nb(ts, seq, flags, side, price):  # pragma: no cover - compiled
     n = ts.shape[0]
     snap = flags & SNAPSHOT
     for i in range(1, n):
-        if _before(ts, seq, snap, side, price, i - 1, i) < 0:
+        if ts[i] > ts[i - 1]:  # the common case, decided by ts alone
+            continue
+        if ts[i] < ts[i - 1] or _before(ts, seq, snap, side, price, i - 1, i) < 0:
             return False
     return True
 
@@ -77,6 +79,23 @@ def depth_order(ts, seq, flags, side, price, group=None) -> np.ndarray:
     if group is not None:
         keys = keys + (group,)
     return np.lexsort(keys)
+
+
+@njit(cache=True, nogil=True)
+def row_checks_nb(side, price, qty):  # pragma: no cover - compiled
+    """Per row: 0 ok, 1 side not 1/-1, 2 price or qty not finite, 3 price <= 0 or qty < 0."""
+    n = side.shape[0]
+    out = np.zeros(n, dtype=np.int8)
+    for i in range(n):
+        p = price[i]
+        q = qty[i]
+        if side[i] != 1 and side[i] != -1:
+            out[i] = 1
+        elif not (np.isfinite(p) and np.isfinite(q)):
+            out[i] = 2
+        elif p <= 0.0 or q < 0.0:
+            out[i] = 3
+    return out
 
 
 @njit(cache=True, nogil=True)
