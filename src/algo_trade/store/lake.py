@@ -23,6 +23,7 @@ import json
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,7 @@ import pyarrow.parquet as pq
 
 from algo_trade.data import depth_nb
 from algo_trade.errors import DataError, StoreError
-from algo_trade.fileio import atomic_path, write_text_atomic
+from algo_trade.fileio import atomic_path, fsync_dir, write_text_atomic
 from algo_trade.schema import (
     KEYS,
     KINDS,
@@ -259,17 +260,36 @@ class LakeStore:
 
     @staticmethod
     def _files(day_dir: Path) -> list[tuple[int, int, str]]:
+        """The day's data files, as readers must see them: while a compaction manifest says
+        its merged file is in place, the files it replaces are left out (they may linger
+        after a crash or while older readers finish; they are never counted twice)."""
         out = []
         try:
             names = os.listdir(day_dir)
         except FileNotFoundError:
             return out
+        hidden = _superseded(day_dir, names) if _MANIFEST in names else set()
         for name in names:
             m = _NAME_RE.fullmatch(name)
-            if m:
+            if m and name not in hidden:
                 out.append((int(m.group(1)), int(m.group(2)), str(day_dir / name)))
         out.sort()
         return out
+
+    @contextmanager
+    def _reading(self, day_dir: Path) -> Iterator[None]:
+        """A shared lock on the day's readers file while its files are read: compaction
+        unlinks the files it replaced only when no reader holds it (readers never wait)."""
+        try:
+            fh = open(day_dir / _READERS, "rb")  # noqa: SIM115 - closed below
+        except OSError:  # none yet (no compaction can have run) or a read-only lake
+            yield
+            return
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH)
+            yield
+        finally:
+            fh.close()  # releases the lock
 
     @contextmanager
     def _locked(self, day_dir: Path) -> Iterator[None]:
@@ -280,6 +300,7 @@ class LakeStore:
                 " compacted; copy it elsewhere (or choose another --home) to change it"
             )
         day_dir.mkdir(parents=True, exist_ok=True)
+        (day_dir / _READERS).touch(exist_ok=True)
         with open(day_dir / ".lock", "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
@@ -395,7 +416,9 @@ class LakeStore:
         chunks = [part.slice(a, step) for a in range(0, n, step)]
         list(_pool().map(lambda c: self._write_file(kind, day_dir, c), chunks))
 
-    def _write_file(self, kind: str, day_dir: Path, part: pa.Table) -> str:
+    def _write_file(
+        self, kind: str, day_dir: Path, part: pa.Table, file_name: str | None = None
+    ) -> str:
         ts = part.column("ts")
         arrays: dict[str, pa.Array] = {"ts": ts.combine_chunks()}
         scales: dict[str, int] = {}
@@ -427,7 +450,7 @@ class LakeStore:
             meta["depth"] = book_depth(part.schema)
         table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
         tsn = arrays["ts"].to_numpy()
-        name = f"{int(tsn[0]):019d}-{int(tsn[-1]):019d}-{uuid.uuid4().hex[:12]}.parquet"
+        name = file_name or _file_name(int(tsn[0]), int(tsn[-1]))
         with atomic_path(day_dir / name, fsync=self.fsync, prefix=f".tmp-{os.getpid()}-") as tmp:
             pq.write_table(
                 table,
@@ -501,17 +524,18 @@ class LakeStore:
         if descending:
             days.reverse()
         for day in days:
-            files = [f for f in self._files(ds / day) if f[0] < e and f[1] >= s]
-            for cluster in _clusters(files, descending):
-                for batch in _read_cluster(
-                    cluster, cols, s, e, kind, exchange, symbol, descending, remaining
-                ):
-                    if remaining is not None:
-                        if batch.num_rows >= remaining:
-                            yield batch.slice(0, remaining)
-                            return
-                        remaining -= batch.num_rows
-                    yield batch
+            with self._reading(ds / day):
+                files = [f for f in self._files(ds / day) if f[0] < e and f[1] >= s]
+                for cluster in _clusters(files, descending):
+                    for batch in _read_cluster(
+                        cluster, cols, s, e, kind, exchange, symbol, descending, remaining
+                    ):
+                        if remaining is not None:
+                            if batch.num_rows >= remaining:
+                                yield batch.slice(0, remaining)
+                                return
+                            remaining -= batch.num_rows
+                        yield batch
 
     def latest(self, kind: str, exchange: str, symbol: str, n: int) -> pa.Table:
         """The newest `n` records, oldest first."""
@@ -595,6 +619,8 @@ class LakeStore:
             for day in self._days(ds):
                 with self._locked(ds / day):
                     report["temp_removed"] += _remove_stale_temps(ds / day)
+                    if not _finish_compaction(ds / day, self.fsync):
+                        continue  # an earlier compaction's sources still have readers
                     files = self._files(ds / day)
                     if len(files) < 2:
                         continue
@@ -607,9 +633,19 @@ class LakeStore:
                     )
                     n = table.num_rows
                     table = _sort_dedup(kind, table)
-                    self._write_file(kind, ds / day, table)
-                    for f in files:
-                        os.unlink(f[2])
+                    # The manifest first, then the merged file: from the moment the merged
+                    # file has its name, readers skip the sources (no double count, even
+                    # after a kill -9); the sources go once no reader holds the day.
+                    ts = table.column("ts")
+                    merged = _file_name(ts[0].as_py(), ts[-1].as_py())
+                    sources = [os.path.basename(f[2]) for f in files]
+                    write_text_atomic(
+                        ds / day / _MANIFEST,
+                        json.dumps({"merged": merged, "sources": sources}),
+                        fsync=self.fsync,
+                    )
+                    self._write_file(kind, ds / day, table, file_name=merged)
+                    _finish_compaction(ds / day, self.fsync)
                     report["days"] += 1
                     report["files_before"] += len(files)
                     report["files_after"] += 1
@@ -622,6 +658,57 @@ def _empty(kind: str, cols: list[str]) -> pa.Table:
     depth = sum(1 for c in cols if c.startswith("bid_px_")) or 1
     schema = schema_for(kind, depth)
     return pa.schema([schema.field(c) for c in cols]).empty_table()
+
+
+_MANIFEST = ".compact.json"  # {"merged": name, "sources": [names]} of a compaction in flight
+_READERS = ".readers"  # readers hold a shared flock on it while they read the day
+READER_WAIT_S = 10.0  # compaction waits this long for readers before leaving sources behind
+
+
+def _file_name(min_ts: int, max_ts: int) -> str:
+    return f"{min_ts:019d}-{max_ts:019d}-{uuid.uuid4().hex[:12]}.parquet"
+
+
+def _superseded(day_dir: Path, names: list[str]) -> set[str]:
+    """Sources of a compaction whose merged file is in place (to be ignored)."""
+    try:
+        manifest = json.loads((day_dir / _MANIFEST).read_text())
+    except (OSError, ValueError):
+        return set()
+    if manifest.get("merged") in names:
+        return set(manifest.get("sources", ()))
+    return set()
+
+
+def _finish_compaction(day_dir: Path, fsync: bool) -> bool:
+    """Complete (or roll back) a compaction of `day_dir`, under the writers' lock: with the
+    merged file in place, unlink its sources once no reader holds the day, then drop the
+    manifest; without it (killed before it was named), drop the manifest."""
+    path = day_dir / _MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):
+        manifest = {}
+    if manifest.get("merged") and (day_dir / manifest["merged"]).exists():
+        with open(day_dir / _READERS, "a") as fh:
+            deadline = time.monotonic() + READER_WAIT_S
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        return False  # readers still busy: the next compaction finishes
+                    time.sleep(0.01)
+            for name in manifest.get("sources", ()):
+                (day_dir / name).unlink(missing_ok=True)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    path.unlink(missing_ok=True)
+    if fsync:
+        fsync_dir(day_dir)
+    return True
 
 
 def _read_only_mount(path: Path) -> bool:
