@@ -39,6 +39,16 @@ class _Metrics:
         bad = CounterMetricFamily(
             "algo_trade_collect_malformed", "Malformed messages skipped", labels=["exchange"]
         )
+        backfilled = CounterMetricFamily(
+            "algo_trade_collect_backfilled_trades",
+            "Missed trade ids fetched back from the venue's REST history",
+            labels=["exchange"],
+        )
+        holes = GaugeMetricFamily(
+            "algo_trade_collect_backfill_pending",
+            "Missed trade ranges not fetched back yet",
+            labels=["exchange"],
+        )
         errs = CounterMetricFamily(
             "algo_trade_collect_store_errors", "Failed store writes (retried)"
         )
@@ -71,6 +81,10 @@ class _Metrics:
             res.add_metric([v.exchange], c.resyncs)
             bad.add_metric([v.exchange], c.malformed)
             queue.add_metric([v.exchange], v.queue.qsize())
+            if v.norm.backfills_trades:
+                backfilled.add_metric([v.exchange], getattr(v.norm, "backfilled_ids", 0))
+                pending = sum(len(h) for h in getattr(v.norm, "holes", {}).values())
+                holes.add_metric([v.exchange], pending)
             ex = col.exchange_lag_s(v.exchange)
             if ex is not None:
                 ex_lag.add_metric([v.exchange], ex)
@@ -84,7 +98,21 @@ class _Metrics:
                 val = q[f"{prefix}_{name}_s"]
                 if val is not None:
                     family.add_metric([name], val)
-        yield from (msgs, rows, rec, res, bad, errs, queue, spool, lag, spool_lag, ex_lag)
+        yield from (
+            msgs,
+            rows,
+            rec,
+            res,
+            bad,
+            backfilled,
+            holes,
+            errs,
+            queue,
+            spool,
+            lag,
+            spool_lag,
+            ex_lag,
+        )
 
 
 class MetricsServer:

@@ -127,6 +127,7 @@ class Normalizer(BaseNormalizer):
         self._tt: dict[str, list] = {}
         self.holes: dict[str, list[Hole]] = {s: [] for s in self.symbols}
         self.backfilled = 0  # rows added by backfills
+        self.backfilled_ids = 0  # trade ids those rows cover
         self.unfilled = 0  # holes (or parts) recorded as gaps
 
     backfills_trades = True
@@ -278,6 +279,9 @@ class Normalizer(BaseNormalizer):
         for T, side, px, qty, tid in rows:
             self._trade_row(ms_ns(T), sym, side, float(px), float(qty), tid)
         self.backfilled += len(rows)
+        for *_, tid in rows:
+            a, b = binance_backfill.parse_id(tid)
+            self.backfilled_ids += b - a + 1
         if gap is not None:
             detail = f"{gap[2]}{'; ' + d['error'] if d.get('error') else ''}"
             self._unfilled(sym, ms_ns(gap[0]), ms_ns(gap[1]), detail)
@@ -315,8 +319,12 @@ class Normalizer(BaseNormalizer):
 
     def resume_state(self) -> dict:
         """What the next run needs to backfill across a restart (see collect/downtime)."""
+        # Copies: the spool thread writes this while the consumer goes on changing _tt.
         return {
-            sym: {"last": self._tt.get(sym), "holes": [h.to_dict() for h in self.holes[sym]]}
+            sym: {
+                "last": [st[0], st[1], list(st[2])] if (st := self._tt.get(sym)) else None,
+                "holes": [h.to_dict() for h in self.holes[sym]],
+            }
             for sym in self.symbols
             if sym in self._tt or self.holes[sym]
         }

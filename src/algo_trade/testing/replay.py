@@ -12,7 +12,10 @@ Routes per venue:
   speed suffix ignored: ``btcusdt@depth@100ms`` gets the captured ``btcusdt@depth@0ms``);
   REST ``/fapi/v1/exchangeInfo`` and ``/fapi/v1/depth``, whose snapshot is the captured
   REST snapshot moved forward by every diff the server has passed (sent or skipped) -
-  what the venue's book is at that moment.
+  what the venue's book is at that moment; ``/fapi/v1/aggTrades`` (``fromId`` or
+  ``startTime``/``endTime``, ``limit``) serves the captured ``@trade`` frames the server
+  has passed, aggregated as the venue does (consecutive fills at one time, price and
+  side: one aggregate with first/last trade ids and the summed qty).
 - bybit: ws ``/v5/public/linear`` (``op`` subscribe/unsubscribe/ping); a subscribe to an
   order book mid-stream is answered with a fresh snapshot built the same way.
 - hyperliquid: ws ``/ws`` (``method`` subscribe/ping), REST ``POST /info`` (meta,
@@ -20,6 +23,9 @@ Routes per venue:
 
 Each subscribed stream continues where the previous connection stopped, like a venue
 that kept publishing nothing while the client was away: lost frames are the client's.
+With ``live=True`` (and a ``speed``) the venue's clock runs from the first connection
+instead: a client (re)connecting gets the frames from now on, and what was published
+while nobody listened is passed (gone, as on the real venue).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import bisect
 import re
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -88,8 +95,13 @@ class ReplayServer:
         faults: Faults | None = None,
         loops: int = 1,
         shift_loops: bool = False,
+        live: bool = False,
     ) -> None:
         self.exchange = exchange
+        self.live = live and speed is not None
+        self._aggs: list[dict] | None = None
+        self.clock0: float | None = None  # live mode: when the first client connected
+        self.agg_requests = 0
         self.rest = dict(rest or {})
         self.speed = speed
         self.faults = faults or Faults()
@@ -113,6 +125,7 @@ class ReplayServer:
         self.cursor: dict[str, int] = {}  # key -> next global index (over all loops)
         self.sent = 0
         self.frames_out = 0  # every websocket text frame sent (data, acks, pongs, snapshots)
+        self.last_conn_sent: dict[str, int] = {}  # key -> frames sent on its newest connection
         self.drops = 0
         self.connections = 0
         self.refused = 0
@@ -130,6 +143,7 @@ class ReplayServer:
             app.router.add_get("/stream", self._ws_binance)
             app.router.add_get("/fapi/v1/depth", self._depth)
             app.router.add_get("/fapi/v1/exchangeInfo", self._rest_get)
+            app.router.add_get("/fapi/v1/aggTrades", self._agg_trades)
         elif self.exchange == "bybit":
             app.router.add_get("/v5/public/linear", self._ws_sub)
             app.router.add_get("/v5/market/instruments-info", self._rest_get)
@@ -281,10 +295,21 @@ class ReplayServer:
             f.skip or f.malformed or f.drop_every or f.stall_at is not None
         )
         out: list[bytes] = []
-        start = min((self.cursor.get(k, 0) for k in keys), default=0)
-        sent_here = 0
         t0 = time.monotonic()
         ts0 = None
+        if self.live:
+            # The venue's clock ran while nobody listened: start from now.
+            if self.clock0 is None:
+                self.clock0 = time.monotonic()
+            t0, ts0 = self.clock0, self.frames[0][0] if self.frames else 0
+            now_i = self._live_index()
+            for k in keys:
+                if self.cursor.get(k, 0) < now_i:
+                    self.cursor[k] = now_i
+        start = min((self.cursor.get(k, 0) for k in keys), default=0)
+        sent_here = 0
+        for k in keys:
+            self.last_conn_sent[k] = 0
         i = start
         end = n * self.loops
         seen: frozenset[str] = frozenset()
@@ -339,6 +364,7 @@ class ReplayServer:
                     await self._write(transport, out)
             else:
                 await ws.send_str(raw)
+            self.last_conn_sent[key] = self.last_conn_sent.get(key, 0) + 1
             self.sent += 1
             self.frames_out += 1
             sent_here += 1
@@ -388,6 +414,74 @@ class ReplayServer:
         if body is None:
             return web.Response(status=400, text="unknown request")
         return web.Response(body=body, content_type="application/json")
+
+    def _live_index(self) -> int:
+        """The global frame index the venue's clock has reached (live mode)."""
+        if not self.frames or not self._span_ns:
+            return 0
+        elapsed = int((time.monotonic() - self.clock0) * self.speed * 1e9)
+        loop, rem = divmod(elapsed, self._span_ns)
+        if loop >= self.loops:
+            return self.n * self.loops
+        ts = self.frames[0][0] + rem
+        off = bisect.bisect_left([f[0] for f in self.frames], ts)
+        return loop * self.n + off
+
+    def aggregates(self) -> list[dict]:
+        """The captured trades as the venue's aggregated trades (first loop), each with
+        the frame index of its last trade (``_i``: published once the cursor passed it)."""
+        if self._aggs is None:
+            aggs: list[dict] = []
+            for i, (_, key, raw) in enumerate(self.frames):
+                if not key.endswith("@trade"):
+                    continue
+                d = orjson.loads(raw)["data"]
+                g = aggs[-1] if aggs else None
+                if (
+                    g is not None
+                    and g["s"] == d["s"]
+                    and g["T"] == d["T"]
+                    and g["p"] == d["p"]
+                    and g["m"] == d["m"]
+                    and g["l"] + 1 == d["t"]
+                ):
+                    g["l"] = d["t"]
+                    g["q"] = str(Decimal(g["q"]) + Decimal(d["q"]))
+                    g["_i"] = i
+                    continue
+                aggs.append(
+                    {
+                        "s": d["s"],
+                        "a": 3_000_000_000 + len(aggs),  # agg ids are not trade ids
+                        "p": d["p"],
+                        "q": d["q"],
+                        "f": d["t"],
+                        "l": d["t"],
+                        "T": d["T"],
+                        "m": d["m"],
+                        "_i": i,
+                    }
+                )
+            self._aggs = aggs
+        return self._aggs
+
+    async def _agg_trades(self, request: web.Request) -> web.Response:
+        self.agg_requests += 1
+        q = request.query
+        sym = q.get("symbol", "").upper()
+        limit = min(int(q.get("limit", 500)), 1000)
+        passed = self.cursor.get(f"{sym.lower()}@trade", 0)
+        out = [g for g in self.aggregates() if g["s"] == sym and g["_i"] < passed]
+        if "fromId" in q:
+            out = [g for g in out if g["a"] >= int(q["fromId"])]
+        elif "startTime" in q:
+            lo = int(q["startTime"])
+            hi = int(q.get("endTime", lo + 3_599_999))
+            out = [g for g in out if lo <= g["T"] <= hi]
+        else:
+            out = out[-limit:]
+        body = [{k: v for k, v in g.items() if k not in ("s", "_i")} for g in out[:limit]]
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     def _levels(self, bids: dict, asks: dict) -> tuple[list, list]:
         return (
