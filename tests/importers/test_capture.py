@@ -19,6 +19,7 @@ USDM_2024 = "binance_usdm_btcusdt_20240808_head12000.gz"
 USDM_0404 = "binance_usdm_btcusdt_20230404.dat.gz"
 USDM_0405 = "binance_usdm_btcusdt_20230405_head6000.gz"
 SETTLE_NS = 1680652800000 * 1_000_000  # 2023-04-05 00:00 UTC
+BOOKS = ImportOptions(book_interval_ns=10**9)  # sampled books are asked for (none by default)
 
 
 def messages(name: str) -> list[dict]:
@@ -30,7 +31,7 @@ def messages(name: str) -> list[dict]:
 
 
 def test_binance_2024_books_trades(lake):
-    summary = run_import(lake, "capture", [DATA / USDM_2024], ImportOptions())
+    summary = run_import(lake, "capture", [DATA / USDM_2024], BOOKS)
     msgs = messages(USDM_2024)
     trade_msgs = [m["data"] for m in msgs if m.get("data", {}).get("e") == "trade"]
     trades = stored(lake, "trade", "binance", "BTC-USDT-PERP")
@@ -55,7 +56,7 @@ def test_binance_2023_files_continue_and_keep_the_settlement(lake, tmp_path):
     folder = tmp_path / "raw"
     copy_data(USDM_0404, folder)
     copy_data(USDM_0405, folder)
-    summary = run_import(lake, "capture", [folder], ImportOptions())
+    summary = run_import(lake, "capture", [folder], BOOKS)
     assert [Path(f.path).name for f in summary.files] == [USDM_0404, USDM_0405]
     funding = stored(lake, "funding", "binance", "BTC-USDT-PERP").to_pylist()
     marks = [
@@ -93,7 +94,7 @@ def test_reimport_is_idempotent(lake):
 
 
 def test_hyperliquid_capture(lake):
-    summary = run_import(lake, "capture", [DATA / "hyperliquid_btc_20250126.gz"], ImportOptions())
+    summary = run_import(lake, "capture", [DATA / "hyperliquid_btc_20250126.gz"], BOOKS)
     msgs = messages("hyperliquid_btc_20250126.gz")
     n_trades = sum(len(m["data"]) for m in msgs if m["channel"] == "trades")
     assert summary.rows()["trade"] == n_trades
@@ -169,7 +170,7 @@ def test_symbol_and_venue_checks(lake, tmp_path):
 def test_bybit_capture_two_symbols(lake):
     """The real Bybit v5 linear recording (orderbook, tickers, publicTrade for BTC and ETH)."""
     name = "bybit_v5_linear_btc_eth.jsonl.gz"
-    summary = run_import(lake, "capture", [DATA / name], ImportOptions())
+    summary = run_import(lake, "capture", [DATA / name], BOOKS)
     assert summary.files[0].dataset == "bybit BTC-USDT-PERP,ETH-USDT-PERP"
     trades = {}
     for m in messages(name):

@@ -126,6 +126,7 @@ def test_binance_depth_equals_independent_replay(lake, name):
     assert len({(r[0], r[5]) for r in snaps}) == 1  # one snapshot run starts the book
     notes = summary.files[0].notes
     assert f"stale_dropped: {counts['stale']}" in notes or counts["stale"] == 0
+    assert "book" not in summary.rows()  # books are rebuilt from depth on load
     # Trades carry the receipt time too.
     trades = stored(lake, "trade", "binance", "BTC-USDT-PERP").to_pydict()
     by_id = {}

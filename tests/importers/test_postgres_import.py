@@ -27,11 +27,12 @@ def test_capture_and_tardis_into_postgres_idempotent(pg_db, capsys):  # noqa: F8
         str(DATA / "binance_usdm_btcusdt_20230404.dat.gz"),
         str(DATA / "binance_usdm_btcusdt_20230405_head6000.gz"),
     ]
-    code, out, err = run(["import", "capture", *files, "--db", pg_db, "--json"], capsys)
+    argv = ["import", "capture", *files, "--book-interval", "1s", "--db", pg_db, "--json"]
+    code, out, err = run(argv, capsys)
     assert code == 0, err
     first = json.loads(out)
     assert first["written"]["funding"] > 0 and first["written"]["book"] > 0
-    code, out, _ = run(["import", "capture", *files, "--db", pg_db, "--json"], capsys)
+    code, out, _ = run(argv, capsys)
     again = json.loads(out)
     assert sum(again["written"].values()) == 0
     assert again["duplicates"] == sum(first["written"].values())

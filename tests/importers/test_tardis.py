@@ -250,7 +250,7 @@ def test_incremental_l2_matches_the_collectors_book_builder(tmp_path):
         b,
         "capture",
         [data_path(DATA, "binance_usdm_btcusdt_20240808_head12000.gz")],
-        ImportOptions(),
+        ImportOptions(book_interval_ns=10**9),
     )
     ours = stored(a, "book", "binance", "BTC-USDT-PERP")
     theirs = stored(b, "book", "binance", "BTC-USDT-PERP")

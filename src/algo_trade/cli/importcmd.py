@@ -136,9 +136,12 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option(help="Stop at the first bad row; nothing from that file is written.")
         ] = False,
         book_interval: Annotated[
-            str,
-            typer.Option(help="Book snapshot grid for rebuilt books (incremental L2, captures)."),
-        ] = "1s",
+            str | None,
+            typer.Option(
+                help="Grid of sampled book rows (default: Tardis incremental 1s; captures none: "
+                "they store every update as depth, rebuilt into books on load)."
+            ),
+        ] = None,
         depth: Annotated[
             int | None,
             typer.Option(
@@ -171,7 +174,7 @@ def register(app: typer.Typer) -> None:
             start_ns=parse_time_ns(start) if start else None,
             end_ns=parse_time_ns(end) if end else None,
             strict=strict,
-            book_interval_ns=parse_duration_ns(book_interval),
+            book_interval_ns=parse_duration_ns(book_interval) if book_interval else None,
             depth=depth,
             mapping=parse_mapping(map),
             ts_unit=ts_unit,

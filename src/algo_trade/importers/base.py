@@ -29,7 +29,6 @@ from algo_trade.errors import ConfigError, DataError, StoreError
 from algo_trade.importers.reader import MAX_SAMPLES, FileReport, StrictStop
 from algo_trade.schema import validate
 from algo_trade.store.base import Store
-from algo_trade.timeutil import NS_PER_S
 
 Progress = Callable[[int, int], None]  # (done, total) bytes of the current file
 WRITE_BATCH_BYTES = 16 << 20  # rows gathered per store write (about 20k 25-level book rows)
@@ -44,7 +43,10 @@ class ImportOptions:
     start_ns: int | None = None
     end_ns: int | None = None
     strict: bool = False
-    book_interval_ns: int = NS_PER_S
+    # Grid of sampled book rows. None: the format's default -- Tardis incremental_book_L2
+    # 1 s; raw captures none (they store every update as depth, and books are rebuilt
+    # from it on load at any interval: load(..., book_from="depth")).
+    book_interval_ns: int | None = None
     depth: int | None = None
     mapping: dict[str, str] = field(default_factory=dict)
     ts_unit: str = "auto"

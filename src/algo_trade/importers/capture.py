@@ -44,6 +44,7 @@ from algo_trade.importers.reader import (
 from algo_trade.schema import DEFAULT_DEPTH, DEPTH_SNAPSHOT, label_array, schema_for
 
 DETECT_LINES = 5_000  # lines read to find the venue and symbols
+NS_PER_S = 1_000_000_000
 DRAIN_LINES = 20_000  # lines between drains: bounds memory whatever the file size
 BLOCK_BYTES = 4 << 20  # decompressed bytes per block-parser call: bounds memory
 PARSE_AHEAD = 2  # blocks parsed ahead of the one applied
@@ -215,7 +216,7 @@ class CaptureFormat:
                 venue,
                 symbols,
                 depth=opts.depth or DEFAULT_DEPTH,
-                book_interval_ns=opts.book_interval_ns,
+                book_interval_ns=opts.book_interval_ns or NS_PER_S,
             )
             self._normalizers[key] = n
         return n
@@ -238,7 +239,7 @@ class CaptureFormat:
         """Venues with a block parser: many lines per kernel call (depth, trades), the
         rest through the Normalizer; book rows sampled from the depth rows."""
         sampler = self._samplers.get(key)
-        if sampler is None:
+        if sampler is None and opts.book_interval_ns is not None:
             sampler = self._samplers[key] = BookSampler(
                 opts.depth or DEFAULT_DEPTH, opts.book_interval_ns, final_row=False
             )
@@ -283,13 +284,13 @@ class CaptureFormat:
         return lines_before + got.lines
 
     @staticmethod
-    def _block_pieces(norm: BaseNormalizer, sampler: BookSampler, got) -> Iterator[Piece]:  # noqa: ANN001
+    def _block_pieces(norm: BaseNormalizer, sampler: BookSampler | None, got) -> Iterator[Piece]:  # noqa: ANN001
         names = norm.symbols
         ts, ts_local, sym, side, px, qty, seq, flags = got.depth
         if len(ts):
             lost = (flags & LOST_FLAG) != 0
             snap = (flags & DEPTH_SNAPSHOT) != 0
-            for code in np.unique(sym).tolist():
+            for code in np.unique(sym).tolist() if sampler is not None else ():
                 mine = sym == code
                 s_snap = snap[mine]
                 s_ts, s_seq = ts[mine], seq[mine]

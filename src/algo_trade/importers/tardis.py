@@ -33,6 +33,7 @@ from algo_trade.importers.reader import CsvSource, FileReport, read_header
 from algo_trade.schema import DEFAULT_DEPTH, SYMBOL_RE, book_columns, book_schema, schema_for
 
 US = 1_000  # Tardis times are µs
+NS_PER_S = 1_000_000_000
 HOUR_NS = 3_600_000_000_000
 DEFAULT_FUNDING_H = 8.0
 _QUOTES = ("USDT", "USDC", "BUSD", "USD", "BTC", "ETH", "EUR")
@@ -397,7 +398,9 @@ class TardisFormat:
     def _l2(self, path: Path, opts: ImportOptions, src: CsvSource) -> Iterator[Piece]:
         """incremental_book_L2 -> every row as `depth` (is_snapshot runs become snapshot
         runs), and book rows on the grid from the same rows, one book state per symbol."""
-        sampler = BookSampler(opts.depth or DEFAULT_DEPTH, opts.book_interval_ns, final_row=True)
+        sampler = BookSampler(
+            opts.depth or DEFAULT_DEPTH, opts.book_interval_ns or NS_PER_S, final_row=True
+        )
         runs: dict[str, int | None] = {}  # symbol -> ts of the snapshot run still open
         for chunk in src:
             t = chunk.table
