@@ -138,7 +138,7 @@ RANDOM_GRID = '{"fast": "2:200", "slow": "10:1000:5"}'
 
 RANDOM_LOCAL_PROC = f"""
 from algo_trade.sweep.api import sweep
-from algo_trade.sweep.cache import save_arrays
+from algo_trade.data.cache import save_arrays
 home = HOME
 entry = save_arrays({{"bar": {{c: v.to_numpy() for c, v in bars(N).items()}}}}, home)
 kw = dict(where="fast < slow", random=COMBOS, seed=1)
@@ -155,7 +155,7 @@ done(**out)
 DASK = f"""
 from distributed import Client, LocalCluster
 from algo_trade.sweep.api import sweep
-from algo_trade.sweep.cache import save_arrays
+from algo_trade.data.cache import save_arrays
 home = HOME
 entry = save_arrays({{"bar": {{c: v.to_numpy() for c, v in bars(N).items()}}}}, home)
 kw = dict(where="fast < slow", random=COMBOS, seed=1)

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from algo_trade.data.cache import cache_entries, clear_cache, load_cached, open_cached
 from algo_trade.errors import DataError
 from algo_trade.sweep.api import sweep
-from algo_trade.sweep.cache import cache_entries, clear_cache, load_cached, open_cached
 
 from .conftest import EXCHANGE, SYMBOL, bar_table
 
@@ -118,7 +118,7 @@ def test_concurrent_processes_build_once_and_share(bar_lake, tmp_path):
         import json, sys, time
         sys.path.insert(0, {str(Path(__file__).parents[2])!r})
         from algo_trade.store.lake import LakeStore
-        from algo_trade.sweep.cache import load_cached
+        from algo_trade.data.cache import load_cached
         from algo_trade.sweep.api import sweep
         from tests.sweep.test_cache import CountingStore
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from algo_trade.data.cache import cache_entries, load_cached
 from algo_trade.store.postgres import PostgresStore
 from algo_trade.sweep.api import sweep
-from algo_trade.sweep.cache import cache_entries, load_cached
 from tests.pg import PASSWORD
 
 from .conftest import EXCHANGE, SYMBOL, bar_table

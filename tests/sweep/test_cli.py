@@ -88,7 +88,7 @@ def test_walk_forward_cli(bar_lake, capsys):
         ),
         (
             ["--grid", "fast=10", "--grid", "slow=50", "--grid", "speed=3"],
-            "unknown parameter(s) speed",
+            "unknown parameter 'speed'",
         ),
         (
             ["--grid", "fast=10", "--grid", "slow=50", "--where", "__import__('os')"],
@@ -113,15 +113,24 @@ def test_walk_forward_cli(bar_lake, capsys):
         ),
         (["--grid", "fast=10", "--grid", "slow=50", "--metric", "luck"], "unknown metric"),
         (["--grid", "fast=10", "--grid", "slow=50", "--strategy", "moon"], "unknown strategy"),
-        (["--grid", "fast=10"], "needs a value for slow"),
-        (["--grid", "fast=1.5", "--grid", "slow=50"], "whole number"),
+        (["--grid", "fast=60"], "fast (60) must be smaller than slow (50)"),
+        (["--grid", "fast=1.5", "--grid", "slow=50"], "must be int"),
+        (["--grid", "fast=5:20", "--where", "1 < 2"], "names no parameter"),
+        (["--grid", "fast=5:20", "--where", "fast < slow; import os"], "bad constraint"),
+        (["--grid", "fast=5:20", "--where", "open('x')"], "bad constraint"),
+        (
+            ["--grid", "fast=10", "--search", "optuna", "--trials", "5"],
+            "optuna search needs bounds",
+        ),
+        (["--grid", "fast=5:20", "--search", "optuna"], "needs a number of trials"),
+        (["--grid", "fast=5:20", "--search", "annealing"], "unknown search"),
         (
             ["--grid", "fast=10", "--grid", "slow=50", "--walk-forward", "train=30d"],
             "bad walk-forward",
         ),
         (
             ["--grid", "fast=10", "--grid", "slow=50", "--random", "0"],
-            "--random must be at least 1",
+            "--trials must be at least 1",
         ),
     ],
 )

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from algo_trade.data.cache import load_cached
 from algo_trade.errors import ConfigError
 from algo_trade.sweep.api import sweep
-from algo_trade.sweep.cache import load_cached
 
 from .conftest import EXCHANGE, SYMBOL
 

@@ -31,24 +31,26 @@ def test_running_sum_drift_stays_tiny_over_a_million_bars():
 
 
 def test_each_distinct_window_is_computed_once_per_sweep(short_bars, monkeypatch):
+    """ema_cross reads its averages through `Inputs.ema`: in a sweep they come from the
+    process's shared indicator cache, so each distinct span is computed once."""
+    from algo_trade.strategies import indicators as ind
+
     fresh = IndicatorCache()
     monkeypatch.setattr(indicators, "_PROCESS_CACHE", fresh)
     calls: list[int] = []
-    real = indicators._FUNCS["sma"]
-    monkeypatch.setitem(indicators._FUNCS, "sma", lambda x, w: calls.append(w) or real(x, w))
-    res = sweep(
-        short_bars, "sma_cross", grid={"fast": "5:50:5", "slow": "20:200:20"}, where="fast < slow"
-    )
+    real = ind.ema_nb
+    monkeypatch.setattr(ind, "ema_nb", lambda x, w: calls.append(w) or real(x, w))
+    grid = {"fast": "5:50:5", "slow": "20:200:20"}
+    res = sweep(short_bars, "ema_cross", grid=grid, where="fast < slow")
     assert len(res.results) == 90
-    # 10 fast and 10 slow windows, 20 and 40 in both: 18 distinct SMAs for 90 combinations
+    # 10 fast and 10 slow spans, 20 and 40 in both: 18 distinct EMAs for 90 combinations (the
+    # best row's re-run for the report hits the cache too)
     distinct = set(range(5, 51, 5)) | set(range(20, 201, 20))
     assert len(distinct) == 18
     assert sorted(calls) == sorted(distinct)
     assert fresh.computed == len(distinct)
     # a second sweep on the same data computes nothing new
-    sweep(
-        short_bars, "sma_cross", grid={"fast": "5:50:5", "slow": "20:200:20"}, where="fast < slow"
-    )
+    sweep(short_bars, "ema_cross", grid=grid, where="fast < slow")
     assert sorted(calls) == sorted(distinct)
     assert fresh.hits > 0
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+import algo_trade
+from algo_trade.report.sweep import stability, sweep_figures
 from algo_trade.sweep.api import sweep
-from algo_trade.sweep.report import stability, sweep_figures
 
 
 def test_two_parameters_heatmap_and_stability(short_bars, tmp_path):
@@ -23,8 +24,19 @@ def test_two_parameters_heatmap_and_stability(short_bars, tmp_path):
     assert st.loc["fast", "sharpe"] == along_fast["sharpe"].tolist()
     html = res.to_html(tmp_path / "r.html")
     assert (tmp_path / "r.html").read_text() == html
-    assert [f.data[0].type for f in sweep_figures(res)] == ["heatmap", "scatter"]
-    assert html.count("Plotly.newPlot") == 2 and "stability of sharpe" in html
+    # the best row's equity, the heatmap, stability
+    assert [f.data[0].type for f in sweep_figures(res)] == ["scatter", "heatmap", "scatter"]
+    assert html.count("Plotly.newPlot") == 3 and "stability of sharpe" in html
+    assert "equity of the best row" in html
+    np.testing.assert_array_equal(
+        res.best_equity.to_numpy(),
+        algo_trade.backtest(short_bars, "sma_cross", params=res.best_params)
+        .equity["equity"]
+        .to_numpy(),
+    )
+    # the overfitting section is a table, one line of explanation per figure
+    assert "<h2>Overfitting</h2><table" in html and "deflated Sharpe ratio" in html
+    assert "probability that the best row's true Sharpe beats luck" in html
     assert "<script src=" not in html and len(html) > 1_000_000  # plotly.js inline: works offline
 
 
@@ -32,8 +44,10 @@ def test_three_parameters_parallel_coordinates(short_bars):
     res = sweep(
         short_bars, "sma_cross", {"fast": "5:20:5", "slow": "30:90:30", "short": [False, True]}
     )
-    assert [f.data[0].type for f in sweep_figures(res)] == ["parcoords", "scatter"]
-    assert res.heatmap("fast", "slow").data[0].type == "heatmap"  # still available on request
+    # a heatmap for every pair of varied parameters, then parallel coordinates
+    types = [f.data[0].type for f in sweep_figures(res)]
+    assert types == ["scatter", "heatmap", "heatmap", "heatmap", "parcoords", "scatter"]
+    assert res.heatmap("short", "slow").data[0].type == "heatmap"  # any two, on request
 
 
 def test_walk_forward_equity_in_the_report(short_bars):

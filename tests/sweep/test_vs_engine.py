@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import algo_trade
+from algo_trade.engine import metrics
 from algo_trade.sweep.api import SweepResult, sweep
-from algo_trade.sweep.kernels import STAT_NAMES
 
 
 def _frame(bars: pd.DataFrame) -> pd.DataFrame:
@@ -21,7 +21,7 @@ def _frame(bars: pd.DataFrame) -> pd.DataFrame:
 
 
 def _assert_same(row: dict, stats: pd.Series, where: str) -> None:
-    for k in STAT_NAMES:
+    for k in metrics.registry():
         got, want = float(row[k]), float(stats[k])
         if math.isnan(want) or math.isinf(want):
             assert got == want or (math.isnan(got) and math.isnan(want)), (
@@ -74,7 +74,7 @@ def test_algo_trade_sweep_runs_the_sweep_however_it_is_imported(short_bars):
     import algo_trade.sweep.walkforward as wf  # a submodule import after the package is loaded
     from algo_trade import sweep as imported
 
-    importlib.import_module("algo_trade.sweep.report")
+    importlib.import_module("algo_trade.report.sweep")
     grid = {"fast": "5:10:5", "slow": "20:40:20"}
     a = algo_trade.sweep(short_bars, "sma_cross", grid=grid)
     b = imported(short_bars, "sma_cross", grid=grid)
@@ -86,7 +86,7 @@ def test_algo_trade_sweep_runs_the_sweep_however_it_is_imported(short_bars):
     assert algo_trade.SweepResult is SweepResult and "sweep" in algo_trade.__all__
     res = a
     assert isinstance(res, SweepResult) and len(res.results) == 4
-    assert set(STAT_NAMES) <= set(res.results.columns) and {"fast", "slow", "short"} <= set(
+    assert set(metrics.registry()) <= set(res.results.columns) and {"fast", "slow", "short"} <= set(
         res.results.columns
     )
     best = res.best
@@ -100,22 +100,22 @@ def test_algo_trade_sweep_runs_the_sweep_however_it_is_imported(short_bars):
 def test_hand_worked_long_then_short():
     # five bars; fast/slow chosen so the target is flat, long from bar 1's close, short from
     # bar 3's close; fill at the next open; 10 bp fee, no slippage, init_cash 1000
-    from algo_trade.sweep.kernels import N_STATS, run_cross_nb
-
     ts = np.arange(5, dtype=np.int64) * 60 * 10**9
     open_ = np.array([100.0, 100.0, 110.0, 120.0, 100.0])
     close = np.array([100.0, 110.0, 120.0, 100.0, 100.0])
     high = np.maximum(open_, close)
     low = np.minimum(open_, close)
-    fast = np.array([np.nan, 2.0, 2.0, 0.0, 0.0])
-    slow = np.array([np.nan, 1.0, 1.0, 1.0, 1.0])
-    stats = np.empty(N_STATS)
-    e = np.empty(0)
-    rets = np.empty(5)
+    bars = pd.DataFrame({"ts": ts, "open": open_, "high": high, "low": low, "close": close})
+
+    def flat_long_short(data, scale: float = 1.0):
+        return np.array([0.0, 1.0, 1.0, -1.0, -1.0]) * scale
+
+    res = sweep(bars, flat_long_short, {"scale": [1.0]}, init_cash=1000.0, fee_taker_bps=10.0,
+                maintenance_margin=0.0)  # fmt: skip
+    got = res.results.iloc[0]
     years = 4 * 60 * 1.25 / (365 * 86_400)  # span (ts[-1]-ts[0]) * n/(n-1), in years
-    run_cross_nb(ts, open_, high, low, close, e, e, fast, slow, 0, 5, True, False, 1000.0, 10.0, 0.0, 0.0,
-                 1.0, 0.0, 0.0, years, stats, e, e, rets)  # fmt: skip
-    got = dict(zip(STAT_NAMES, stats, strict=True))
+    eq = res.best_equity.to_numpy()
+    rets = eq / np.r_[1000.0, eq[:-1]] - 1
     # bar 2 open 110: all-in long, notional + fee = 1000 -> notional 1000/1.001
     n1 = 1000 / 1.001
     qty = n1 / 110
@@ -164,12 +164,14 @@ def test_hand_worked_long_then_short():
 @pytest.mark.parametrize(
     ("column", "value", "needle"),
     [
-        ("close", np.nan, "close = nan"),
-        ("low", 0.0, "low = 0.0"),
-        ("ts", None, "timestamps must increase"),
+        ("close", np.nan, "column 'close' has a missing or non-positive price at row 100"),
+        ("low", 0.0, None),  # read only while long: refused or not, as backtest does
+        ("ts", None, "timestamps must strictly increase; row 100"),
     ],
 )
-def test_bad_bars_are_refused(short_bars, column, value, needle):
+def test_bad_bars_are_refused_as_backtest_refuses_them(short_bars, column, value, needle):
+    """The sweep reads bars through the engine, so it refuses exactly what backtest refuses,
+    with the same message."""
     from algo_trade.errors import DataError
 
     bad = short_bars.copy()
@@ -177,8 +179,19 @@ def test_bad_bars_are_refused(short_bars, column, value, needle):
         bad.loc[100, "ts"] = bad.loc[99, "ts"]
     else:
         bad.loc[100, column] = value
-    with pytest.raises(DataError, match=needle):
-        sweep(bad, "sma_cross", {"fast": [5], "slow": [20]})
+
+    def outcome(run) -> str | None:
+        try:
+            run()
+        except DataError as exc:
+            return str(exc)
+        return None
+
+    got = outcome(lambda: sweep(bad, "sma_cross", {"fast": [1], "slow": [2]}))
+    want = outcome(lambda: algo_trade.backtest(bad, "sma_cross", params={"fast": 1, "slow": 2}))
+    assert got == want
+    if needle is not None:
+        assert needle in got
 
 
 @pytest.fixture(scope="module")
@@ -194,15 +207,15 @@ def sim_home(tmp_path_factory):
 
 
 def test_funding_is_booked_as_the_engine_books_it(sim_home):
+    from algo_trade.data.cache import load_bars_cached
     from algo_trade.store.lake import LakeStore
-    from algo_trade.sweep.cache import load_bars_cached
 
     store = LakeStore(sim_home)
     args = ("sim", "BTC-USDT-PERP", "2024-01-01", "2024-01-03")
     cached = load_bars_cached(store, *args, sim_home)
     assert (
-        "fund_settle_rate" in cached["bar"]
-        and np.isfinite(cached["bar"]["fund_settle_rate"]).sum() >= 5
+        "fund_settle_rate" in cached["market"]
+        and np.isfinite(cached["market"]["fund_settle_rate"]).sum() >= 5
     )
     md = algo_trade.load(store, *args, kinds=("bar", "funding"))
     grid = {"fast": [5, 15], "slow": [30, 90], "short": [False, True]}
@@ -217,8 +230,8 @@ def test_funding_is_booked_as_the_engine_books_it(sim_home):
 
 
 def test_bars_with_funding_are_cached_once(sim_home):
+    from algo_trade.data.cache import load_bars_cached
     from algo_trade.store.lake import LakeStore
-    from algo_trade.sweep.cache import load_bars_cached
 
     from .test_cache import CountingStore
 
@@ -230,5 +243,5 @@ def test_bars_with_funding_are_cached_once(sim_home):
     b = load_bars_cached(store, *args, sim_home)
     assert store.scans == reads and a.path == b.path
     md = algo_trade.load(store.inner, *args, kinds=("bar", "funding"))
-    np.testing.assert_array_equal(b["bar"]["ts"], md.ts)
-    np.testing.assert_array_equal(b["bar"]["fund_settle_rate"], md.columns["fund_settle_rate"])
+    np.testing.assert_array_equal(b["market"]["ts"], md.ts)
+    np.testing.assert_array_equal(b["market"]["fund_settle_rate"], md.columns["fund_settle_rate"])

@@ -18,7 +18,7 @@ def ls_cmd(home: Home = DEFAULT_HOME, json: Json = False) -> None:
 
     Example: algo-trade cache ls --home ./algo-trade-data
     """
-    from algo_trade.sweep.cache import cache_entries
+    from algo_trade.data.cache import cache_entries
 
     rows = cache_entries(home)
     if json:
@@ -39,7 +39,7 @@ def clear_cmd(home: Home = DEFAULT_HOME, json: Json = False) -> None:
 
     Example: algo-trade cache clear
     """
-    from algo_trade.sweep.cache import clear_cache
+    from algo_trade.data.cache import clear_cache
 
     rep = clear_cache(home)
     if json:

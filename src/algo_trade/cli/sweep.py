@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -29,37 +30,41 @@ from algo_trade.cli.common import (
 def run_sweep_cli(home: Path, db: str | None, strategy: str, exchange: str, symbol: str, start: str, end: str,
                   grid: list[str], where: str | None, random: int | None, seed: int, metric: str, top: int,
                   executor: str, workers: int | None, cluster: str | None, sweep_id: str | None,
-                  walk_forward: str | None, settings: dict, report: Path | None, json: bool, stages=None):  # fmt: skip
+                  walk_forward: str | None, settings: dict, report: Path | None, json: bool, stages=None,
+                  *, search: str = "grid", trials: int | None = None, mode: str | None = None):  # fmt: skip
     """The command's work, shared with `algo-trade demo`."""
     from contextlib import nullcontext
 
+    from algo_trade.data.cache import load_market_cached
+    from algo_trade.strategies import get as get_strategy
     from algo_trade.sweep.api import sweep
-    from algo_trade.sweep.cache import load_bars_cached
     from algo_trade.sweep.grid import parse_grid_options
 
     check_output(report, "--report")
     axes = parse_grid_options(grid)
+    strat = get_strategy(strategy)
     stage = stages.stage if stages is not None else (lambda _n: nullcontext())
+    # what the strategy reads decides what is loaded (book mode: the book is the timeline)
+    timeline = "book" if (mode == "book" or "book" in strat.needs) else "bar"
+    kinds = tuple(
+        dict.fromkeys([timeline, "funding", *(k for k in strat.needs if k not in ("bar", "book"))])
+    )
     with stage("load (cache)"):
         store = store_from(home, db)
-        # bars and the funding settled in each, aligned as the backtest engine has them
-        data = load_bars_cached(store, exchange, symbol, start, end, home)
-    with stage("sweep"):
+        data = load_market_cached(store, exchange, symbol, start, end, home, kinds)
+    with stage("sweep"), _progress_bar(not json) as progress:
         res = sweep(data, strategy, axes, where=where, metric=metric, executor=executor, workers=workers,
-                    random=random, seed=seed, home=None if walk_forward else home, sweep_id=sweep_id,
-                    cluster=cluster, progress=not json, walk_forward=walk_forward, **settings)  # fmt: skip
+                    random=random, search=search, trials=trials, mode=mode, seed=seed, home=home,
+                    sweep_id=sweep_id, cluster=cluster, progress=progress, walk_forward=walk_forward,
+                    **settings)  # fmt: skip
     with stage("report"):
         if report is None and res.path is not None:
             report = res.path / "report.html"
-        elif report is None:  # walk-forward runs keep no results directory; the report still lands
+        elif report is None:
             report = (
-                Path(home)
-                / "sweeps"
-                / f"walk-forward-{time.strftime('%Y%m%d-%H%M%S')}"
-                / "report.html"
+                Path(home) / "sweeps" / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}" / "report.html"
             )
-        if report is not None:
-            res.to_html(report)
+        res.to_html(report)
     out = res.summary()
     out["report"] = str(report) if report else None
     out["top"] = res.ranked(top).to_dict("records")
@@ -102,19 +107,51 @@ def run_sweep_cli(home: Path, db: str | None, strategy: str, exchange: str, symb
     return res, _strict(out)
 
 
+@contextmanager
+def _progress_bar(enabled: bool):
+    """A rich progress bar on stderr, handed to the library as a (done, total) callback."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    state: dict = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in state:  # drawn at the first report: checks that fail print one line only
+            bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                           TimeElapsedColumn(), TimeRemainingColumn(), console=err_console)  # fmt: skip
+            state["task"] = bar.add_task("sweep", total=total)
+            bar.start()
+            state["bar"] = bar
+        state["bar"].update(state["task"], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if "bar" in state:
+            state["bar"].stop()
+
+
 _KEY_STATS = ("sharpe", "total_return", "max_drawdown", "sortino", "trades", "win_rate", "fees")
 
 
 def _shown(res, metric: str) -> list[str]:
     """Columns that fit a terminal: the parameters that vary, the metric, a few key stats
     (every column is in --json, results.parquet and the HTML report)."""
-    from algo_trade.sweep.report import varied
+    from algo_trade.report.sweep import varied
 
     return list(dict.fromkeys([*(varied(res) or res.params), metric, *_KEY_STATS]))
 
 
 def _shown_windows(res, metric: str) -> list[str]:
-    from algo_trade.sweep.report import varied
+    from algo_trade.report.sweep import varied
 
     params = varied(res) or res.params
     return ["window", "test_start", "test_end", *params, f"is_{metric}", "oos_total_return", "oos_sharpe",
@@ -148,16 +185,30 @@ def register(app: typer.Typer) -> None:
             ),
         ],
         strategy: Annotated[
-            str, typer.Option(help="Strategy: sma_cross or ema_cross.")
+            str,
+            typer.Option(
+                help="Any registered strategy (algo-trade strategies) or module:function."
+            ),
         ] = "sma_cross",
+        search: Annotated[
+            str,
+            typer.Option(help="grid (every combination), random or optuna (TPE), with --trials."),
+        ] = "grid",
+        trials: Annotated[
+            int | None, typer.Option(help="Trials of a random or optuna search.")
+        ] = None,
+        mode: Annotated[
+            str | None,
+            typer.Option(help="bars or book (default: book for book strategies, else bars)."),
+        ] = None,
         exchange: Annotated[str, typer.Option(help="Exchange of the bars.")] = "sim",
         where: Annotated[
             str | None, typer.Option(help='Constraint, e.g. "fast < slow and slow - fast >= 10".')
         ] = None,
         random: Annotated[
-            int | None, typer.Option(help="Run N random combinations of the grid instead of all.")
+            int | None, typer.Option(help="Same as --search random --trials N.")
         ] = None,
-        seed: Annotated[int, typer.Option(help="Seed of --random.")] = 0,
+        seed: Annotated[int, typer.Option(help="Seed of the random and optuna searches.")] = 0,
         metric: Annotated[
             str, typer.Option(help="Rank by: sharpe, sortino, total_return, max_drawdown, ...")
         ] = "sharpe",
@@ -214,6 +265,9 @@ def register(app: typer.Typer) -> None:
         liquidation_fee_bps: Annotated[
             float | None, typer.Option(help="Fee on a liquidation (default 20).")
         ] = None,
+        latency_ms: Annotated[
+            float | None, typer.Option(help="Book mode: order latency in ms (default 0).")
+        ] = None,
         report: Annotated[
             Path | None,
             typer.Option(help="Write the HTML report here (default: sweeps/<id>/report.html)."),
@@ -224,13 +278,15 @@ def register(app: typer.Typer) -> None:
         profile: Profile = None,
         profile_memory: ProfileMemory = False,
     ) -> None:
-        """Backtest every combination of a parameter grid on bars loaded once (memory-mapped cache).
+        """Backtest any strategy over a parameter grid (or a random/Optuna search) on data loaded once.
 
         Examples:
 
           algo-trade sweep --symbol BTC-USDT-PERP --start 2024-01-01 --end 2024-01-08 --grid fast=5:50:5 --grid slow=20:200:20 --where "fast < slow"
 
-          algo-trade sweep ... --random 500 --seed 1 --executor dask --cluster tcp://10.0.0.5:8786
+          algo-trade sweep ... --search random --trials 500 --seed 1 --executor dask --cluster tcp://10.0.0.5:8786
+
+          algo-trade sweep --strategy rsi_reversion ... --search optuna --trials 200 --grid window=5:50 --grid lower=10:40
 
           algo-trade sweep ... --walk-forward train=30d,test=7d
         """
@@ -238,7 +294,8 @@ def register(app: typer.Typer) -> None:
             err_console.print("starting Dask…" if not cluster else f"connecting to {cluster}…")
         settings = {"init_cash": init_cash, "fee_taker_bps": fee_taker_bps, "fill_at": fill_at,
                     "slippage_bps": slippage_bps, "slippage_range": slippage_range, "leverage": leverage,
-                    "maintenance_margin": maintenance_margin, "liquidation_fee_bps": liquidation_fee_bps}  # fmt: skip
+                    "maintenance_margin": maintenance_margin, "liquidation_fee_bps": liquidation_fee_bps,
+                    "latency_ms": latency_ms}  # fmt: skip
         settings = {
             k: v for k, v in settings.items() if v is not None
         }  # unset: the engine's defaults
@@ -247,6 +304,6 @@ def register(app: typer.Typer) -> None:
         with run_context(profile, profile_memory, json) as stages:
             _, out = run_sweep_cli(home, db, strategy, exchange, symbol, start, end, grid, where, random, seed, metric,
                                    top, executor, workers, cluster, sweep_id, walk_forward, settings, report, json,
-                                   stages)  # fmt: skip
+                                   stages, search=search, trials=trials, mode=mode)  # fmt: skip
         if json:
             emit_json(out)

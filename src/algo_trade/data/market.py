@@ -95,6 +95,7 @@ class MarketData:
             )
         if len(df) == 0:
             raise DataError("no data: the bars DataFrame is empty")
+        _refuse_unknown_funding(cols)
         ts, unit_ns = _timestamps(df, cols)
 
         def col(name: str) -> np.ndarray:
@@ -117,6 +118,24 @@ class MarketData:
             kinds.append("funding")
         step = int(np.median(np.diff(ts[:1_000]))) * unit_ns if len(ts) > 1 else None
         return cls(ts, out, "bars", kinds=tuple(kinds), bar_ns=step, ts_unit_ns=unit_ns)
+
+
+# The one input convention of `backtest` and `sweep` for funding in a bars DataFrame.
+FUNDING_COLUMNS = ("funding_rate", "mark_px")
+
+
+def _refuse_unknown_funding(cols: dict[str, object]) -> None:
+    """A column that looks like funding but is not one the engine reads would be ignored
+    silently, and its payments missed: refuse it instead."""
+    for name in cols:
+        if name in FUNDING_COLUMNS:
+            continue
+        if "fund" in name or "mark" in name:
+            raise DataError(
+                f"bars column {cols[name]!r} looks like funding but is not read: give the rate "
+                "settled in each bar as 'funding_rate' (NaN where none settles) and its mark "
+                "price as 'mark_px', or drop the column"
+            )
 
 
 def _timestamps(df: pd.DataFrame, cols: dict[str, object]) -> tuple[np.ndarray, int]:

@@ -26,11 +26,12 @@ import pandas as pd
 
 from algo_trade.data.market import MarketData, bad_bar_message
 from algo_trade.engine import kernels as K
+from algo_trade.engine import metrics as M
 from algo_trade.errors import ConfigError, DataError
 from algo_trade.strategies import Inputs, Strategy
 from algo_trade.strategies import get as get_strategy
 
-NS_PER_YEAR = 365 * 86_400 * 10**9
+NS_PER_YEAR = M.NS_PER_YEAR
 MODES = ("bars", "book")
 FILL_AT = ("next", "close")
 OVERFLOW = {"penalty": K.OVERFLOW_PENALTY, "unfilled": K.OVERFLOW_UNFILLED}
@@ -344,7 +345,10 @@ def _timed(timings: dict[str, float], name: str, stages: Any) -> Iterator[None]:
     timings[name] = round(time.perf_counter() - t0, 6)
 
 
-def _as_market(data: Any) -> MarketData:
+def as_market(data: Any) -> MarketData:
+    """MarketData from what `backtest` and `sweep` accept (one convention for both): bars
+    as a DataFrame (`MarketData.from_bars`: the columns docs/engine.md lists, unknown
+    funding-like columns refused), or `algo_trade.load(...)` output."""
     if isinstance(data, MarketData):
         if len(data) == 0:
             raise DataError("no data: the market data has no events in its range")
@@ -380,7 +384,27 @@ def backtest(
     cfg = Settings.build(**settings)
     strat = get_strategy(strategy)
     p = strat.resolve(params)
-    md = _as_market(data)
+    md = as_market(data)
+    mode = check_mode(md, strat, cfg, mode)
+    timings: dict[str, float] = {}
+    n = len(md)
+    ts = md.ts
+    with _timed(timings, "signals", stages):
+        target = signal(strat, strategy_inputs(md, mode), p, n)
+    equity = np.empty(n)
+    with _timed(timings, "simulate", stages):
+        st, ledger = simulate(md, mode, target, cfg, equity)
+    with _timed(timings, "metrics", stages):
+        stats = compute_stats(ts, equity, st, cfg, md.ts_unit_ns)
+    cols = md.columns
+    mark = cols["close"] if "close" in cols else _mid(cols)
+    arrays = {"ts": ts, "mark": mark, "target": target, "equity": equity}
+    return Result(stats, strat.name, p, cfg, mode, md.exchange, md.symbol, timings, arrays, ledger,
+                  int(st[K.S_NTRADE]), md.ts_unit_ns)  # fmt: skip
+
+
+def check_mode(md: MarketData, strat: Strategy, cfg: Settings, mode: str | None) -> str:
+    """The run's mode (default: the data's own), refused where data or settings cannot serve it."""
     mode = mode or md.mode
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -394,41 +418,52 @@ def backtest(
         raise ConfigError(
             f"strategy {strat.name!r} needs order books: load with kinds including 'book'"
         )
-    timings: dict[str, float] = {}
-    n = len(md)
-    ts = md.ts
-    cols = md.columns
-    with _timed(timings, "signals", stages):
-        inputs = Inputs({"ts": ts, **cols}, mode, ts_unit_ns=md.ts_unit_ns)
-        target = _as_target(strat.fn(inputs, **p))
-        if target.shape != (n,):
-            raise DataError(
-                f"strategy {strat.name!r} returned shape {target.shape}, expected ({n},): one target per event"
-            )
+    return mode
+
+
+def strategy_inputs(md: MarketData, mode: str, cache: Any = None) -> Inputs:
+    """What a strategy function sees; `cache` (a sweep's shared indicator cache) makes
+    indicators computed for one run reusable by the next on the same data."""
+    return Inputs({"ts": md.ts, **md.columns}, mode, ts_unit_ns=md.ts_unit_ns, cache=cache)
+
+
+def signal(strat: Strategy, inputs: Inputs, p: Mapping[str, Any], n: int) -> np.ndarray:
+    """The strategy's target per event, checked for shape (int8 or float64)."""
+    target = _as_target(strat.fn(inputs, **p))
+    if target.shape != (n,):
+        raise DataError(
+            f"strategy {strat.name!r} returned shape {target.shape}, expected ({n},): one target per event"
+        )
+    return target
+
+
+def simulate(md: MarketData, mode: str, target: np.ndarray, cfg: Settings, equity: np.ndarray,
+             lo: int = 0, hi: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """One kernel call over events [lo, hi) (starting flat with init_cash; the target was
+    computed on all the data, so indicators are warmed up on the events before lo).
+    equity: float64[hi - lo], filled. Returns (final state, ledger rows used)."""
+    hi = len(md) if hi is None else hi
+    whole = lo == 0 and hi == len(md)
+    ts = md.ts if whole else md.ts[lo:hi]
+    cols = md.columns if whole else {k: v[lo:hi] for k, v in md.columns.items()}
+    target = target if whole else target[lo:hi]
     no_funding = np.empty(0)
     f_rate = cols.get("fund_settle_rate", no_funding)
     f_mark = cols.get("fund_settle_mark", no_funding)
-    equity = np.empty(n)
-    with _timed(timings, "simulate", stages):
-        cap = 1024 + n // 32  # enough for most runs; an exact count costs a pass over target
-        for _ in range(2):
-            ledger = np.empty((cap, K.N_LEDGER_COLS))
-            st = _simulate(mode, md, target, f_rate, f_mark, cfg, equity, ledger)
-            if not st[K.S_FULL]:
-                break
-            cap = K.ledger_capacity_nb(target, f_rate, cfg.rebalance) + K.ROWS_PER_EVENT
-        if st[K.S_BAD_ROW] >= 0:
-            raise DataError(
-                bad_bar_message(ts, int(st[K.S_BAD_ROW]), int(st[K.S_BAD_COL]), md.ts_unit_ns)
-            )
-        # a view, not a copy: the unused capacity was never touched, so it holds no memory
-        ledger = ledger[: int(st[K.S_NLEDGER])]
-    with _timed(timings, "metrics", stages):
-        stats = compute_stats(ts, equity, st, cfg, md.ts_unit_ns)
-    mark = cols["close"] if "close" in cols else _mid(cols)
-    arrays = {"ts": ts, "mark": mark, "target": target, "equity": equity}
-    return Result(stats, strat.name, p, cfg, mode, md.exchange, md.symbol, timings, arrays, ledger,
-                  int(st[K.S_NTRADE]), md.ts_unit_ns)  # fmt: skip
+    n = hi - lo
+    cap = 1024 + n // 32  # enough for most runs; an exact count costs a pass over target
+    for _ in range(2):
+        ledger = np.empty((cap, K.N_LEDGER_COLS))
+        st = _simulate(mode, ts, cols, md.ts_unit_ns, target, f_rate, f_mark, cfg, equity, ledger)
+        if not st[K.S_FULL]:
+            break
+        cap = K.ledger_capacity_nb(target, f_rate, cfg.rebalance) + K.ROWS_PER_EVENT
+    if st[K.S_BAD_ROW] >= 0:
+        raise DataError(
+            bad_bar_message(ts, int(st[K.S_BAD_ROW]), int(st[K.S_BAD_COL]), md.ts_unit_ns)
+        )
+    # a view, not a copy: the unused capacity was never touched, so it holds no memory
+    return st, ledger[: int(st[K.S_NLEDGER])]
 
 
 def _as_target(raw: Any) -> np.ndarray:
@@ -442,26 +477,28 @@ def _as_target(raw: Any) -> np.ndarray:
     return np.asarray(arr, dtype=np.float64)
 
 
-def _simulate(mode: str, md: MarketData, target: np.ndarray, f_rate: np.ndarray, f_mark: np.ndarray,
-              cfg: Settings, equity: np.ndarray, ledger: np.ndarray) -> np.ndarray:  # fmt: skip
-    cols = {k: _readonly(v) for k, v in md.columns.items()}
+def _simulate(mode: str, ts: np.ndarray, cols: Mapping[str, np.ndarray], ts_unit_ns: int,
+              target: np.ndarray, f_rate: np.ndarray, f_mark: np.ndarray, cfg: Settings,
+              equity: np.ndarray, ledger: np.ndarray) -> np.ndarray:  # fmt: skip
     ts, target, f_rate, f_mark = (
-        _readonly(md.ts),
+        _readonly(ts),
         _readonly(target),
         _readonly(f_rate),
         _readonly(f_mark),
     )
     if mode == "bars":
-        limit, bad_col = K.first_bad_bar_nb(ts, cols["close"])  # a vectorized pass of its own
+        o, h, lo, c = (_readonly(cols[k]) for k in ("open", "high", "low", "close"))
+        limit, bad_col = K.first_bad_bar_nb(ts, c)  # a vectorized pass of its own
         return K.simulate_bars_nb(
-            ts, cols["open"], cols["high"], cols["low"], cols["close"], target, f_rate, f_mark,
+            ts, o, h, lo, c, target, f_rate, f_mark,
             cfg.fill_at == "close", cfg.init_cash, cfg.fee_taker_bps, cfg.slippage_bps,
             cfg.slippage_range, cfg.leverage, cfg.maintenance_margin, cfg.liquidation_fee_bps,
             cfg.rebalance, equity, ledger, limit, bad_col,
         )  # fmt: skip
+    bp, bs, ap, az = (_readonly(cols[k]) for k in ("bid_px", "bid_sz", "ask_px", "ask_sz"))
     return K.simulate_book_nb(
-        ts, cols["bid_px"], cols["bid_sz"], cols["ask_px"], cols["ask_sz"], target, f_rate,
-        f_mark, int(round(cfg.latency_ms * 1e6 / md.ts_unit_ns)), cfg.init_cash, cfg.fee_taker_bps,
+        ts, bp, bs, ap, az, target, f_rate,
+        f_mark, int(round(cfg.latency_ms * 1e6 / ts_unit_ns)), cfg.init_cash, cfg.fee_taker_bps,
         cfg.leverage, cfg.maintenance_margin, cfg.liquidation_fee_bps, cfg.rebalance,
         OVERFLOW[cfg.book_overflow], cfg.overflow_penalty_bps, equity, ledger,
     )  # fmt: skip
@@ -485,56 +522,18 @@ def _mid(cols: Mapping[str, np.ndarray]) -> np.ndarray:
 
 def compute_stats(ts: np.ndarray, equity: np.ndarray, st: np.ndarray, cfg: Settings,
                   ts_unit_ns: int = 1) -> pd.Series:  # fmt: skip
-    """The stats Series (definitions in docs/engine.md), from the kernel's final state.
-    ts: the event times in units of ts_unit_ns nanoseconds."""
-    n = len(equity)
-    span_ns = float(ts[-1] - ts[0]) * ts_unit_ns * n / (n - 1) if n > 1 else 0.0
-    years = span_ns / NS_PER_YEAR
-    ppy = n / years if years > 0 else 0.0
-    final = float(equity[-1]) if n else cfg.init_cash
-    total = final / cfg.init_cash - 1.0
-    if final <= 0:
-        cagr = -1.0
-    elif years <= 0:
-        cagr = 0.0
-    else:
-        try:
-            cagr = (final / cfg.init_cash) ** (1.0 / years) - 1.0
-        except OverflowError:  # a short run's return compounded over a year
-            cagr = math.inf
-    mean = st[K.S_SUM_R] / n if n else 0.0
-    std = math.sqrt(max(st[K.S_SUM_R2] - n * mean * mean, 0.0) / (n - 1)) if n > 1 else 0.0
-    down = math.sqrt(st[K.S_SUM_DN2] / n) if n else 0.0
-    ann = math.sqrt(ppy)
-    mdd = float(st[K.S_MAX_DD])
-    n_trades = int(st[K.S_NTRADE])
-    wins, losses = float(st[K.S_GROSS_WIN]), float(st[K.S_GROSS_LOSS])
-    stats = {
-        "start": pd.Timestamp(int(ts[0]) * ts_unit_ns, tz="UTC") if n else pd.NaT,
-        "end": pd.Timestamp(int(ts[-1]) * ts_unit_ns, tz="UTC") if n else pd.NaT,
-        "events": n,
-        "days": span_ns / 86_400e9,
-        "init_cash": cfg.init_cash,
-        "final_equity": final,
-        "total_return": total,
-        "cagr": cagr,
-        "volatility": std * ann,
-        "sharpe": mean / std * ann if std > 0 else 0.0,
-        "sortino": mean / down * ann if down > 0 else 0.0,
-        "max_drawdown": mdd,
-        "max_drawdown_days": st[K.S_MAX_DD_NS] * ts_unit_ns / 86_400e9,
-        "calmar": cagr / mdd if mdd > 0 and math.isfinite(cagr) else np.nan,
-        "orders": int(st[K.S_NFILL]),
-        "trades": n_trades,
-        "win_rate": st[K.S_WINS] / n_trades if n_trades else np.nan,
-        "profit_factor": wins / losses if losses > 0 else (np.inf if wins > 0 else np.nan),
-        "avg_trade": (wins - losses) / n_trades if n_trades else np.nan,
-        "avg_trade_return": st[K.S_SUM_TRET] / n_trades if n_trades else np.nan,
-        "exposure": st[K.S_EXPOSED] / n if n else 0.0,
-        "turnover": st[K.S_TURN] / cfg.init_cash,
-        "fees": st[K.S_FEES],
-        "funding_pnl": -st[K.S_FUND],
-        "liquidations": int(st[K.S_NLIQ]),
-        "dust_orders": int(st[K.S_NDUST]),
+    """The stats Series (definitions in docs/engine.md), from the kernel's final state, by
+    the one stats layer (`engine.metrics`). ts: event times in units of ts_unit_ns ns."""
+    return stats_series(M.Run.from_state(ts, equity, st, cfg.init_cash, ts_unit_ns))
+
+
+def stats_series(run: M.Run) -> pd.Series:
+    """The run's span fields followed by every registered metric."""
+    head = {
+        "start": pd.Timestamp(run.start_ns, tz="UTC") if run.start_ns is not None else pd.NaT,
+        "end": pd.Timestamp(run.end_ns, tz="UTC") if run.end_ns is not None else pd.NaT,
+        "events": run.events,
+        "days": run.days,
+        "init_cash": run.init_cash,
     }
-    return pd.Series(stats, dtype=object, name="stats")
+    return pd.Series({**head, **M.compute(run)}, dtype=object, name="stats")

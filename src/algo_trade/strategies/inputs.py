@@ -22,12 +22,19 @@ class Inputs:
     """Read-only columns plus indicators computed once per distinct (function, column, args)."""
 
     def __init__(
-        self, columns: Mapping[str, np.ndarray], mode: str = "bars", ts_unit_ns: int = 1
+        self,
+        columns: Mapping[str, np.ndarray],
+        mode: str = "bars",
+        ts_unit_ns: int = 1,
+        cache: Any = None,
     ) -> None:
+        """cache: an object with ``get_or_compute(key, compute)`` shared by many runs on the
+        same data (a sweep's bounded indicator cache); default: a dict for this run only."""
         self._cols = dict(columns)
         self.mode = mode
         self._ts_unit_ns = ts_unit_ns
         self._cache: dict[tuple, np.ndarray] = {}
+        self._shared = cache
         self.computed = 0  # indicators actually computed (tests check the cache)
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -51,12 +58,18 @@ class Inputs:
     def indicator(self, fn: Callable[..., np.ndarray], column: str, *args: Any) -> np.ndarray:
         """fn(self[column], *args), cached for this run."""
         key = (getattr(fn, "__qualname__", id(fn)), column, args)
+        if self._shared is not None:
+            return self._shared.get_or_compute(key, lambda: self._compute(fn, column, args))
         out = self._cache.get(key)
         if out is None:
-            out = fn(np.ascontiguousarray(self[column], dtype=np.float64), *args)
-            out.setflags(write=False)
+            out = self._compute(fn, column, args)
             self._cache[key] = out
-            self.computed += 1
+        return out
+
+    def _compute(self, fn: Callable[..., np.ndarray], column: str, args: tuple) -> np.ndarray:
+        out = fn(np.ascontiguousarray(self[column], dtype=np.float64), *args)
+        out.setflags(write=False)
+        self.computed += 1
         return out
 
     def sma(self, column: str, window: int) -> np.ndarray:

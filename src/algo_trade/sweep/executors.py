@@ -1,10 +1,11 @@
 """Executors: where the batches of a sweep run.
 
-- ``local`` (default): this process; each batch is one call of a `prange` kernel, so
-  numba's threads (``workers`` of them) share the mapped data and the indicator cache.
-- ``process``: a pool of spawned processes, one numba thread each; each maps the cache
-  files by path. Kept for comparison (see benchmarks/bench_sweep.py): threads win here
-  because they share one indicator cache.
+- ``local`` (default): this process, ``workers`` threads (all cores by default). The
+  engine's kernels release the GIL (``nogil=True``), so threads run trials in parallel
+  while sharing the data and one indicator cache.
+- ``process``: a pool of spawned processes; each maps the cache files by path. Kept for
+  comparison (see benchmarks/bench_sweep.py): threads win here because they share one
+  indicator cache.
 - ``dask``: dask.distributed, an existing cluster (``cluster="tcp://host:8786"``) or a
   LocalCluster started for the run. Tasks carry the cache entry's path, never arrays.
 
@@ -25,16 +26,24 @@ EXECUTORS = ("local", "process", "dask")
 def _local(
     fn: Callable, batches: Sequence[tuple], workers: int | None
 ) -> Iterator[tuple[int, dict]]:
-    import numba
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-    prev = numba.get_num_threads()
-    if workers:
-        numba.set_num_threads(max(1, min(int(workers), numba.config.NUMBA_NUM_THREADS)))
-    try:
+    n = max(1, min(int(workers or os.cpu_count() or 1), len(batches)))
+    if n == 1:
         for i, args in enumerate(batches):
             yield i, fn(*args)
-    finally:
-        numba.set_num_threads(prev)
+        return
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="sweep") as pool:
+        futs = {pool.submit(fn, *args): i for i, args in enumerate(batches)}
+        pending = set(futs)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in sorted(done, key=futs.__getitem__):
+                    yield futs[f], f.result()
+        finally:
+            for f in pending:  # stopped early (an error, Ctrl-C): drop what has not started
+                f.cancel()
 
 
 def _one_thread(fn: Callable, *args):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 
@@ -30,6 +30,7 @@ class IndicatorCache:
         self._items: OrderedDict[Hashable, np.ndarray] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self._busy: dict[Hashable, threading.Event] = {}
         self.computed = 0
         self.hits = 0
 
@@ -59,6 +60,39 @@ class IndicatorCache:
                 self._bytes -= old.nbytes
         return arr
 
+    def get_or_compute(self, key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """The array under `key`, computed by `compute()` on a miss. A thread that misses a
+        key another thread is computing waits for it: each key is computed once."""
+        while True:
+            with self._lock:
+                arr = self._items.get(key)
+                if arr is not None:
+                    self._items.move_to_end(key)
+                    self.hits += 1
+                    return arr
+                busy = self._busy.get(key)
+                if busy is None:
+                    busy = self._busy[key] = threading.Event()
+                    break
+            busy.wait()  # computed by another thread: look again
+        try:
+            arr = compute()
+            with self._lock:
+                self._items[key] = arr
+                self._bytes += arr.nbytes
+                self.computed += 1
+                while self._bytes > self.max_bytes and len(self._items) > 1:
+                    _, old = self._items.popitem(last=False)
+                    self._bytes -= old.nbytes
+        finally:
+            with self._lock:
+                self._busy.pop(key).set()
+        return arr
+
+    def scoped(self, data_id: Hashable) -> _Scoped:
+        """This cache seen by one data set's runs (keys prefixed with its identity)."""
+        return _Scoped(self, data_id)
+
     def matrix(
         self, data_id: Hashable, name: str, column: str, x: np.ndarray, windows: Sequence[int]
     ) -> np.ndarray:
@@ -72,6 +106,16 @@ class IndicatorCache:
         with self._lock:
             self._items.clear()
             self._bytes = 0
+
+
+class _Scoped:
+    """An `IndicatorCache` with keys prefixed by a data identity (what `Inputs` is given)."""
+
+    def __init__(self, cache: IndicatorCache, data_id: Hashable) -> None:
+        self.cache, self.data_id = cache, data_id
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        return self.cache.get_or_compute((self.data_id, key), compute)
 
 
 # One cache per process: batches of the same sweep running in this process (threads or a

@@ -3,14 +3,17 @@
 Windows are cut by time: train [t, t + train), test [t + train, t + train + test), then t
 moves by `step` (default: the test length, so test windows tile; a shorter step is refused,
 since overlapping test windows would count bars twice in the stitched equity). Only
-whole windows are used. The sweep kernels evaluate a combination over a bar range
-[lo, hi) with indicators that use only past bars, so a training evaluation never sees a
-bar of its test window; a test window starts flat and its indicators are warmed up on
-earlier bars (which is what live trading would have had).
+whole windows are used. A trial is the engine's backtest over an event range [lo, hi)
+with targets computed from data up to each event only, so a training evaluation never
+sees an event of its test window; a test window starts flat with init_cash and its
+indicators are warmed up on earlier events (which is what live trading would have had).
+The stitched out-of-sample curve chains the test windows' returns from 1.0, and its stats
+come from the one stats layer (`engine.metrics`), annualized over its own span.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -74,94 +77,95 @@ def windows(
     return out
 
 
-def run_walk_forward(data, bars, strategy, combos, metric, executor, workers, cluster, client, st, spec, lo, hi,
-                     n_blocks, ind_bytes, progress, t0):  # fmt: skip
-    from algo_trade.sweep.api import (
-        LOWER_IS_BETTER,
-        SweepResult,
-        _batch_slices,
-        _by_combo,
-        _data_identity,
-        _part_table,
-        _shareable,
-        get_strategy,
-        run_batch,
-        single_returns,
-        years_of,
-    )
-    from algo_trade.sweep.executors import dask_client, run_batches
+def run_walk_forward(data, md, strat, ref, mode, combos, metric, executor, workers, cluster, client, cfg, spec,
+                     lo, hi, ind_bytes, progress, t0, home, sweep_id, search_spec):  # fmt: skip
+    """Walk-forward over [lo, hi) for any strategy: per window, the trials over the training
+    events (the engine's path, as `sweep`), the best by `metric`, then one backtest of it on
+    the test events. With a home, each window's training results and its chosen row are
+    kept under ``sweeps/<id>/``, so a killed walk-forward resumes at the window it was in."""
+    import dataclasses
+
+    from algo_trade.engine import metrics as M
+    from algo_trade.fileio import write_text_atomic
+    from algo_trade.sweep import results as R
+    from algo_trade.sweep.data import identity, shareable
+    from algo_trade.sweep.executors import dask_client
+    from algo_trade.sweep.kernels import returns_nb
+    from algo_trade.sweep.runner import _run_trials, evaluate
 
     wf = parse_walk_forward(spec)
-    wins = windows(bars["ts"], lo, hi, wf["train"], wf["test"], wf["step"])
+    ts_ns = md.ts_ns
+    wins = windows(ts_ns, lo, hi, wf["train"], wf["test"], wf["step"])
     if not wins:
         raise DataError(f"the data is too short for one walk-forward window of train+test ({spec})")
-    spec_s = get_strategy(strategy)
-    data_ref = _shareable(data, bars, executor, None if executor == "local" else _home_of(data))
-    ident = _data_identity(data, bars)
-    combos = combos.copy()
-    combos.insert(0, "combo", np.arange(len(combos), dtype=np.int64))
+    st = dataclasses.asdict(cfg)
+    data_ref = shareable(data, md, executor, home)
+    ident = identity(data, md)
+    full_spec = {"walk_forward": {k: int(v) for k, v in wf.items()}, "strategy": strat.name, **search_spec,
+                 "axes": {k: str(v) for k, v in search_spec["axes"].items()}, "settings": st, "mode": mode,
+                 "data": ident, "range": [lo, hi], "metric": metric}  # fmt: skip
+    out_dir = R.sweep_dir(home, sweep_id, full_spec)
     own = None
     if executor == "dask" and client is None:  # one cluster for every window
         client, own = dask_client(cluster, workers)
-    rows, oos_ts, oos_r, last = [], [], [], None
+    rows, oos_ts, oos_eq, last, computed = [], [], [], None, 0
+    lower = M.lower_is_better(metric)
     try:
         for w, (a, b, c, d) in enumerate(wins):
-            slices = _batch_slices(len(combos), workers, executor)
-            batches = [(data_ref, ident, strategy, {p: combos[p].to_numpy()[s] for p in spec_s.params}, st, a, b, 0, ind_bytes)
-                       for s in slices]  # fmt: skip
-            parts = [None] * len(slices)
-            for i, res in run_batches(run_batch, batches, executor, workers, cluster, client):
-                parts[i] = _part_table(combos.iloc[slices[i]], res, 0)
-            ins = _by_combo(parts).to_pandas()
-            best = ins.sort_values(metric, ascending=metric in LOWER_IS_BETTER, kind="stable").iloc[
-                0
-            ]
-            params = {p: best[p].item() for p in spec_s.params}
-            stats, r = single_returns(bars, strategy, params, st, c, d, ident)
-            ts = np.asarray(bars["ts"][c:d])
-            rows.append({"window": w, "train_start": _iso(bars["ts"][a]), "train_end": _iso(bars["ts"][b - 1]),
-                         "test_start": _iso(ts[0]), "test_end": _iso(ts[-1]), **params,
-                         f"is_{metric}": float(best[metric]), **{f"oos_{k}": v for k, v in stats.items()}})  # fmt: skip
-            oos_ts.append(ts)
-            oos_r.append(r)
+            wdir = out_dir / f"window-{w:03d}" if out_dir is not None else None
+            row_file = wdir / "chosen.json" if wdir is not None else None
+            done = (
+                R.read_parts(wdir)
+                if wdir is not None and (wdir / "results.parquet").is_dir()
+                else None
+            )
+            parts = [] if done is None else [done]
+            job = (data_ref, ident, ref, mode, st, a, b, 0, ind_bytes)
+            if row_file is None or not row_file.is_file():
+                computed += _run_trials(combos, done, job, executor, workers, cluster, client, wdir, parts,
+                                        None, None)  # fmt: skip
+            ins = R.by_combo(parts).to_pandas()
+            best = ins.sort_values(metric, ascending=lower, kind="stable").iloc[0]
+            params = {
+                p: best[p].item() if hasattr(best[p], "item") else best[p] for p in strat.params
+            }
+            stats, equity, _ = evaluate(md, strat, params, cfg, mode, c, d)
+            t = ts_ns[c:d]
+            row = {"window": w, "train_start": _iso(ts_ns[a]), "train_end": _iso(ts_ns[b - 1]),
+                   "test_start": _iso(t[0]), "test_end": _iso(t[-1]), **params,
+                   f"is_{metric}": float(best[metric]), **{f"oos_{k}": v for k, v in stats.items()}}  # fmt: skip
+            if row_file is not None and not row_file.is_file():
+                write_text_atomic(row_file, json.dumps(row, default=str))
+            rows.append(row)
+            oos_ts.append(t)
+            oos_eq.append(equity)
             last = ins
+            if progress is not None:
+                progress(w + 1, len(wins))
     finally:
         if own is not None:
             client.close()
             own.close()
-    r = np.concatenate(oos_r)
+    # each test window starts flat with init_cash: its returns chain into one curve from 1.0
+    r = np.concatenate([returns_nb(e, cfg.init_cash) for e in oos_eq])
     eq = np.cumprod(1.0 + r)
-    # annualized over the test bars' own span, as the engine annualizes
-    oos_ts_all = np.concatenate(oos_ts)
-    years = float(sum(years_of(t, 0, len(t)) for t in oos_ts))
-    ppy = len(r) / years if years > 0 else 0.0
-    sd = r.std(ddof=1) if len(r) > 1 else 0.0
-    peak = np.maximum.accumulate(np.r_[1.0, eq])[1:]
-    overall = {"total_return": float(eq[-1] - 1.0), "sharpe": float(r.mean() / sd * np.sqrt(ppy)) if sd > 0 else 0.0,
-               "max_drawdown": float(np.max(1.0 - eq / peak)), "windows": len(wins), "bars": int(len(r))}  # fmt: skip
-    wfr = WalkForwardResult(pd.DataFrame(rows), oos_ts_all, eq, overall)
-    res = SweepResult(
-        last,
-        metric,
-        list(spec_s.params),
-        strategy,
-        dict(st),
+    ts_all = np.concatenate(oos_ts)
+    counts = {
+        k: int(sum(row[f"oos_{k}"] for row in rows)) for k in ("orders", "trades", "liquidations")
+    }
+    run = M.Run.from_equity(ts_all, eq, 1.0, **counts)
+    overall = {**M.compute(run), "windows": len(wins), "bars": int(len(r))}
+    wfr = WalkForwardResult(pd.DataFrame(rows), ts_all, eq, overall)
+    res = R.SweepResult(
+        last, metric, list(strat.params), strat.name, st, mode, search_spec["search"]
     )
     res.walk_forward = wfr
-    res.computed = len(combos) * len(wins)
+    res.sweep_id = out_dir.name if out_dir else None
+    res.path = out_dir
+    res.computed = computed
     res.seconds = time.perf_counter() - t0
-    res.extra["periods_per_year"] = ppy
+    res.extra["periods_per_year"] = run.periods_per_year
     return res
-
-
-def _home_of(data) -> None:
-    from algo_trade.sweep.cache import CachedData
-
-    if isinstance(data, CachedData):
-        return None
-    raise ConfigError(
-        "walk-forward on a process or Dask executor needs cached data (algo_trade.sweep.load_cached)"
-    )
 
 
 def _iso(ts_ns) -> str:

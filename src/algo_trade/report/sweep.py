@@ -130,14 +130,69 @@ def _table(df: pd.DataFrame) -> str:
     return df.to_html(index=False, float_format=lambda v: f"{v:.6g}", border=0, classes="t")
 
 
-def sweep_figures(res) -> list:
-    """The report's plotly figures: heatmap (two varied parameters) or parallel coordinates
-    (more), stability around the best point, walk-forward equity."""
-    figs = []
+def overfitting_rows(res) -> list[dict]:
+    """The overfitting section as rows: figure, value, what it says (one line each)."""
+    rows = []
+    d, p = res.dsr or {}, res.pbo or {}
+    if d:
+        rows += [
+            {"figure": "trials", "value": d.get("trials"),
+             "meaning": "backtests tried (every grid, random or optuna trial): the DSR deflates by all of them"},
+            {"figure": "Sharpe of the best (per bar)", "value": d.get("sharpe_per_bar"),
+             "meaning": "the chosen row's Sharpe ratio, not annualized (the paper's unit)"},
+            {"figure": "expected max Sharpe by luck", "value": d.get("expected_max_sharpe_per_bar"),
+             "meaning": "the best Sharpe that this many zero-skill trials would reach on average"},
+            {"figure": "deflated Sharpe ratio", "value": d.get("dsr"),
+             "meaning": "probability that the best row's true Sharpe beats luck; below 0.95 is not significant"},
+            {"figure": "skew / kurtosis of its returns", "value": f"{_num(d.get('skew'))} / {_num(d.get('kurtosis'))}",
+             "meaning": "fat tails (kurtosis > 3) and negative skew lower the DSR"},
+        ]  # fmt: skip
+    if p:
+        rows += [
+            {"figure": "probability of backtest overfitting", "value": p.get("pbo"),
+             "meaning": f"share of {p.get('splits')} CSCV splits where the in-sample best is below the median out of sample; above 0.5 is worse than a coin"},
+            {"figure": "OOS vs IS Sharpe slope", "value": p.get("oos_vs_is_slope"),
+             "meaning": "how out-of-sample Sharpe follows in-sample Sharpe across splits; negative: the better it looks, the worse it does"},
+        ]  # fmt: skip
+    return rows
+
+
+def _num(v) -> str:
+    try:
+        return f"{float(v):.4g}"
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def heatmap_pairs(res, limit: int = 6) -> list[tuple[str, str]]:
+    """Pairs of varied parameters to draw (every pair, up to `limit`)."""
     axes = varied(res)
-    if len(axes) == 2:
-        figs.append(heatmap_figure(res))
-    elif len(axes) > 2:
+    return [(axes[i], axes[j]) for i in range(len(axes)) for j in range(i + 1, len(axes))][:limit]
+
+
+def _equity_figure(res):
+    import plotly.graph_objects as go
+
+    eq = res.best_equity
+    step = max(1, len(eq) // 5000)  # thinned for the page; the curve stays in the result
+    params = ", ".join(f"{k}={v}" for k, v in res.best_params.items())
+    fig = go.Figure(
+        go.Scatter(x=eq.index[::step], y=eq.to_numpy()[::step], mode="lines", name="equity")
+    )
+    fig.update_layout(title=f"equity of the best row ({params})", height=380)
+    return fig
+
+
+def sweep_figures(res) -> list:
+    """The report's plotly figures: the best row's equity, a heatmap for every pair of
+    varied parameters (others at the best's values), parallel coordinates when more than
+    two vary, stability around the best point, walk-forward equity."""
+    figs = []
+    if res.best_equity is not None and len(res.best_equity):
+        figs.append(_equity_figure(res))
+    for x, y in heatmap_pairs(res):
+        figs.append(heatmap_figure(res, x, y))
+    if len(varied(res)) > 2:
         figs.append(parallel_figure(res))
     stab = stability(res)
     if len(stab):
@@ -153,23 +208,40 @@ def sweep_html(res) -> str:
     for i, f in enumerate(figs):
         parts.append(f.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False))
     top = res.ranked(20)
-    over = {"deflated Sharpe": res.dsr, "PBO (CSCV)": res.pbo}
+    over = overfitting_rows(res)
+    over_html = (
+        _table(pd.DataFrame(over)) if over else "<p>not computed (one row, or too few events)</p>"
+    )
     wf = ""
     if res.walk_forward is not None:
+        o = res.walk_forward.stats
         wf = (
             "<h2>Walk-forward windows</h2>"
             + _table(res.walk_forward.windows)
-            + "<pre>"
-            + _html.escape(json.dumps(res.walk_forward.stats, indent=1))
-            + "</pre>"
+            + "<h3>Stitched out of sample</h3>"
+            + _table(pd.DataFrame([{k: o[k] for k in o if k in _WF_KEYS}]))
         )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>sweep {res.sweep_id or ""}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:24px;max-width:1200px}} table.t{{border-collapse:collapse;font-size:13px}}
-table.t td,table.t th{{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}}</style></head><body>
-<h1>Sweep: {_html.escape(res.strategy)} ranked by {_html.escape(res.metric)}</h1>
-<p>{len(res.results):,} combinations; settings {_html.escape(json.dumps(res.settings))}; {res.seconds:.2f} s.</p>
-<h2>Overfitting</h2><pre>{_html.escape(json.dumps(over, indent=1, default=str))}</pre>
+table.t td,table.t th{{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}}
+table.t td:last-child{{text-align:left}}</style></head><body>
+<h1>Sweep: {_html.escape(res.strategy)} ({_html.escape(res.mode)}, {_html.escape(res.search)} search) ranked by {_html.escape(res.metric)}</h1>
+<p>{len(res.results):,} trials; settings {_html.escape(json.dumps(res.settings))}; {res.seconds:.2f} s.</p>
+<h2>Overfitting</h2>{over_html}
 <h2>Top 20</h2>{_table(top)}
 {"".join(parts)}
 {wf}
 </body></html>"""
+
+
+_WF_KEYS = (
+    "windows",
+    "bars",
+    "total_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "orders",
+    "trades",
+)

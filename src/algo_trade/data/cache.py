@@ -1,5 +1,9 @@
 """Memory-mapped data cache: load a (store, kinds, exchange, symbol, range) once, map it everywhere.
 
+`load_market_cached` keeps what `algo_trade.load` returns (a `MarketData`: every column on
+one timeline, book levels included) so that a sweep's workers map the very arrays a
+`backtest` of the same load would read; `CachedData.market()` gives it back.
+
 An entry is a directory ``<home>/cache/<key>-<version>/`` holding one ``.npy`` file per
 numeric column of each kind plus ``meta.json``. ``key`` hashes the query (store URL, kinds,
 exchange, symbol, [start, end)); ``version`` hashes ``store.version(kind, exchange, symbol)``
@@ -35,11 +39,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from algo_trade.data.market import MarketData
 from algo_trade.errors import DataError, StoreError
 from algo_trade.store.base import Store, read_table
 from algo_trade.timeutil import parse_range_ns
 
 CACHE_DIR = "cache"
+MARKET = "market"  # the kind name under which a whole MarketData is kept
 _FORMAT = 1
 
 
@@ -65,6 +71,20 @@ class CachedData:
 
     def __reduce__(self):  # pickling sends the path only; the receiver maps the files
         return (open_cached, (str(self.path),))
+
+    def market(self) -> MarketData:
+        """The entry as `MarketData` (mapped, not copied): a `market` entry as it was saved,
+        or bars from a `bar` entry (funding settled per bar in fund_settle_rate/mark)."""
+        if MARKET in self.columns:
+            cols = dict(self.columns[MARKET])
+            m = self.meta.get("market", {})
+            ts = cols.pop("ts")
+            return MarketData(ts, cols, m.get("mode", "bars"), m.get("exchange", ""),
+                              m.get("symbol", ""), tuple(m.get("kinds", ())), m.get("bar_ns"),
+                              ts_unit_ns=int(m.get("ts_unit_ns", 1)))  # fmt: skip
+        bars = dict(self["bar"])
+        ts = bars.pop("ts")
+        return MarketData(ts, bars, "bars", kinds=("bar",))
 
 
 def cache_root(home: Path | str) -> Path:
@@ -165,12 +185,28 @@ def load_bars_cached(
     bar: a bar length ("1m", "5m"): resample stored bars, or build them from books or trades
     when none are stored. The entry's version covers every kind that can feed it.
     """
+    return load_market_cached(store, exchange, symbol, start, end, home, ("bar", "funding"), bar)
+
+
+def load_market_cached(
+    store: Store,
+    exchange: str,
+    symbol: str,
+    start: object,
+    end: object,
+    home: Path | str,
+    kinds: Sequence[str] = ("bar", "funding"),
+    bar: str | None = None,
+) -> CachedData:
+    """`algo_trade.load(store, exchange, symbol, start, end, kinds, bar)` kept as a cache
+    entry (`CachedData.market()` maps it back): loaded once, mapped by every worker."""
     from algo_trade.data.load import load
 
     s, e = parse_range_ns(start, end)
     url = _store_url(store)
-    feeds = ["bar", "funding"] + (["book", "trade"] if bar else [])
-    key = query_key(f"{url}|bars+funding|{bar}", feeds, exchange, symbol, s, e)
+    kinds = tuple(dict.fromkeys(kinds))
+    feeds = sorted(set(kinds) | ({"book", "trade"} if bar else set()))
+    key = query_key(f"{url}|market|{','.join(kinds)}|{bar}", feeds, exchange, symbol, s, e)
     root = cache_root(home)
     version = _version(store, feeds, exchange, symbol, missing_ok=True)
     final = root / f"{key}-{version}"
@@ -178,14 +214,28 @@ def load_bars_cached(
         return open_cached(final)
     with _lock(root / f"{key}.lock"):
         if not (final / "meta.json").is_file():
-            md = load(store, exchange, symbol, s, e, kinds=("bar", "funding"), bar=bar)
-            cols = {"ts": md.ts, **{c: v for c, v in md.columns.items() if c in _BAR_COLUMNS}}
-            meta = {"format": _FORMAT, "key": key, "version": version, "store": url, "kinds": ["bar", "funding"],
+            md = load(store, exchange, symbol, s, e, kinds=kinds, bar=bar)
+            meta = {"format": _FORMAT, "key": key, "version": version, "store": url, "kinds": list(kinds),
                     "exchange": exchange, "symbol": symbol, "start_ns": s, "end_ns": e, "bar": bar,
-                    "created": time.time(), "rows": {"bar": len(md)}, "columns": {}}  # fmt: skip
-            _publish(root, key, final, meta, {"bar": cols})
+                    "created": time.time(), "rows": {MARKET: len(md)}, "columns": {},
+                    "market": market_meta(md)}  # fmt: skip
+            _publish(root, key, final, meta, {MARKET: {"ts": md.ts, **md.columns}})
         _remove_stale(root, key, keep=final.name)
     return open_cached(final)
+
+
+def market_meta(md: MarketData) -> dict:
+    """What `CachedData.market()` needs besides the arrays."""
+    return {"mode": md.mode, "exchange": md.exchange, "symbol": md.symbol, "kinds": list(md.kinds),
+            "bar_ns": md.bar_ns, "ts_unit_ns": md.ts_unit_ns}  # fmt: skip
+
+
+def save_market(md: MarketData, home: Path | str) -> CachedData:
+    """Publish in-memory MarketData as a cache entry keyed by its content (for workers in
+    other processes or on a Dask cluster, which map it by path)."""
+    return save_arrays(
+        {MARKET: {"ts": md.ts, **md.columns}}, home, meta={"market": market_meta(md)}
+    )
 
 
 _BAR_COLUMNS = ("open", "high", "low", "close", "volume", "fund_settle_rate", "fund_settle_mark")
@@ -270,10 +320,14 @@ def _remove_stale(root: Path, key: str, keep: str) -> None:
 
 
 def save_arrays(
-    columns: dict[str, dict[str, np.ndarray]], home: Path | str, label: str = "memory"
+    columns: dict[str, dict[str, np.ndarray]],
+    home: Path | str,
+    label: str = "memory",
+    meta: dict | None = None,
 ) -> CachedData:
     """Publish in-memory arrays as a cache entry keyed by their content (for remote workers)."""
     h = hashlib.sha256()
+    h.update(json.dumps(meta or {}, sort_keys=True, default=str).encode())
     for kind in sorted(columns):
         for name in sorted(columns[kind]):
             a = np.ascontiguousarray(columns[kind][name])
@@ -290,7 +344,7 @@ def save_arrays(
             tmp.mkdir(parents=True)
             meta = {"format": _FORMAT, "key": f"mem{digest}", "version": "0", "store": label, "kinds": sorted(columns),
                     "exchange": "", "symbol": "", "start_ns": None, "end_ns": None, "created": time.time(),
-                    "rows": {}, "columns": {}}  # fmt: skip
+                    "rows": {}, "columns": {}, **(meta or {})}  # fmt: skip
             for kind, cols in columns.items():
                 (tmp / kind).mkdir()
                 for name, a in cols.items():
