@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from algo_trade.errors import ConfigError, DataError
@@ -103,3 +104,26 @@ def test_changing_test_data_does_not_change_the_training_choice(short_bars):
 def test_too_short_for_one_window(short_bars):
     with pytest.raises(DataError, match="too short"):
         sweep(short_bars, "sma_cross", GRID, walk_forward="train=30d,test=7d")
+
+
+def test_walk_forward_any_strategy_and_resumable(short_bars, tmp_path):
+    """rsi_reversion walked forward with a home: each window's trials and choice are kept, so
+    a run that lost its last window (as a kill would) recomputes that window only."""
+    import shutil
+
+    grid = {"window": [7, 14, 28], "lower": [20.0, 30.0]}
+    kw = dict(walk_forward="train=1d,test=12h", home=tmp_path, sweep_id="wf1")
+    first = sweep(short_bars, "rsi_reversion", grid, **kw)
+    wins = first.walk_forward.windows
+    assert len(wins) >= 3 and first.computed == 6 * len(wins)
+    again = sweep(short_bars, "rsi_reversion", grid, **kw)
+    assert again.computed == 0
+    pd.testing.assert_frame_equal(again.walk_forward.windows, wins)
+    shutil.rmtree(tmp_path / "sweeps" / "wf1" / f"window-{len(wins) - 1:03d}")
+    third = sweep(short_bars, "rsi_reversion", grid, **kw)
+    assert third.computed == 6
+    pd.testing.assert_frame_equal(third.walk_forward.windows, wins)
+    # a window's out-of-sample stats are the engine's backtest over the test events, flat at start
+    w = wins.iloc[0]
+    assert w["oos_trades"] >= 0 and np.isfinite(w["oos_sharpe"])
+    assert third.walk_forward.stats["windows"] == len(wins)
