@@ -19,3 +19,7 @@ class StoreError(AlgoTradeError):
 
 class ExchangeError(AlgoTradeError):
     """An exchange endpoint is unreachable or answered something unusable."""
+
+
+class DamagedFileError(StoreError):
+    """A stored file cannot be read (truncated, garbage, wrong schema)."""

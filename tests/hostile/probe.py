@@ -48,7 +48,7 @@ def snapshot(home: str | Path) -> dict[str, tuple[int, int]]:
     out = {}
     for root, _dirs, files in os.walk(home):
         for name in files:
-            if name == ".lock":
+            if name in (".lock", ".readers"):
                 continue
             p = os.path.join(root, name)
             st = os.stat(p)

@@ -92,6 +92,35 @@ def compact_cmd(home: Home = DEFAULT_HOME, db: Db = None, json: Json = False) ->
         console.print(rich_table("compaction", [report]))
 
 
+@db_app.command("check")
+def check_cmd(
+    home: Home = DEFAULT_HOME,
+    deep: bool = typer.Option(False, "--deep", help="Decode every row too (reads everything)."),
+    quarantine: bool = typer.Option(
+        False, "--quarantine", help="Move what is found under <home>/quarantine/."
+    ),
+    json: Json = False,
+) -> None:
+    """List lake files that reads cannot use (damaged, wrong schema, stray); exit 1 if any remain.
+
+    Example: algo-trade db check --home ./algo-trade-data --quarantine
+    """
+    from algo_trade.errors import ConfigError
+    from algo_trade.store.lake import LakeStore
+
+    if not (Path(home) / "lake").is_dir():
+        raise ConfigError(f"no lake in {home}: give the data home with --home")
+    found = LakeStore(home).check(deep=deep, quarantine=quarantine)
+    if json:
+        emit_json(found)
+    elif not found:
+        console.print(f"no damaged or stray files in {home}")
+    else:
+        console.print(rich_table("damaged or stray lake files", found))
+    if found and not quarantine:
+        raise typer.Exit(1)
+
+
 def _require_db(db: str | None, command: str) -> str:
     from algo_trade.errors import ConfigError
     from algo_trade.store.base import postgres_target

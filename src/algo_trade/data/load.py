@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from algo_trade.data.market import MarketData
-from algo_trade.errors import ConfigError, DataError, StoreError
+from algo_trade.errors import ConfigError, DamagedFileError, DataError, StoreError
 from algo_trade.schema import KINDS, book_columns, book_depth, check_symbol
 from algo_trade.store.base import Store, open_store, read_table
 from algo_trade.timeutil import NS_PER_DAY, fmt_ns, parse_duration_ns, parse_range_ns
@@ -84,6 +84,8 @@ def _optional(store: Store, kind: str, exchange: str, symbol: str, s: int, e: in
               columns: list[str] | None = None) -> pa.Table | None:  # fmt: skip
     try:
         t = read_table(store, kind, exchange, symbol, s, e, columns=columns)
+    except DamagedFileError:
+        raise  # a damaged file is no "no data": the user must hear of it
     except StoreError:
         return None
     return t

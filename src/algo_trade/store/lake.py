@@ -37,11 +37,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from algo_trade.data import depth_nb
-from algo_trade.errors import DataError, StoreError
+from algo_trade.errors import DamagedFileError, DataError, StoreError
 from algo_trade.fileio import atomic_path, fsync_dir, write_text_atomic
 from algo_trade.schema import (
     KEYS,
     KINDS,
+    OPTIONAL,
     book_depth,
     check_exchange,
     check_kind,
@@ -105,7 +106,29 @@ class _FileInfo:
         return pq.ParquetFile(self.path, metadata=self.metadata)
 
 
+_DAMAGE = (pa.ArrowException, OSError, ValueError, KeyError, IndexError, TypeError)
+
+
+def damaged_file_error(path: str, exc: BaseException) -> DamagedFileError:
+    """One line naming a lake file that cannot be read and how to set it aside."""
+    why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    home = path.split(f"{os.sep}lake{os.sep}")[0]
+    return DamagedFileError(
+        f"damaged lake file {path} ({why}); set it aside with `algo-trade db check --home {home}"
+        " --quarantine`, then re-import or re-collect that day"
+    )
+
+
 def _read_file_info(path: str) -> _FileInfo:
+    try:
+        return _parse_file_info(path)
+    except FileNotFoundError:
+        raise
+    except _DAMAGE as exc:
+        raise damaged_file_error(path, exc) from None
+
+
+def _parse_file_info(path: str) -> _FileInfo:
     md = pq.read_metadata(path)
     meta = json.loads((md.metadata or {}).get(_META_KEY, b"{}"))
     ts_idx = md.schema.names.index("ts")
@@ -300,7 +323,8 @@ class LakeStore:
                 " compacted; copy it elsewhere (or choose another --home) to change it"
             )
         day_dir.mkdir(parents=True, exist_ok=True)
-        (day_dir / _READERS).touch(exist_ok=True)
+        if not (day_dir / _READERS).exists():
+            (day_dir / _READERS).touch()
         with open(day_dir / ".lock", "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
@@ -602,6 +626,34 @@ class LakeStore:
 
         return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
 
+    # ------------------------------------------------------------------ check
+    def check(self, deep: bool = False, quarantine: bool = False) -> list[dict[str, str]]:
+        """Every file in the lake that reads cannot use: damaged data files (unreadable
+        footer, no ts, wrong kind; with `deep` every row is decoded too) and stray files
+        (left-over temporaries, names that are not lake data). With `quarantine`, each is
+        moved under <home>/quarantine/ (same relative path) so reads go on without it."""
+        found: list[dict[str, str]] = []
+        for kind, exchange, symbol in self.symbols():
+            ds = self._dataset_dir(kind, exchange, symbol)
+            cols = self._columns(kind, ds, None)
+            for day in self._days(ds):
+                day_dir = ds / day
+                for name in sorted(os.listdir(day_dir)):
+                    problem = _check_entry(day_dir, name, kind, cols, deep)
+                    if problem:
+                        found.append({"path": str(day_dir / name), "problem": problem})
+        if quarantine and found:
+            if self.read_only:
+                raise StoreError(f"the data home {self.home} is read-only: nothing can be moved")
+            for item in found:
+                src = Path(item["path"])
+                dst = self.home / "quarantine" / src.relative_to(self.root)
+                with self._locked(src.parent):
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(src, dst)
+                item["moved_to"] = str(dst)
+        return found
+
     # ------------------------------------------------------------------ compaction
     def compact(self) -> dict[str, int]:
         """Merge each day's files into one, dropping duplicate keys. Safe while others read."""
@@ -711,6 +763,50 @@ def _finish_compaction(day_dir: Path, fsync: bool) -> bool:
     return True
 
 
+_KNOWN = {".lock", _READERS, _MANIFEST, "dataset.json"}
+
+
+def _check_entry(day_dir: Path, name: str, kind: str, cols: list[str], deep: bool) -> str:
+    """Why a day directory entry is damaged or stray ('' when it is fine)."""
+    path = str(day_dir / name)
+    if name in _KNOWN:
+        return ""
+    if name.startswith(".tmp-"):
+        pid = name.split("-")[1]
+        if pid.isdigit() and _alive(int(pid)):
+            return ""  # a write in progress
+        return "stray temporary file of a writer that died"
+    if not _NAME_RE.fullmatch(name):
+        return "stray file: not lake data (reads ignore it)"
+    try:
+        info = _file_info.__wrapped__(path)
+        meta = info.metadata.metadata or {}
+        stored = json.loads(meta.get(_META_KEY, b"{}")).get("kind")
+        if stored not in (None, kind):
+            return f"holds {stored} records in a {kind} dataset"
+        optional = ("exchange", "symbol", *OPTIONAL.get(kind, ()))
+        missing = [c for c in cols if c not in info.columns and c not in optional]
+        if missing:
+            return f"wrong schema: no column {missing[0]}"
+        if deep:
+            _read_file(path, cols, info.min_ts, info.max_ts + 1, kind, "x", "X-Y", cache=False)
+    except StoreError as exc:
+        return str(exc).split("(", 1)[1].split(");", 1)[0] if "(" in str(exc) else str(exc)
+    except FileNotFoundError:
+        return ""  # compacted away meanwhile
+    return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _read_only_mount(path: Path) -> bool:
     try:
         return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
@@ -792,6 +888,15 @@ def _decode(table: pa.Table, info: _FileInfo, cols: list[str], kind, exchange, s
 
 def _read_file(path, cols, s, e, kind, exchange, symbol, labels=True, cache=True) -> pa.Table:
     """All rows of one file with s <= ts < e, decoded (cache=False: its footer is not kept)."""
+    try:
+        return _read_file_unchecked(path, cols, s, e, kind, exchange, symbol, labels, cache)
+    except (StoreError, FileNotFoundError):
+        raise
+    except _DAMAGE as exc:
+        raise damaged_file_error(path, exc) from None
+
+
+def _read_file_unchecked(path, cols, s, e, kind, exchange, symbol, labels, cache) -> pa.Table:
     info = _file_info(path) if cache else _file_info.__wrapped__(path)
     rgs = np.flatnonzero((info.rg_max >= s) & (info.rg_min < e)).tolist()
     file_cols = [c for c in cols if c in info.columns]
@@ -831,15 +936,20 @@ def _read_cluster(
             step = max(len(rgs), 1)  # a run of equal ts may cross row groups: order them at once
         for i in range(0, len(rgs), step):
             group = sorted(rgs[i : i + step])
-            t = pf.read_row_groups(group, columns=(["ts"] + file_cols) if need_ts else file_cols)
-            ts = t.column("ts").to_numpy()
-            lo, hi = np.searchsorted(ts, s), np.searchsorted(ts, e)
-            if hi <= lo:
-                continue
-            t = t.slice(lo, hi - lo)
-            if fix_ties:
-                t = in_total_order(kind, t)
-            out = _decode(t, info, cols, kind, exchange, symbol)
+            try:
+                t = pf.read_row_groups(
+                    group, columns=(["ts"] + file_cols) if need_ts else file_cols
+                )
+                ts = t.column("ts").to_numpy()
+                lo, hi = np.searchsorted(ts, s), np.searchsorted(ts, e)
+                if hi <= lo:
+                    continue
+                t = t.slice(lo, hi - lo)
+                if fix_ties:
+                    t = in_total_order(kind, t)
+                out = _decode(t, info, cols, kind, exchange, symbol)
+            except _DAMAGE as exc:
+                raise damaged_file_error(path, exc) from None
             if descending:
                 out = out.take(pa.array(np.arange(out.num_rows - 1, -1, -1)))
             yield from out.to_batches()
