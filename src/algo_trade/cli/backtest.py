@@ -67,14 +67,38 @@ def run_backtest_cli(
     """Load, run and return the Result; shared with `algo-trade demo`."""
     import algo_trade
 
+    if mode == "events":
+        return _run_events(store, strategy, exchange, symbol, start, end, params, settings, stages)
     if mode not in ("bars", "book"):
-        raise ConfigError(f"--mode must be bars or book, got {mode!r}")
+        raise ConfigError(f"--mode must be bars, book or events, got {mode!r}")
     kinds = kinds_for(strategy, mode)
     with stages.stage("load"):
         data = algo_trade.load(
             store, exchange, symbol, start, end, kinds=kinds, bar=bar if mode == "bars" else None
         )
     res = algo_trade.backtest(data, strategy, params=params, mode=mode, stages=stages, **settings)
+    res.exchange, res.symbol = exchange, symbol
+    return res
+
+
+def _run_events(store: Any, strategy: str, exchange: str, symbol: str, start: str, end: str,
+                params: dict[str, Any], settings: dict[str, Any], stages: Any) -> Any:  # fmt: skip
+    """Events mode: depth + trade + funding streamed day by day (docs/engine.md)."""
+    import algo_trade
+    from algo_trade.data.events import from_store
+    from algo_trade.strategies import orderlevel
+
+    keep = ("init_cash", "fee_taker_bps", "fee_maker_bps", "leverage", "maintenance_margin")
+    ev = {k: settings[k] for k in keep if k in settings}
+    ev["entry_latency_ms"] = settings.get("latency_ms", 0.0)
+    ev.update(settings.get("events") or {})
+    if not orderlevel.is_order_strategy(strategy):
+        with stages.stage("load"):
+            ev["targets_from"] = algo_trade.load(store, exchange, symbol, start, end,
+                                                 kinds=kinds_for(strategy, "book"))  # fmt: skip
+    with stages.stage("simulate"):
+        src = from_store(store, exchange, symbol, start, end, float(ev.get("feed_latency_ms", 0.0)))
+        res = algo_trade.backtest(src, strategy, params=params, mode="events", **ev)
     res.exchange, res.symbol = exchange, symbol
     return res
 
@@ -101,7 +125,17 @@ def register(app: typer.Typer) -> None:
         param: Annotated[
             list[str] | None, typer.Option("--param", help="NAME=VALUE strategy parameter; repeat.")
         ] = None,
-        mode: Annotated[str, typer.Option(help="bars (OHLC) or book (L2 snapshots).")] = "bars",
+        mode: Annotated[
+            str, typer.Option(help="bars (OHLC), book (L2 snapshots) or events (depth + trades).")
+        ] = "bars",
+        events_setting: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--events-setting",
+                help="Events mode NAME=VALUE (queue_model, tick_size, entry_latency_ms, "
+                "response_latency_ms, latency_file, partial_fills, ...); repeat.",
+            ),
+        ] = None,
         bar: Annotated[
             str | None,
             typer.Option(help="Bar length in bars mode (1m, 5m, 1h); default: as stored."),
@@ -177,6 +211,8 @@ def register(app: typer.Typer) -> None:
             "fill_at": fill_at, "slippage_bps": slippage_bps, "leverage": leverage,
             "maintenance_margin": maintenance_margin, "latency_ms": latency_ms, "rebalance": rebalance,
         }  # fmt: skip
+        if mode == "events":
+            settings["events"] = parse_params(events_setting or [])
         with run_context(profile, profile_memory, json) as stages:
             store = store_from(home, db)
             res = run_backtest_cli(store, strategy, exchange, symbol, start, end, parse_params(param or []),

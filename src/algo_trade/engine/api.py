@@ -32,7 +32,7 @@ from algo_trade.strategies import Inputs, Strategy
 from algo_trade.strategies import get as get_strategy
 
 NS_PER_YEAR = M.NS_PER_YEAR
-MODES = ("bars", "book")
+MODES = ("bars", "book", "events")
 FILL_AT = ("next", "close")
 OVERFLOW = {"penalty": K.OVERFLOW_PENALTY, "unfilled": K.OVERFLOW_UNFILLED}
 
@@ -381,6 +381,8 @@ def backtest(
     >>> res = backtest(df, "sma_cross", params={"fast": 10, "slow": 50}, fee_taker_bps=5,
     ...                fill_at="close")  # doctest: +SKIP
     """
+    if mode == "events":
+        return _events(data, strategy, params, settings)
     cfg = Settings.build(**settings)
     strat = get_strategy(strategy)
     p = strat.resolve(params)
@@ -464,6 +466,36 @@ def simulate(md: MarketData, mode: str, target: np.ndarray, cfg: Settings, equit
         )
     # a view, not a copy: the unused capacity was never touched, so it holds no memory
     return st, ledger[: int(st[K.S_NLEDGER])]
+
+
+def _events(data: Any, strategy: Any, params: Mapping[str, Any] | None, settings: dict) -> Any:
+    """mode="events": `data` is an event source (`algo_trade.data.events.from_store`, or
+    `engine.events.from_arrays`); an order-level strategy runs on it directly; a target
+    strategy needs `targets_from=` MarketData (e.g. books loaded with `load`) and is traded
+    with market orders by `follow_target` through the same matching."""
+    from algo_trade.engine import events as ev
+    from algo_trade.strategies import orderlevel
+
+    targets_from = settings.pop("targets_from", None)
+    if orderlevel.is_order_strategy(strategy):
+        if targets_from is not None:
+            raise ConfigError("targets_from is for target-position strategies only")
+        return ev.run(data, strategy, params, **settings)
+    if targets_from is None:
+        raise ConfigError(
+            f"strategy {strategy!r} returns target positions: in events mode pass targets_from=<MarketData> "
+            "(its targets are traded with market orders), or use an order-level strategy such as grid_mm"
+        )
+    strat = get_strategy(strategy)
+    p = strat.resolve(params)
+    md = _as_market(targets_from)
+    inputs = Inputs({"ts": md.ts, **md.columns}, md.mode, ts_unit_ns=md.ts_unit_ns)
+    target = np.clip(np.nan_to_num(_as_target(strat.fn(inputs, **p)), nan=0.0), -1.0, 1.0)
+    ts_ns = md.ts.astype(np.int64) * int(md.ts_unit_ns)
+    lev = float(settings.get("leverage", 1.0))
+    res = ev.run(data, "follow_target", {"scale": lev}, signal=(ts_ns, target), **settings)
+    res.strategy, res.params = strat.name, p
+    return res
 
 
 def _as_target(raw: Any) -> np.ndarray:

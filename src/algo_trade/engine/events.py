@@ -310,10 +310,21 @@ class EventsResult:
         df.index = pd.to_datetime(r["ts"], utc=True)
         return df
 
-    def summary(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "params": self.params, "mode": "events", **self.stats}
+    exchange: str = ""
+    symbol: str = ""
+    mode: str = "events"
 
-    def report(self, path: str | Path) -> Path:
+    def summary(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "params": self.params, "mode": "events",
+                "exchange": self.exchange, "symbol": self.symbol, "stats": self.stats,
+                "timings": self.timings}  # fmt: skip
+
+    @property
+    def trades(self) -> pd.DataFrame:
+        """Fills (there are no round trips in events mode: see `fills`)."""
+        return self.fills
+
+    def to_html(self, path: str | Path) -> Path:
         from algo_trade.report.market_making import write_report
 
         return write_report(self, path)

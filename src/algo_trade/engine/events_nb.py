@@ -324,6 +324,7 @@ def _ledger_nb(ctx, t, kind, oid, qty, px, fee, rate):  # pragma: no cover - com
     g.pos = fs[F_POS]
     g.cash = fs[F_CASH]
     g.realized = fs[F_REAL]
+    g.mid = fs[F_XMID]
     st[I_NLED] = r + 1
 
 

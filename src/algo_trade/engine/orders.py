@@ -139,6 +139,7 @@ LEDGER = np.dtype(
         ("pos", np.float64),  # position after
         ("cash", np.float64),  # cash after
         ("realized", np.float64),  # realized PnL after
+        ("mid", np.float64),  # the exchange book's mid at that moment (spread capture)
     ]
 )
 
