@@ -31,6 +31,7 @@ from algo_trade.exchanges.framenb import (
     pattern,
     skip_ws_nb,
     str_nb,
+    value_from_nb,
     value_nb,
 )
 
@@ -110,23 +111,35 @@ def _symbol_nb(buf, lo, hi, names, offsets):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def _diff_nb(buf, lo, hi, m, names, offsets, pow10, lv_px, lv_qty, lv_side, k):  # pragma: no cover
-    """Fill message m from a depthUpdate frame; returns (new level count, kind)."""
-    sym, found = _symbol_nb(buf, lo, hi, names, offsets)
-    if not found:
+    """Fill message m from a depthUpdate frame; returns (new level count, kind). Fields
+    are looked for in Binance's order first (E, s, U, u, pu, b, a), any order works."""
+    ev, p = int_nb(buf, value_from_nb(buf, lo, lo, hi, _BIG_E), hi)
+    if p < 0:
         return k, UNPARSED
+    ps = value_from_nb(buf, p, lo, hi, _S)
+    s, e = str_nb(buf, ps, hi)
+    if s < 0:
+        return k, UNPARSED
+    sym = match_symbol_nb(buf, s, e, names, offsets)
     if sym < 0:
         return k, FOREIGN
-    ev, e1 = int_nb(buf, value_nb(buf, lo, hi, _BIG_E), hi)
-    first, e2 = int_nb(buf, value_nb(buf, lo, hi, _BIG_U), hi)
-    last, e3 = int_nb(buf, value_nb(buf, lo, hi, _U), hi)
-    prev, e4 = int_nb(buf, value_nb(buf, lo, hi, _PU), hi)
-    if e1 < 0 or e2 < 0 or e3 < 0 or e4 < 0:
+    first, p = int_nb(buf, value_from_nb(buf, e, lo, hi, _BIG_U), hi)
+    if p < 0:
+        return k, UNPARSED
+    last, p = int_nb(buf, value_from_nb(buf, p, lo, hi, _U), hi)
+    if p < 0:
+        return k, UNPARSED
+    prev, p = int_nb(buf, value_from_nb(buf, p, lo, hi, _PU), hi)
+    if p < 0:
         return k, UNPARSED
     k0 = k
-    k, end = levels_nb(buf, value_nb(buf, lo, hi, _B), hi, 1, pow10, lv_px, lv_qty, lv_side, k)
+    pb = value_from_nb(buf, p, lo, hi, _B)
+    k, end = levels_nb(buf, pb, hi, 1, pow10, lv_px, lv_qty, lv_side, k)
     if end < 0:
         return k0, UNPARSED
-    k, end = levels_nb(buf, value_nb(buf, lo, hi, _A), hi, -1, pow10, lv_px, lv_qty, lv_side, k)
+    k, end = levels_nb(
+        buf, value_from_nb(buf, end, lo, hi, _A), hi, -1, pow10, lv_px, lv_qty, lv_side, k
+    )
     if end < 0:
         return k0, UNPARSED
     m["sym"] = sym
@@ -178,17 +191,27 @@ def _snapshot_nb(
 
 @njit(cache=True, nogil=True)
 def _trade_nb(buf, lo, hi, m, names, offsets, pow10):  # pragma: no cover - compiled
-    sym, found = _symbol_nb(buf, lo, hi, names, offsets)
-    if not found:
+    """Fill message m from a trade frame (fields looked for in order T, s, t, p, q, m)."""
+    t, p = int_nb(buf, value_from_nb(buf, lo, lo, hi, _T), hi)
+    if p < 0:
         return UNPARSED
+    s, e = str_nb(buf, value_from_nb(buf, p, lo, hi, _S), hi)
+    if s < 0:
+        return UNPARSED
+    sym = match_symbol_nb(buf, s, e, names, offsets)
     if sym < 0:
         return FOREIGN
-    t, e1 = int_nb(buf, value_nb(buf, lo, hi, _T), hi)
-    tid, e2 = int_nb(buf, value_nb(buf, lo, hi, _T_ID), hi)
-    px, e3 = dec_nb(buf, value_nb(buf, lo, hi, _P), hi, pow10)
-    qty, e4 = dec_nb(buf, value_nb(buf, lo, hi, _Q), hi, pow10)
-    pm = value_nb(buf, lo, hi, _M)
-    if e1 < 0 or e2 < 0 or e3 < 0 or e4 < 0 or pm < 0:
+    tid, p = int_nb(buf, value_from_nb(buf, e, lo, hi, _T_ID), hi)
+    if p < 0:
+        return UNPARSED
+    px, p = dec_nb(buf, value_from_nb(buf, p, lo, hi, _P), hi, pow10)
+    if p < 0:
+        return UNPARSED
+    qty, p = dec_nb(buf, value_from_nb(buf, p, lo, hi, _Q), hi, pow10)
+    if p < 0:
+        return UNPARSED
+    pm = value_from_nb(buf, p, lo, hi, _M)
+    if pm < 0:
         return UNPARSED
     if buf[pm] == 116:  # m true: the buyer was maker, so the taker sold
         side = -1

@@ -7,9 +7,9 @@ rows of three arrays without 90 Python floats in between.
 
 They read the shapes venues actually send: ``"key":value`` with optional spaces after
 the colon, numbers as plain decimals, quoted (``"27500.10"``) or not. A decimal is
-``mantissa / 10**decimals``: both are exact doubles (at most 15 significant digits and
-22 decimals), so one IEEE division gives the correctly rounded value, bit for bit what
-``float(text)`` gives. Anything else (exponents, 16+ digits) makes the reader fail and
+``mantissa / 10**decimals``: both are exact doubles (mantissa below 2**53, at most 22
+decimals), so one IEEE division gives the correctly rounded value, bit for bit what
+``float(text)`` gives. Anything else (exponents, longer mantissas) makes the reader fail and
 the caller hands the frame to the venue's general parser, so a kernel never guesses.
 """
 
@@ -68,6 +68,17 @@ def value_nb(buf, lo, hi, key):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def value_from_nb(buf, start, lo, hi, key):  # pragma: no cover - compiled
+    """`value_nb` searching from `start` first (fields usually come in the venue's
+    order, so each search starts where the previous value ended), then from lo."""
+    if start > lo:
+        p = value_nb(buf, start, hi, key)
+        if p >= 0:
+            return p
+    return value_nb(buf, lo, hi, key)
+
+
+@njit(cache=True, nogil=True)
 def int_nb(buf, i, hi):  # pragma: no cover - compiled
     """(value, end) of an integer at i (optionally quoted, optionally negative); end -1."""
     if i < 0 or i >= hi:
@@ -105,25 +116,22 @@ def dec_nb(buf, i, hi, pow10):  # pragma: no cover - compiled
     if i < hi and buf[i] == 45:
         neg = True
         i += 1
-    mant = 0
-    digits = 0
-    decimals = 0
-    seen_dot = False
     start = i
-    while i < hi:
-        c = buf[i]
-        if 48 <= c <= 57:
-            if mant or c != 48:
-                digits += 1
-            mant = mant * 10 + (c - 48)
-            if seen_dot:
-                decimals += 1
-        elif c == 46 and not seen_dot:
-            seen_dot = True
-        else:
-            break
+    mant = 0
+    while i < hi and 48 <= buf[i] <= 57:
+        mant = mant * 10 + (buf[i] - 48)
         i += 1
-    if i == start or digits > 15 or decimals > 22:
+    n_int = i - start
+    decimals = 0
+    if i < hi and buf[i] == 46:
+        i += 1
+        f0 = i
+        while i < hi and 48 <= buf[i] <= 57:
+            mant = mant * 10 + (buf[i] - 48)
+            i += 1
+        decimals = i - f0
+    # 18 digits cannot overflow int64; below 2**53 the mantissa is an exact double.
+    if n_int + decimals == 0 or n_int + decimals > 18 or decimals > 22 or mant > 9007199254740992:
         return 0.0, -1
     if quoted:
         if i >= hi or buf[i] != QUOTE:

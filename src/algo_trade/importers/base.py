@@ -253,6 +253,14 @@ def _one_pass(
                 continue
             if not getattr(fmt, "checks_symbol", False):
                 keep_symbol(opts, path, table)
+            if piece.kind == "depth" and ords is None and store is not None:
+                # Rows a parser built (no lines to report): the store's own validation
+                # (the same rules, counted in the report) is enough; checking twice
+                # costs as much as writing.
+                writer.add("depth", table)
+                if progress is not None:
+                    progress(*fmt.progress())
+                continue
             if piece.kind == "depth":
                 # A stream whose snapshot came in an earlier piece (or file) of this
                 # import continues: its diffs are not "before any snapshot".
