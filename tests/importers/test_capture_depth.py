@@ -248,3 +248,86 @@ def test_full_hftbacktest_captures_match_the_reference(lake):
         )
         key = lambda r: (r[0], r[5], -r[6], r[2], r[3])  # noqa: E731
         assert sorted(rows, key=key) == sorted(want, key=key), path.name
+
+
+def _lines_objs(name: str) -> list[tuple[int, dict]]:
+    out = []
+    for line in gzip.open(DATA / name).read().splitlines():
+        ts_text, raw = line.split(b" ", 1)
+        out.append((recv_ns(int(ts_text)), json.loads(raw)))
+    return out
+
+
+def test_bybit_depth_follows_the_u_rule(lake):
+    """Bybit v5 orderbook: a snapshot (or u == 1) is a snapshot run of its levels, each
+    delta with u = previous u + 1 its levels; rows counted independently per symbol."""
+    name = "bybit_v5_linear_btc_eth.jsonl.gz"
+    want: dict[str, list[tuple]] = {}
+    last: dict[str, int | None] = {}
+    for recv, m in _lines_objs(name):
+        topic = str(m.get("topic", ""))
+        if not topic.startswith("orderbook."):
+            continue
+        d, sym = m["data"], topic.rpartition(".")[2]
+        ts, u = m["ts"] * 10**6, d["u"]
+        rows = want.setdefault(sym, [])
+        if m["type"] == "snapshot" or u == 1:
+            lv = [(1, float(p), float(q)) for p, q in d["b"] if float(q) > 0]
+            lv += [(-1, float(p), float(q)) for p, q in d["a"] if float(q) > 0]
+            rows += [(ts, recv, s, p, q, u, 1) for s, p, q in lv]
+            last[sym] = u
+        elif last.get(sym) is not None and u == last[sym] + 1:
+            lv = [(1, float(p), float(q)) for p, q in d["b"]]
+            lv += [(-1, float(p), float(q)) for p, q in d["a"]]
+            rows += [(ts, recv, s, p, q, u, 0) for s, p, q in lv]
+            last[sym] = u
+        else:
+            last[sym] = None  # a gap: nothing until the next snapshot
+    summary = run_import(lake, "capture", [DATA / name], ImportOptions())
+    key = lambda r: (r[0], r[5], -r[6], r[2], r[3])  # noqa: E731
+    total = 0
+    for venue, ours in (("BTCUSDT", "BTC-USDT-PERP"), ("ETHUSDT", "ETH-USDT-PERP")):
+        got = depth_rows(stored(lake, "depth", "bybit", ours))
+        assert got == sorted(want[venue], key=key), venue
+        total += len(got)
+    assert summary.rows()["depth"] == total > 10_000
+    assert "book" not in summary.rows()
+    again = run_import(lake, "capture", [DATA / name], ImportOptions())
+    assert again.rows().get("depth", 0) == 0
+
+
+def test_hyperliquid_l2book_is_a_snapshot_run_each(lake):
+    """Every l2Book is a full book: a snapshot run of its levels (a second book at the
+    same time is stored as its changes from the first); trades carry ts_local."""
+    name = "hyperliquid_btc_20250126.gz"
+    runs = 0
+    want_rows = 0
+    prev: dict | None = None
+    prev_time = None
+    trades = {}
+    for recv, m in _lines_objs(name):
+        if m.get("channel") == "l2Book":
+            d = m["data"]
+            book = {
+                (s, float(x["px"])): float(x["sz"])
+                for s, side in ((1, d["levels"][0]), (-1, d["levels"][1]))
+                for x in side
+            }
+            if d["time"] != prev_time:
+                runs += 1
+                want_rows += len(book)
+            else:
+                assert prev is not None
+                want_rows += sum(1 for k, q in book.items() if prev.get(k) != q)
+                want_rows += sum(1 for k in prev if k not in book)
+            prev, prev_time = book, d["time"]
+        elif m.get("channel") == "trades":
+            for t in m["data"]:
+                trades[str(t["tid"])] = recv
+    summary = run_import(lake, "capture", [DATA / name], ImportOptions())
+    got = stored(lake, "depth", "hyperliquid", "BTC-USDC-PERP").to_pydict()
+    assert summary.rows()["depth"] == len(got["ts"]) == want_rows
+    snap_runs = {(t, s) for t, s, f in zip(got["ts"], got["seq"], got["flags"], strict=True) if f}
+    assert len(snap_runs) == runs
+    t = stored(lake, "trade", "hyperliquid", "BTC-USDC-PERP").to_pydict()
+    assert dict(zip(t["trade_id"], t["ts_local"], strict=True)) == trades

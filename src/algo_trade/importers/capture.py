@@ -212,11 +212,14 @@ class CaptureFormat:
         key = (venue, tuple(symbols))
         n = self._normalizers.get(key)
         if n is None:
+            # Every update as depth; sampled books only when --book-interval asks.
+            streams = ("depth", "book") if opts.book_interval_ns is not None else ("depth",)
             n = normalizer_for(
                 venue,
                 symbols,
                 depth=opts.depth or DEFAULT_DEPTH,
                 book_interval_ns=opts.book_interval_ns or NS_PER_S,
+                streams=streams,
             )
             self._normalizers[key] = n
         return n
