@@ -40,7 +40,14 @@ import numpy as np
 import pyarrow as pa
 
 from algo_trade.errors import ConfigError
-from algo_trade.schema import DEPTH_SNAPSHOT, book_columns, book_schema, check_symbol, schema_for
+from algo_trade.schema import (
+    DEPTH_RESYNC,
+    DEPTH_SNAPSHOT,
+    book_columns,
+    book_schema,
+    check_symbol,
+    schema_for,
+)
 
 STREAMS = ("book", "depth", "funding", "liquidation", "trade")
 BOOK_KINDS = ("book", "depth")  # the record kinds built from a venue's order-book feed
@@ -545,14 +552,17 @@ class BaseNormalizer:
         m[6].append(len(asks))
         book.apply_recorded(bids, asks, self._dpx, self._dqty)
 
-    def _depth_snapshot(self, sym: str, ts: int, seq: int, book: Book, recv: int = -1) -> None:
-        """Store `book` as it is now as a snapshot run (replaying it clears the book first)."""
+    def _depth_snapshot(
+        self, sym: str, ts: int, seq: int, book: Book, resync: bool, recv: int = -1
+    ) -> None:
+        """Store `book` as it is now as a snapshot run (replaying it clears the book
+        first); `resync`: it rebuilds a book that was not known (start, gap, reconnect)."""
         m = self._dmsg
         m[0].append(ts)
         m[1].append(self._recv if recv < 0 else recv)
         m[2].append(self.code[sym])
         m[3].append(seq)
-        m[4].append(DEPTH_SNAPSHOT)
+        m[4].append(DEPTH_SNAPSHOT | DEPTH_RESYNC if resync else DEPTH_SNAPSHOT)
         m[5].append(len(book.bids))
         m[6].append(len(book.asks))
         # Best first on each side: the run reads like a venue snapshot.

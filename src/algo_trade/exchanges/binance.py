@@ -409,7 +409,7 @@ class Normalizer(BaseNormalizer):
             # The snapshot's state (update lastUpdateId) existed by the bridging diff's
             # event time, which can be earlier than the snapshot's E: the run is stamped
             # with the earlier one, so reading by ts replays it before that diff.
-            self._depth_snapshot(sym, min(snap_ts, ts), last_id, book, snap_recv)
+            self._depth_snapshot(sym, min(snap_ts, ts), last_id, book, True, snap_recv)
         self._clock(sym, ts)
         if self.emit_depth and u > last_id:
             self._depth_diff(sym, ts, u, book, d["b"], d["a"])

@@ -190,14 +190,15 @@ class Normalizer(BaseNormalizer):
         ts = ms_ns(obj["ts"])
         u = int(d["u"])
         if obj["type"] == "snapshot" or u == 1:
+            resync = not book.synced
             if book.synced:
                 self._clock(sym, ts)
             book.load(d["b"], d["a"])
             book.last_id = u
-            if not book.synced:
+            if resync:
                 self._synced(sym, ts)
             if self.emit_depth:
-                self._depth_snapshot(sym, ts, u, book)
+                self._depth_snapshot(sym, ts, u, book, resync)
             return
         if not book.synced:
             self.counters.stale_dropped += 1

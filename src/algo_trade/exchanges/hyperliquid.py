@@ -166,14 +166,15 @@ class Normalizer(BaseNormalizer):
         if same_run:
             old_bids, old_asks = dict(book.bids), dict(book.asks)
         book.load([(x["px"], x["sz"]) for x in bids], [(x["px"], x["sz"]) for x in asks])
-        if not book.synced:
+        resync = not book.synced
+        if resync:
             self._synced(sym, ts)
         if not self.emit_depth:
             return
         if same_run:
             self._depth_changes(sym, ts, book, old_bids, old_asks)
         else:
-            self._depth_snapshot(sym, ts, -1, book)
+            self._depth_snapshot(sym, ts, -1, book, resync)
             self._last_run[sym] = ts
 
     def _depth_changes(self, sym: str, ts: int, book, old_bids: dict, old_asks: dict) -> None:
