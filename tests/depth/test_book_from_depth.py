@@ -16,9 +16,10 @@ from algo_trade.schema import DEPTH_RESYNC, validate
 from algo_trade.store.base import read_table
 from algo_trade.store.lake import LakeStore
 from tests.depth.capture import Replay, depth_table, read_lines, state_matrix
+from tests.realdata import REALDATA
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")
-REAL = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "shared", "realdata")
+REAL = str(REALDATA)  # ../shared/realdata beside the repository, or $ALGO_TRADE_REALDATA
 REAL = os.environ.get("ALGO_TRADE_REALDATA", REAL)
 SYM = "BTC-USDT-PERP"
 COLS = ("ts", "side", "price", "qty", "seq", "flags")

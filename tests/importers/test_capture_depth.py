@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,10 +15,11 @@ from algo_trade.importers import ImportOptions, run_import
 from algo_trade.importers import capture as capture_mod
 from tests.importers.conftest import stored
 from tests.importers.helpers import DATA
+from tests.realdata import REALDATA
 
 USDM_2024 = "binance_usdm_btcusdt_20240808_head12000.gz"
 USDM_0404 = "binance_usdm_btcusdt_20230404.dat.gz"
-REAL = Path(__file__).resolve().parents[3] / "shared" / "realdata" / "hftbacktest"
+REAL = REALDATA / "hftbacktest"
 
 
 def recv_ns(v: int) -> int:
