@@ -356,19 +356,20 @@ def _lost_nb(sym, ts, out, r):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _hold_nb(j, sym, held, held_first, held_count):  # pragma: no cover - compiled
+def _hold_nb(msgs, j, sym, held, held_first, held_count):  # pragma: no cover - compiled
+    """Keep diff j of `sym` until a snapshot comes (at most MAX_HELD: the oldest goes)."""
     held[j] = True
     if held_count[sym] == 0:
         held_first[sym] = j
     held_count[sym] += 1
     if held_count[sym] > MAX_HELD:  # no snapshot came: keep the newest
         q = held_first[sym]
-        while not held[q] or q < 0:
+        while not (held[q] and msgs[q]["sym"] == sym):
             q += 1
         held[q] = False
         held_count[sym] -= 1
         q += 1
-        while q < j and not held[q]:
+        while q < j and not (held[q] and msgs[q]["sym"] == sym):
             q += 1
         held_first[sym] = q
 
@@ -388,7 +389,7 @@ def _diff_step_nb(
             synced[s] = 0
             cnt[C_GAPS] += 1
             r = _lost_nb(s, m["ts"], out, r)
-            _hold_nb(j, s, held, held_first, held_count)
+            _hold_nb(msgs, j, s, held, held_first, held_count)
             return r
         tl = m["recv"] if m["recv"] > floor[s] else floor[s]
         r = _emit_nb(msgs, j, lv_px, lv_qty, lv_side, m["ts"], tl, u, 0, out, r)
@@ -396,7 +397,7 @@ def _diff_step_nb(
         return r
     sj = snap[s]
     if sj < 0:
-        _hold_nb(j, s, held, held_first, held_count)
+        _hold_nb(msgs, j, s, held, held_first, held_count)
         return r
     lid = msgs[sj]["last_id"]
     if u < lid:
@@ -407,7 +408,7 @@ def _diff_step_nb(
         snap[s] = -1
         cnt[C_TOO_OLD] += 1
         r = _lost_nb(s, m["ts"], out, r)
-        _hold_nb(j, s, held, held_first, held_count)
+        _hold_nb(msgs, j, s, held, held_first, held_count)
         return r
     snap[s] = -1
     synced[s] = 1
