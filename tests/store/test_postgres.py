@@ -53,11 +53,11 @@ def test_migrations_are_idempotent_and_recorded(pg_db):  # noqa: F811
     with psycopg.connect(pg_db) as conn:
         first = migrate(conn)
         second = migrate(conn)
-        assert first.applied == [1, 2] and second.applied == []
-        assert conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 2
+        assert first.applied == [1, 2, 3] and second.applied == []
+        assert conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 3
     store = PostgresStore(pg_db)  # opening a current schema changes nothing either
     store.close()
-    assert _count(pg_db, "SELECT count(*) FROM schema_version") == 2
+    assert _count(pg_db, "SELECT count(*) FROM schema_version") == 3
 
 
 def test_plain_postgres_says_which_timescale_features_are_off(pg, pg_db):  # noqa: F811
@@ -340,7 +340,7 @@ def _odd_books(depth: int = 3) -> pa.Table:
     return books
 
 
-ODD_RAW_ROWS = [1, 2, 3, 4, 5, 7]  # -0.0, denormal, 1/3, too big for int32 (x2), NaN payload
+ODD_RAW_ROWS = [1, 2, 3, 5, 7]  # -0.0, denormal, 1/3, 2.5e14 (1e12 now packs: int64), NaN payload
 
 
 def _bits(t: pa.Table, names: list[str]) -> np.ndarray:
@@ -378,7 +378,7 @@ def test_book_levels_pack_exactly_or_stay_raw():
     edge = np.stack([books.column(c).to_numpy() for c in names])
     col = pgcopy.pack_levels(edge, 3)
     lengths = np.diff(col.offs)
-    assert [i for i in range(8) if lengths[i] == 32 * 3] == ODD_RAW_ROWS
+    assert [i for i in range(8) if lengths[i] == 32 * 3] == [1, 2, 3, 4, 5, 7]  # int32: 1e12 raw
     out, bad = pgcopy.unpack_levels(col.data[: col.offs[-1]], lengths, 8, 3)
     assert bad == -1 and (out.view(np.int64) == edge.view(np.int64)).all()
 
@@ -397,7 +397,7 @@ def test_packed_and_raw_book_rows_read_back_bit_for_bit(pg, pg_db):  # noqa: F81
             (k - 1,),
         ).fetchall()
     assert [i for i, n in enumerate(lengths) if n == 32 * 3] == ODD_RAW_ROWS
-    assert all(n == pgcopy.packed_width(3) for i, n in enumerate(lengths) if i not in ODD_RAW_ROWS)
+    assert all(n % 32 for i, n in enumerate(lengths) if i not in ODD_RAW_ROWS)  # compact
     names = book_columns(3)
     want = _bits(books, names)
     back = read_table(pg, "book", "sim", BTC, T0, T0 + DAY)
@@ -409,38 +409,58 @@ def test_packed_and_raw_book_rows_read_back_bit_for_bit(pg, pg_db):  # noqa: F81
     assert (sql.view(np.int64)[~nan] == want[~nan]).all()
 
 
-def test_version_1_database_migrates_and_reads_old_rows(pg_db, monkeypatch):  # noqa: F811
-    """A database written by schema 1 (raw float64 levels only) keeps its rows readable."""
+@pytest.mark.parametrize("old_version", [1, 2])
+def test_older_database_migrates_and_reads_old_rows(pg_db, monkeypatch, old_version):  # noqa: F811
+    """A database written by schema 1 (raw float64 levels) or 2 (packed int32 levels) keeps
+    its rows readable after migrating; new rows use the compact layout."""
     from algo_trade.schema import book_columns
-    from algo_trade.store.postgres import schema as postgres
+    from algo_trade.store.postgres import schema as pg_schema
+    from algo_trade.store.postgres import write as pg_write
 
     old = make_books(300, depth=4)
-    with monkeypatch.context() as m:  # the code as it was at schema 1
-        m.setattr(postgres, "SCHEMA_VERSION", 1)
-        m.setattr(pgcopy, "pack_levels", lambda cols, depth: pgcopy.packed_column(list(cols)))
+    old_encoder = {
+        1: lambda cols, depth: pgcopy.packed_column(list(cols)),
+        2: pgcopy.pack_levels,
+    }[old_version]
+    with monkeypatch.context() as m:  # the code as it was at that schema
+        m.setattr(pg_schema, "SCHEMA_VERSION", old_version)
+        m.setattr(pg_write, "encode_levels", old_encoder)
         store = PostgresStore(pg_db)
         store.write("book", old)
         store.close()
-    assert _count(pg_db, "SELECT max(version) FROM schema_version") == 1
-    assert _count(pg_db, "SELECT count(*) FROM book WHERE length(levels) = 128") == 300
-    store = PostgresStore(pg_db)  # applies migration 2
+    assert _count(pg_db, "SELECT max(version) FROM schema_version") == old_version
+    width = {1: 128, 2: 68}[old_version]
+    assert _count(pg_db, f"SELECT count(*) FROM book WHERE length(levels) = {width}") == 300
+    store = PostgresStore(pg_db)  # applies the missing migrations
     try:
-        assert store.init_report.applied == [2]
+        assert store.init_report.applied == list(range(old_version + 1, 4))
         new = make_books(300, start_ns=T0 + 300 * SEC, depth=4, seed=1)
         store.write("book", new)
-        assert _count(pg_db, "SELECT count(*) FROM book WHERE length(levels) = 68") == 300
+        assert (
+            _count(
+                pg_db,
+                "SELECT count(*) FROM book WHERE get_byte(levels, 0) = 160"
+                " AND length(levels) %% 32 <> 0 AND length(levels) < 68",
+            )
+            == 300
+        )
         names = book_columns(4)
-        back = read_table(store, "book", "sim", BTC, T0, T0 + DAY)  # one page, both layouts
+        back = read_table(store, "book", "sim", BTC, T0, T0 + DAY)  # one page, two layouts
         assert (_bits(back, names) == _bits(pa.concat_tables([old, new]), names)).all()
         with psycopg.connect(pg_db) as conn:
             vals = conn.execute(
-                "SELECT algo_trade_level(levels, 4) FROM book WHERE ts IN (%s, %s) ORDER BY ts",
+                "SELECT algo_trade_level(levels, 4), algo_trade_level(levels, 15) FROM book"
+                " WHERE ts IN (%s, %s) ORDER BY ts",
                 (T0, T0 + 300 * SEC),
             ).fetchall()
-        assert [v[0] for v in vals] == [
-            old.column("bid_sz_0")[0].as_py(),
-            new.column("bid_sz_0")[0].as_py(),
+        assert vals == [
+            (old.column("bid_sz_0")[0].as_py(), old.column("ask_sz_3")[0].as_py()),
+            (new.column("bid_sz_0")[0].as_py(), new.column("ask_sz_3")[0].as_py()),
         ]
+        assert store.write("trade", make_trades(10)).written == 10  # ts_local column added
+        assert (
+            read_table(store, "trade", "sim", BTC, T0, T0 + DAY).column("ts_local").null_count == 10
+        )
     finally:
         store.close()
 
@@ -521,7 +541,7 @@ def test_cli_init_generate_stats_copy_both_ways(pg_db, tmp_path, capsys, monkeyp
     )
     assert code == 0
     info = json.loads(out)
-    assert info["applied"] == [1, 2] and info["version"] == 2
+    assert info["applied"] == [1, 2, 3] and info["version"] == 3
     code, out, _ = run_cli(["db", "init", "--db", pg_db], capsys)
     assert code == 0 and "already up to date" in out and PASSWORD not in out
     # ALGO_TRADE_DB selects the database for every command.
@@ -543,6 +563,7 @@ def test_cli_init_generate_stats_copy_both_ways(pg_db, tmp_path, capsys, monkeyp
         "liquidation",
         "trade",
         "bar",
+        "depth",
     }
     code, out, _ = run_cli(["db", "compress", "--json"], capsys)
     assert code == 0 and "compressed_chunks" in json.loads(out)
@@ -621,7 +642,7 @@ def test_timescale_hypertables_compression_and_policies(pg_db):  # noqa: F811
             jobs = {
                 r[0] for r in conn.execute("SELECT proc_name FROM timescaledb_information.jobs")
             }
-        assert hyper == {"book", "funding", "liquidation", "trade", "bar"}
+        assert hyper == {"book", "funding", "liquidation", "trade", "bar", "depth"}
         assert {"policy_compression", "policy_retention"} <= jobs
         store.write("book", make_books(2_000, depth=20))
         report = store.compress(older_than_ns=1)

@@ -20,6 +20,7 @@ import pyarrow as pa
 from algo_trade.errors import DataError, StoreError
 from algo_trade.schema import book_columns, label_array, schema_for
 from algo_trade.store import pgcopy
+from algo_trade.store.postgres.levels import decode_levels
 from algo_trade.store.postgres.schema import _COLUMNS, TS_MAX, TS_MIN, order_by
 from algo_trade.store.postgres.schema import pg_kind as check_kind
 from algo_trade.timeutil import parse_range_ns
@@ -163,7 +164,10 @@ class Reader:
         for ts, lv_blob, n, lengths in pages:
             if k:
                 blob = np.frombuffer(lv_blob, dtype=np.uint8)
-                matrix, bad = pgcopy.unpack_levels(blob, lengths, n, depth)
+                if lengths is None:  # every row in one fixed-width older layout
+                    matrix, bad = pgcopy.unpack_levels(blob, None, n, depth)
+                else:
+                    matrix, bad = decode_levels(blob, lengths, depth)
                 if bad >= 0:
                     raise StoreError(
                         f"book rows of {exchange}/{symbol} do not all hold {depth} levels:"

@@ -17,7 +17,7 @@ from algo_trade.schema import KINDS as _SCHEMA_KINDS
 from algo_trade.store import pgcopy
 from algo_trade.timeutil import NS_PER_DAY
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 TS_MIN, TS_MAX = -(2**63), 2**63 - 1
 _LOCK_ID = 0x616C676F  # advisory lock for migrations and partition creation ("algo")
 
@@ -47,10 +47,24 @@ _V1_COLUMNS: dict[str, list[tuple[str, str, int]]] = {
     ],
     "bar": [(c, "float8", pgcopy.F8) for c in ("open", "high", "low", "close", "volume")],
 }
+# Migration 3: receipt time on trades and liquidations (null for rows from before), and
+# one row per order-book change.
+_V3_TS_LOCAL = ("liquidation", "trade")
+_V3_DEPTH = [
+    ("ts_local", "bigint NOT NULL", pgcopy.I8),
+    ("side", "smallint NOT NULL", pgcopy.I2),
+    ("price", "float8 NOT NULL", pgcopy.F8),
+    ("qty", "float8 NOT NULL", pgcopy.F8),
+    ("seq", "bigint NOT NULL", pgcopy.I8),
+    ("flags", "smallint NOT NULL", pgcopy.I2),
+]
 # The columns as this code reads and writes them (SCHEMA_VERSION).
-_COLUMNS: dict[str, list[tuple[str, str, int]]] = {k: list(v) for k, v in _V1_COLUMNS.items()}
-# Kinds with a table here (`depth` and the ts_local columns are not in this schema yet:
-# the lake holds them; a later migration adds them).
+_COLUMNS: dict[str, list[tuple[str, str, int]]] = {
+    **{k: list(v) for k, v in _V1_COLUMNS.items()},
+    **{k: [*_V1_COLUMNS[k], ("ts_local", "bigint", pgcopy.I8)] for k in _V3_TS_LOCAL},
+    "depth": _V3_DEPTH,
+}
+# Kinds with a table here.
 KINDS = tuple(k for k in _SCHEMA_KINDS if k in _COLUMNS)
 
 
@@ -72,6 +86,7 @@ _KEYS: dict[str, str] = {
     "funding": "symbol, exchange, ts, settled",
     "liquidation": "symbol, exchange, ts, side, price, qty",
     "trade": "symbol, exchange, trade_id, ts",
+    "depth": "symbol, exchange, ts, seq, flags, side, price",
 }
 # TimescaleDB compression order: ts DESC, then the rest of the key (columns of a unique
 # index must be segmentby or orderby columns for conflict checks on compressed chunks).
@@ -81,6 +96,7 @@ _ORDERBY: dict[str, str] = {
     "funding": "ts DESC, settled",
     "liquidation": "ts DESC, side, price, qty",
     "trade": "ts DESC, trade_id",
+    "depth": "ts DESC, seq, flags, side, price",
 }
 _COMMENT = "algo-trade {kind} records"
 
@@ -365,9 +381,137 @@ def _migration_2(cur, opts: InitOptions, timescale: bool) -> list[str]:
     return []
 
 
+def _migration_3(cur, opts: InitOptions, timescale: bool) -> list[str]:
+    """Book levels in the compact layout (`levels.py`; older rows stay as they are and read
+    as before), ts_local on trades and liquidations, the depth table, and no TimescaleDB
+    (ts DESC) index on any table (our key indexes serve ts order; it cost ~20 bytes a book
+    row and slowed copies)."""
+    notes: list[str] = []
+    cur.execute(_COMPACT_SQL)
+    cur.execute("ALTER FUNCTION algo_trade_level(bytea, int) RENAME TO algo_trade_level_v2")
+    cur.execute(
+        """
+        CREATE FUNCTION algo_trade_level(levels bytea, i int) RETURNS float8
+        LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+          SELECT CASE WHEN get_byte(levels, 0) = 160 AND length(levels) % 32 <> 0
+                      THEN (algo_trade_levels_compact(levels))[i + 1]
+                      ELSE algo_trade_level_v2(levels, i) END
+        $$
+        """
+    )
+    for kind in _V1_KINDS:
+        cur.execute(f"DROP INDEX IF EXISTS {kind}_ts_idx")  # TimescaleDB's default index
+    for kind in _V3_TS_LOCAL:
+        cur.execute(f"ALTER TABLE {kind} ADD COLUMN ts_local bigint")
+    _create_table(cur, "depth", _V3_DEPTH, opts, timescale)
+    cur.execute(f"CREATE UNIQUE INDEX depth_key ON depth ({_KEYS['depth']})")
+    cur.execute(f"COMMENT ON TABLE depth IS '{_COMMENT.format(kind='depth')}'")
+    if timescale:
+        cur.execute(
+            "ALTER TABLE depth SET (timescaledb.compress,"
+            " timescaledb.compress_segmentby = 'symbol, exchange',"
+            f" timescaledb.compress_orderby = '{_ORDERBY['depth']}')"
+        )
+        # An existing database keeps its policies; the new table gets the same ones.
+        compress = _setting(cur, "compress_after_ns")
+        if compress:
+            cur.execute(
+                "SELECT add_compression_policy('depth'::regclass, compress_after => %s::bigint)",
+                (int(compress),),
+            )
+        retain = _setting(cur, "retain_ns")
+        if retain and int(retain):
+            cur.execute(
+                "SELECT add_retention_policy('depth'::regclass, drop_after => %s::bigint)",
+                (int(retain),),
+            )
+        # Book rows are bytes TimescaleDB keeps as they are, then TOAST compresses them: LZ4
+        # is faster and smaller than the default pglz (measured, docs/stores.md). Set for the
+        # database so the policy's background jobs use it too; it needs ownership.
+        try:
+            with cur.connection.transaction():
+                cur.execute(_TOAST_LZ4_SQL)
+        except Exception as exc:  # not the owner, or a server built without lz4
+            notes.append(
+                "could not set default_toast_compression = lz4 for this database"
+                f" ({str(exc).strip().splitlines()[0]}); compressed book chunks stay ~3% larger"
+            )
+    return notes
+
+
+_TOAST_LZ4_SQL = (
+    "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_toast_compression = ''lz4''',"
+    " current_database()); END $$"
+)
+# The compact layout of store/postgres/levels.py decoded in SQL, for ad-hoc queries:
+# bid_px, bid_sz, ask_px, ask_sz (4 * d values, NaN past each side's count).
+_COMPACT_SQL = """
+CREATE FUNCTION algo_trade_levels_compact(b bytea) RETURNS float8[]
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+  q int := 2; acc numeric := 0; nb int := 0; fp float8; fs float8; d int;
+  c int[] := '{0,0}'; best bigint[] := '{0,0}'; out float8[]; v bigint; w int := 0;
+  cnt int; price bigint; h int; sh int; z int;
+BEGIN
+  IF get_byte(b, 0) <> 160 THEN RETURN NULL; END IF;
+  fp := 10::float8 ^ (get_byte(b, 1) >> 4);
+  fs := 10::float8 ^ (get_byte(b, 1) & 15);
+  FOR k IN 0..2 LOOP  -- varints: d, bid count, ask count
+    v := 0; sh := 0;
+    LOOP
+      z := get_byte(b, q); q := q + 1; v := v | ((z & 127)::bigint << sh); sh := sh + 7;
+      EXIT WHEN z < 128;
+    END LOOP;
+    IF k = 0 THEN d := v; ELSE c[k] := v; END IF;
+  END LOOP;
+  out := array_fill('NaN'::float8, ARRAY[4 * d]);
+  FOR k IN 1..2 LOOP  -- best prices: zigzag varints
+    IF c[k] > 0 THEN
+      v := 0; sh := 0;
+      LOOP
+        z := get_byte(b, q); q := q + 1; v := v | ((z & 127)::bigint << sh); sh := sh + 7;
+        EXIT WHEN z < 128;
+      END LOOP;
+      best[k] := (v >> 1) # -(v & 1);
+    END IF;
+  END LOOP;
+  FOR seg IN 0..3 LOOP  -- bit runs: bid gaps, bid sizes, ask gaps, ask sizes
+    h := seg / 2;
+    IF seg % 2 = 0 THEN
+      price := best[h + 1];
+      IF c[h + 1] > 0 THEN out[2 * h * d + 1] := price / fp; END IF;
+      cnt := c[h + 1] - 1;
+    ELSE
+      cnt := c[h + 1];
+    END IF;
+    FOR j IN 0..cnt - 1 LOOP
+      IF j % 8 = 0 THEN
+        WHILE nb < 6 LOOP
+          acc := acc + get_byte(b, q) * 2::numeric ^ nb; q := q + 1; nb := nb + 8;
+        END LOOP;
+        w := mod(acc, 64)::int; acc := div(acc, 64); nb := nb - 6;
+      END IF;
+      WHILE nb < w LOOP
+        acc := acc + get_byte(b, q) * 2::numeric ^ nb; q := q + 1; nb := nb + 8;
+      END LOOP;
+      v := mod(acc, 2::numeric ^ w)::bigint; acc := div(acc, 2::numeric ^ w); nb := nb - w;
+      IF seg % 2 = 1 THEN
+        out[2 * h * d + d + j + 1] := v / fs;
+      ELSE
+        price := CASE WHEN h = 0 THEN price - ((v >> 1) # -(v & 1))
+                      ELSE price + ((v >> 1) # -(v & 1)) END;
+        out[2 * h * d + j + 2] := price / fp;
+      END IF;
+    END LOOP;
+  END LOOP;
+  RETURN out;
+END $$
+"""
+
 MIGRATIONS = {
     1: ("tables, keys and partitioning per record kind", _migration_1),
     2: ("book levels packed as int32 mantissas with decimal scales", _migration_2),
+    3: ("compact book levels, ts_local, depth table, no default ts index", _migration_3),
 }
 
 

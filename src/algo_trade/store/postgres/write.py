@@ -20,13 +20,14 @@ from algo_trade.errors import DataError, StoreError
 from algo_trade.schema import book_columns, book_depth
 from algo_trade.store import pgcopy
 from algo_trade.store.base import WriteResult, checked_for_write
+from algo_trade.store.postgres.levels import encode_levels
 from algo_trade.store.postgres.schema import (
     _COLUMNS,
     _LOCK_ID,
-    KINDS,
     TS_MAX,
     _partition_name,
     pg_kind,
+    tables_of,
 )
 
 WRITE_SLICE_ROWS = 16_384  # rows per COPY buffer (~5 MB); the next encodes while one is sent
@@ -35,7 +36,7 @@ WRITE_SLICE_ROWS = 16_384  # rows per COPY buffer (~5 MB); the next encodes whil
 def _configure(conn) -> None:
     """Per pooled connection: staging tables emptied at each commit (never WAL-logged)."""
     with conn.cursor() as cur:
-        for kind in KINDS:
+        for kind in tables_of(cur):  # (code older than the schema must not trip on new tables)
             cur.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS stage_{kind} (LIKE {kind}) ON COMMIT DELETE ROWS"
             )
@@ -57,7 +58,8 @@ class Writer:
         import psycopg
 
         pg_kind(kind)
-        t, result = checked_for_write(kind, table)
+        live = self._depth_live if kind == "depth" else None
+        t, result = checked_for_write(kind, table, live=live)
         if t.num_rows == 0:
             return result
         # The first slice encodes on the worker thread while the checks below query the server.
@@ -98,6 +100,17 @@ class Writer:
     async def write_async(self, kind: str, table: pa.Table) -> WriteResult:
         """`write` from asyncio code: runs in a worker thread (encoding and COPY release the GIL)."""
         return await asyncio.to_thread(self.write, kind, table)
+
+    def _depth_live(self, exchange: str, symbol: str, ts: int) -> bool:
+        """Whether a depth row at or before `ts` is stored: a batch starting with diffs then
+        continues a stored stream (its snapshot came in an earlier write)."""
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM depth WHERE symbol = %s AND exchange = %s"
+                " AND ts <= %s)",
+                (symbol, exchange, ts),
+            ).fetchone()
+        return bool(row[0])
 
     def _check_depths(self, kind: str, groups: list[_Group], depth: int | None) -> None:
         if kind != "book":
@@ -263,7 +276,7 @@ def encode_table(kind: str, t: pa.Table) -> np.ndarray:
         names = book_columns(book_depth(t.schema))  # bid_px, bid_sz, ask_px, ask_sz
         depth = book_depth(t.schema)
         levels = np.stack([t.column(name).to_numpy() for name in names])
-        cols.append(pgcopy.pack_levels(levels, depth))
+        cols.append(encode_levels(levels, depth))
     else:
         for name, _, code in _COLUMNS[kind]:
             col = t.column(name)
