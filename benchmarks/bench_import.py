@@ -218,12 +218,55 @@ def bench_capture(work: Path, repeats: int = 2) -> list[dict]:
     return rows
 
 
+CAPTURE_RSS_CHILD = """
+import json, sys
+from algo_trade.importers import ImportOptions, run_import
+from algo_trade.profiling import peak_rss_mb
+from algo_trade.store.lake import LakeStore
+s = run_import(LakeStore(sys.argv[1]), "capture", sys.argv[2:], ImportOptions())
+print(json.dumps({"rows": sum(s.rows().values()), "peak_rss_mb": peak_rss_mb()}))
+"""
+
+
+def bench_capture_rss(work: Path) -> list[dict]:
+    """Peak RSS of a child importing the whole BTC capture, and of one importing it and
+    the ETH capture of the same day (twice the lines): the block path keeps memory
+    bounded whatever the input size."""
+    eth = FULL_CAPTURE.with_name("usdm_ethusdt_20240808.gz")
+    if not (FULL_CAPTURE.exists() and eth.exists()):
+        return []
+    peaks = []
+    for i, srcs in enumerate(([FULL_CAPTURE], [FULL_CAPTURE, eth])):
+        proc = subprocess.run(
+            [sys.executable, "-c", CAPTURE_RSS_CHILD, str(work / f"rss-cap-{i}")]
+            + [str(p) for p in srcs],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+        )
+        got = json.loads(proc.stdout)
+        peaks.append((" + ".join(p.name for p in srcs), got["rows"], got["peak_rss_mb"]))
+    (n1, r1, rss1), (n2, r2, rss2) = peaks
+    return [
+        {
+            "name": f"peak RSS importing raw captures {n2} ({r2:,} rows)",
+            "value": round(rss2, 1),
+            "unit": "MB",
+            "baseline": f"{rss1:,.0f} MB for {n1} alone ({r1:,} rows)",
+            "target": "bounded: within 10% + 30 MB of the smaller file's peak",
+            "ok": rss2 <= rss1 * 1.1 + 30,
+        }
+    ]
+
+
 def run(quick: bool) -> list[dict]:
     work = Path(tempfile.mkdtemp(prefix="bench-import-"))
     try:
         rows = bench_tardis(work, 200_000 if quick else 1_000_000, 2 if quick else 3)
         rows += bench_rss(work, (150_000, 300_000) if quick else (250_000, 600_000))
         rows += bench_capture(work)
+        rows += bench_capture_rss(work)
         return rows
     finally:
         shutil.rmtree(work, ignore_errors=True)
