@@ -33,7 +33,8 @@ S_LAST_TS = 4  # ts of the last row applied
 S_BID_BASE = 5  # tick of grid index 0
 S_ASK_BASE = 6
 S_MSGS = 7  # messages applied (diagnostics)
-N_STATE = 8
+S_DIRTY = 8  # 1 when a message was applied since the last row emitted
+N_STATE = 9
 
 ST_DONE = 0
 ST_FULL = 1  # output buffer full: call again from the returned row
@@ -50,6 +51,30 @@ def _clear_bit(bits, i):  # pragma: no cover - compiled
     bits[i >> 6] &= ~(np.uint64(1) << np.uint64(i & 63))
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _msb(word):  # pragma: no cover - compiled
+    """Index of the highest set bit of a non-zero uint64 (six halvings, not 64 shifts)."""
+    b = 0
+    if word >> np.uint64(32):
+        word >>= np.uint64(32)
+        b += 32
+    if word >> np.uint64(16):
+        word >>= np.uint64(16)
+        b += 16
+    if word >> np.uint64(8):
+        word >>= np.uint64(8)
+        b += 8
+    if word >> np.uint64(4):
+        word >>= np.uint64(4)
+        b += 4
+    if word >> np.uint64(2):
+        word >>= np.uint64(2)
+        b += 2
+    if word >> np.uint64(1):
+        b += 1
+    return b
+
+
 @njit(cache=True, nogil=True)
 def _highest_at_or_below(bits, i):  # pragma: no cover - compiled
     """Highest occupied index <= i, or -1."""
@@ -59,11 +84,7 @@ def _highest_at_or_below(bits, i):  # pragma: no cover - compiled
     word = bits[w] & (np.uint64(0xFFFFFFFFFFFFFFFF) >> np.uint64(63 - (i & 63)))
     while True:
         if word != 0:
-            # index of the highest set bit
-            b = 63
-            while (word >> np.uint64(b)) & np.uint64(1) == 0:
-                b -= 1
-            return (w << 6) + b
+            return (w << 6) + _msb(word)
         w -= 1
         if w < 0:
             return -1
@@ -80,10 +101,7 @@ def _lowest_at_or_above(bits, i, size):  # pragma: no cover - compiled
     word = bits[w] & (np.uint64(0xFFFFFFFFFFFFFFFF) << np.uint64(i & 63))
     while True:
         if word != 0:
-            b = 0
-            while (word >> np.uint64(b)) & np.uint64(1) == 0:
-                b += 1
-            return (w << 6) + b
+            return (w << 6) + _msb(word & (~word + np.uint64(1)))  # lowest set bit
         w += 1
         if w >= nw:
             return -1
@@ -126,6 +144,17 @@ def _emit(state, bid_q, bid_bits, ask_q, ask_bits, scale, out, row):  # pragma: 
             out[row, 2, j] = (base + a) / scale
             out[row, 3, j] = ask_q[a]
             a = _lowest_at_or_above(ask_bits, a + 1, size)
+
+
+@njit(cache=True, nogil=True)
+def _emit_or_copy(state, bid_q, bid_bits, ask_q, ask_bits, scale, out, row):  # pragma: no cover
+    """Grid rows in a quiet stretch repeat the book: copy the previous row of this buffer
+    instead of walking the levels again."""
+    if row > 0 and state[S_DIRTY] == 0:
+        out[row] = out[row - 1]
+    else:
+        _emit(state, bid_q, bid_bits, ask_q, ask_bits, scale, out, row)
+        state[S_DIRTY] = 0
 
 
 @njit(cache=True, nogil=True)
@@ -184,7 +213,7 @@ def replay_nb(
                 while g <= last:
                     if g >= emit_from and g < emit_until:
                         out_ts[m] = g
-                        _emit(state, bid_q, bid_bits, ask_q, ask_bits, scale, out, m)
+                        _emit_or_copy(state, bid_q, bid_bits, ask_q, ask_bits, scale, out, m)
                         m += 1
                     g += interval
             if t >= nxt:
@@ -230,6 +259,7 @@ def replay_nb(
         state[S_BEST_ASK] = ba
         state[S_LAST_TS] = t
         state[S_MSGS] += 1
+        state[S_DIRTY] = 1
         if interval == 0 and state[S_LIVE] and t >= emit_from and t < emit_until:
             out_ts[m] = t
             _emit(state, bid_q, bid_bits, ask_q, ask_bits, scale, out, m)
@@ -247,7 +277,7 @@ def replay_nb(
             while g <= last and m < cap:
                 if g >= emit_from and g < emit_until:
                     out_ts[m] = g
-                    _emit(state, bid_q, bid_bits, ask_q, ask_bits, scale, out, m)
+                    _emit_or_copy(state, bid_q, bid_bits, ask_q, ask_bits, scale, out, m)
                     m += 1
                 g += interval
             state[S_NEXT_G] = g

@@ -166,7 +166,7 @@ class BookReplayer:
                 lo = min(int(x.min()) for x in lo_hi)
                 hi = max(int(x.max()) for x in lo_hi)
             span = hi - lo + 1
-            margin = max(4096, span // 4)
+            margin = max(4096, min(span // 4, 1 << 20))
             size = span + 2 * margin
             size = -(-size // 64) * 64
             if size > MAX_GRID:
