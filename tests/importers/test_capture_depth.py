@@ -331,3 +331,40 @@ def test_hyperliquid_l2book_is_a_snapshot_run_each(lake):
     assert len(snap_runs) == runs
     t = stored(lake, "trade", "hyperliquid", "BTC-USDC-PERP").to_pydict()
     assert dict(zip(t["trade_id"], t["ts_local"], strict=True)) == trades
+
+
+def test_garbage_frames_are_counted_not_guessed(lake, tmp_path):
+    """Frames the kernels cannot read exactly (an exponent, text for a number, a cut-off
+    frame) are counted with their line; a frame of another symbol is skipped; the depth
+    stream stops at the unreadable diff (its pu chain is broken) instead of guessing."""
+    lines = gzip.open(DATA / USDM_0404).read().splitlines()
+    snap_i = next(i for i, x in enumerate(lines) if b"lastUpdateId" in x)
+    diffs = [i for i, x in enumerate(lines) if b"depthUpdate" in x and i > snap_i]
+    trades = [i for i, x in enumerate(lines) if b'"e":"trade"' in x]
+    bad_diff = next(i for i in diffs[100:] if b'"b":[["' in lines[i])
+    bad_trade = trades[50]
+    edited = list(lines)
+    edited[bad_diff] = edited[bad_diff].replace(b'"b":[["', b'"b":[["1e-5","1"],["', 1)
+    edited[bad_trade] = edited[bad_trade].replace(b'"p":"', b'"p":"x', 1)
+    # Another symbol's diff after the lines that name the capture's symbols: skipped.
+    late = diffs[-1]
+    edited.insert(late + 1, edited[late].replace(b'"s":"BTCUSDT"', b'"s":"ETHUSDT"'))
+    edited.append(edited[late][: len(edited[late]) // 2])  # a depth frame cut off
+    path = tmp_path / "binance" / "cut.gz"
+    path.parent.mkdir()
+    with gzip.open(path, "wb") as fh:
+        fh.write(b"\n".join(edited) + b"\n")
+    summary = run_import(lake, "capture", [path], ImportOptions())
+    report = summary.files[0]
+    unusable = "message the venue parser cannot use"
+    lines_bad = sorted(s.line for s in report.samples if s.reason == unusable)
+    assert lines_bad == sorted([bad_diff + 1, bad_trade + 1, len(edited)])
+    assert report.rejected == {unusable: 3}
+    # Rows up to the unreadable diff, as the reference gives them; then the book is lost.
+    want, _ = reference(lines[:bad_diff])
+    got = depth_rows(stored(lake, "depth", "binance", "BTC-USDT-PERP"))
+    key = lambda r: (r[0], r[5], -r[6], r[2], r[3])  # noqa: E731
+    assert got == sorted(want, key=key)
+    assert any(n.startswith("gaps: 1") for n in report.notes)
+    n_trades = sum(1 for i in trades if i != bad_trade)
+    assert summary.rows()["trade"] == n_trades
