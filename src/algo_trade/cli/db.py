@@ -222,8 +222,12 @@ def compress_cmd(
     if "note" in report:
         console.print(report["note"])
     else:
-        per = ", ".join(f"{k} {v}" for k, v in report.items() if k != "compressed_chunks")
-        console.print(f"compressed {report['compressed_chunks']} chunks ({per})")
+        per = ", ".join(f"{k} {v}" for k, v in report["per_table"].items() if v)
+        line = f"compressed {report['compressed_chunks']} chunks" + (f" ({per})" if per else "")
+        if report["recompressed"]:
+            line += f"; merged new rows into {report['recompressed']} compressed chunks"
+        line += f"; {report['already_compressed']} were already compressed"
+        console.print(line)
 
 
 @db_app.command("copy")

@@ -115,25 +115,46 @@ class Admin:
         return {"datasets": len(self.symbols()), "tables_analyzed": len(KINDS)}
 
     def compress(self, older_than_ns: int | None = None) -> dict[str, object]:
-        """Compress chunks older than `older_than_ns` (default: the compression policy's age) now."""
+        """Compress chunks older than `older_than_ns` (default: the compression policy's age)
+        now. Reports chunks compressed by this call apart from those that already were
+        (`already_compressed`) and from compressed chunks that had taken new rows and were
+        merged again (`recompressed`)."""
         if self.backend != "timescaledb":
             return {
                 "compressed_chunks": 0,
+                "already_compressed": 0,
                 "note": "TimescaleDB is not enabled in this database: plain PostgreSQL has no chunk"
                 " compression (install TimescaleDB, then `algo-trade db init` on a new database)",
             }
         age = (
             older_than_ns if older_than_ns is not None else int(self.settings["compress_after_ns"])
         )
-        done: dict[str, object] = {"compressed_chunks": 0}
+        done: dict[str, object] = {
+            "compressed_chunks": 0,
+            "already_compressed": 0,
+            "recompressed": 0,
+        }
+        per: dict[str, int] = {}
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("SET LOCAL default_toast_compression = 'lz4'")  # see schema migration 3
             for kind in KINDS:
+                # chunk_status bits: 1 compressed, 8 partially compressed (rows added since).
                 cur.execute(
-                    "SELECT count(compress_chunk(c, if_not_compressed => true))"
-                    " FROM show_chunks(%s::regclass, older_than => algo_trade_now_ns() - %s::bigint) c",
+                    "SELECT c, _timescaledb_functions.chunk_status(c) FROM show_chunks("
+                    "%s::regclass, older_than => algo_trade_now_ns() - %s::bigint) c",
                     (kind, age),
                 )
-                n = cur.fetchone()[0]
-                done[kind] = n
-                done["compressed_chunks"] = int(done["compressed_chunks"]) + n  # type: ignore[call-overload]
+                chunks = cur.fetchall()
+                todo = [c for c, st in chunks if not st & 1 or st & 8]
+                for _c, st in chunks:
+                    if st & 1 and not st & 8:
+                        done["already_compressed"] = int(done["already_compressed"]) + 1  # type: ignore[call-overload]
+                    elif st & 8:
+                        done["recompressed"] = int(done["recompressed"]) + 1  # type: ignore[call-overload]
+                for c in todo:
+                    cur.execute("SELECT compress_chunk(%s::regclass)", (str(c),))
+                fresh = sum(1 for _, st in chunks if not st & 1)
+                per[kind] = fresh
+                done["compressed_chunks"] = int(done["compressed_chunks"]) + fresh  # type: ignore[call-overload]
+        done["per_table"] = per
         return done
