@@ -16,10 +16,13 @@ funding settlement that falls between them is kept.
 
 from __future__ import annotations
 
+import queue
 import re
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +74,47 @@ def _line_blocks(stream) -> Iterator[bytes]:  # noqa: ANN001 - a binary stream
             continue
         yield data[:cut]
         rest = data[cut:]
+
+
+def _prefetch(blocks: Iterator[bytes], depth: int = 2) -> Iterator[bytes]:
+    """`blocks` produced on a reader thread (gzip decompression releases the GIL), at most
+    `depth` ahead; its exceptions are raised here."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for b in blocks:
+                while not stop.is_set():
+                    try:
+                        q.put(b, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(end)
+        except BaseException as exc:  # noqa: BLE001 - raised in the consuming thread
+            q.put(exc)
+
+    t = threading.Thread(target=produce, daemon=True, name="import-capture-read")
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.05)
 
 
 def recv_ns(value: int) -> int:
@@ -250,11 +294,12 @@ class CaptureFormat:
         stream, self._progress = open_stream(path)
         lines_before = 0
         try:
-            with stream:
-                # Blocks are parsed ahead on the pool (the kernel releases the GIL) while
-                # this thread applies the previous one and the store writes on its own.
+            with stream, closing(_prefetch(_line_blocks(stream))) as blocks:
+                # Blocks are read and parsed ahead on other threads (gzip and the kernel
+                # release the GIL) while this one applies the previous block and the
+                # store writes on its own; the reader stops before the file closes.
                 ahead: deque[Future] = deque()
-                for block in _line_blocks(stream):
+                for block in blocks:
                     ahead.append(_pool().submit(frames.parse, block))
                     if len(ahead) < PARSE_AHEAD:
                         continue
