@@ -62,8 +62,9 @@ def rsi_reversion(
 ) -> np.ndarray:
     r = data.rsi("close", window)
     n = len(r)
-    return ind.band_signal_nb(r, np.full(n, lower), np.full(n, upper), np.full(n, exit),
-                              np.full(n, exit), True, short)  # fmt: skip
+    # constant levels as zero-stride views: no per-run arrays (a sweep runs this many times)
+    lo, hi, ex = (np.broadcast_to(np.float64(v), n) for v in (lower, upper, exit))
+    return ind.band_signal_nb(r, lo, hi, ex, ex, True, short)
 
 
 @register(
@@ -92,7 +93,11 @@ def bollinger_breakout(data: Inputs, window: int, k: float, short: bool) -> np.n
     doc="long when bid depth dominates ((B-A)/(B+A) > threshold), short mirrored; exit at 0",
 )
 def book_imbalance(data: Inputs, levels: int, threshold: float, short: bool) -> np.ndarray:
-    return ind.book_imbalance_signal_nb(data["bid_sz"], data["ask_sz"], levels, threshold, short)
+    # the imbalance depends on `levels` only: cached, so a sweep over thresholds reads the
+    # book once per levels value
+    imb = data.cached(("book_imbalance", levels),
+                      lambda: ind.book_imbalance_nb(data["bid_sz"], data["ask_sz"], levels))  # fmt: skip
+    return ind.imbalance_signal_nb(imb, threshold, short)
 
 
 @register(

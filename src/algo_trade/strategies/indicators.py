@@ -200,18 +200,12 @@ def band_signal_nb(x, lower, upper, exit_lo, exit_hi, revert, short):  # pragma:
 
 
 @njit(cache=True, nogil=True)
-def book_imbalance_signal_nb(
-    bid_sz, ask_sz, levels, threshold, short
-):  # pragma: no cover - compiled
-    """Depth imbalance I = (B - A) / (B + A) over the top `levels` (B, A: summed sizes).
-
-    bid_sz, ask_sz: float64[n, L] (NaN-padded). Enter long when I > threshold (short when
-    I < -threshold and `short`); exit when I crosses back through 0. Returns int8[n].
-    """
+def book_imbalance_nb(bid_sz, ask_sz, levels):  # pragma: no cover - compiled
+    """Depth imbalance I = (B - A) / (B + A) over the top `levels` (B, A: summed sizes;
+    0 when both are empty). bid_sz, ask_sz: float64[n, L] (NaN-padded). Returns float64[n]."""
     n = bid_sz.shape[0]
     m = min(levels, bid_sz.shape[1])
-    out = np.empty(n, dtype=np.int8)
-    pos = 0.0
+    out = np.empty(n)
     for i in range(n):
         b = 0.0
         a = 0.0
@@ -223,18 +217,38 @@ def book_imbalance_signal_nb(
             if sa == sa:
                 a += sa
         tot = a + b
-        imb = (b - a) / tot if tot > 0.0 else 0.0
-        if pos > 0.0 and imb <= 0.0:
+        out[i] = (b - a) / tot if tot > 0.0 else 0.0
+    return out
+
+
+@njit(cache=True, nogil=True)
+def imbalance_signal_nb(imb, threshold, short):  # pragma: no cover - compiled
+    """Enter long when imb > threshold (short when imb < -threshold and `short`); exit when
+    imb crosses back through 0. imb: float64[n]. Returns int8[n]."""
+    n = imb.shape[0]
+    out = np.empty(n, dtype=np.int8)
+    pos = 0.0
+    for i in range(n):
+        x = imb[i]
+        if pos > 0.0 and x <= 0.0:
             pos = 0.0
-        elif pos < 0.0 and imb >= 0.0:
+        elif pos < 0.0 and x >= 0.0:
             pos = 0.0
         if pos == 0.0:
-            if imb > threshold:
+            if x > threshold:
                 pos = 1.0
-            elif imb < -threshold and short:
+            elif x < -threshold and short:
                 pos = -1.0
         out[i] = pos
     return out
+
+
+@njit(cache=True, nogil=True)
+def book_imbalance_signal_nb(
+    bid_sz, ask_sz, levels, threshold, short
+):  # pragma: no cover - compiled
+    """`imbalance_signal_nb` of `book_imbalance_nb` in one call. Returns int8[n]."""
+    return imbalance_signal_nb(book_imbalance_nb(bid_sz, ask_sz, levels), threshold, short)
 
 
 @njit(cache=True, nogil=True)

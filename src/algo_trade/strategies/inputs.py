@@ -66,6 +66,22 @@ class Inputs:
             self._cache[key] = out
         return out
 
+    def cached(self, key: tuple, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """compute(), kept under `key` for this run (and, in a sweep, for every run on the
+        same data): for indicators of several columns or of the book."""
+        key = ("cached", *key)
+        if self._shared is not None:
+            return self._shared.get_or_compute(key, lambda: self._store(compute()))
+        out = self._cache.get(key)
+        if out is None:
+            out = self._cache[key] = self._store(compute())
+        return out
+
+    def _store(self, out: np.ndarray) -> np.ndarray:
+        out.setflags(write=False)
+        self.computed += 1
+        return out
+
     def _compute(self, fn: Callable[..., np.ndarray], column: str, args: tuple) -> np.ndarray:
         out = fn(np.ascontiguousarray(self[column], dtype=np.float64), *args)
         out.setflags(write=False)

@@ -22,13 +22,21 @@ def block_sums_nb(equity, init_cash, n_blocks):  # pragma: no cover - compiled
     s1 = np.zeros(n_blocks)
     s2 = np.zeros(n_blocks)
     prev = init_cash
-    for t in range(n):
-        e = equity[t]
-        r = e / prev - 1.0 if prev > 0.0 else 0.0
-        prev = e
-        b = t * n_blocks // n
-        s1[b] += r
-        s2[b] += r * r
+    t = 0
+    for b in range(n_blocks):
+        # block b holds the events t with t * n_blocks // n == b: up to ceil((b + 1) n / B)
+        end = ((b + 1) * n + n_blocks - 1) // n_blocks
+        a1 = 0.0
+        a2 = 0.0
+        while t < end:
+            e = equity[t]
+            r = e / prev - 1.0 if prev > 0.0 else 0.0
+            prev = e
+            a1 += r
+            a2 += r * r
+            t += 1
+        s1[b] = a1
+        s2[b] = a2
     return s1, s2
 
 

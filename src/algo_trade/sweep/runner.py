@@ -45,12 +45,14 @@ Progress = Callable[[int, int], None]  # (trials done, trials in all)
 
 # ----------------------------------------------------------------------------- one trial
 def evaluate(md: Any, strat: Strategy, params: Mapping[str, Any], cfg: Settings, mode: str,
-             lo: int, hi: int, inputs: Any = None) -> tuple[dict[str, float], np.ndarray, np.ndarray]:  # fmt: skip
+             lo: int, hi: int, inputs: Any = None,
+             equity: np.ndarray | None = None) -> tuple[dict[str, float], np.ndarray, np.ndarray]:  # fmt: skip
     """One backtest over events [lo, hi): (metrics, equity, final kernel state). The target
-    is computed over all the data (indicators warm up on the events before lo)."""
+    is computed over all the data (indicators warm up on the events before lo). equity: a
+    float64[hi - lo] buffer to fill (a batch reuses one: fresh pages cost more than the run)."""
     inputs = inputs if inputs is not None else strategy_inputs(md, mode)
     target = signal(strat, inputs, params, len(md))
-    equity = np.empty(hi - lo)
+    equity = np.empty(hi - lo) if equity is None else equity
     st, _ = simulate(md, mode, target, cfg, equity, lo, hi)
     ts = md.ts[lo:hi]
     return M.compute(M.Run.from_state(ts, equity, st, cfg.init_cash, md.ts_unit_ns)), equity, st
@@ -70,9 +72,10 @@ def run_batch(data_ref: object, data_id: str, strategy: object, mode: str,
     out = {k: np.empty(m) for k in M.registry()}
     s1 = np.zeros((m, n_blocks))
     s2 = np.zeros((m, n_blocks))
+    buf = np.empty(hi - lo)
     for j in range(m):
         p = {k: _plain(params[k][j]) for k in names}
-        stats, equity, _ = evaluate(md, strat, p, cfg, mode, lo, hi, inputs)
+        stats, equity, _ = evaluate(md, strat, p, cfg, mode, lo, hi, inputs, buf)
         for k, v in stats.items():
             out[k][j] = v
         if n_blocks > 0:
@@ -314,6 +317,8 @@ def _finish(parts, md, strat, mode, search, metric, cfg, lo, hi, n_blocks, input
     ppy = n / (span / M.NS_PER_YEAR) if span > 0 else 0.0
     res.extra["periods_per_year"] = ppy
     res.extra["bars"] = n
-    res.best_equity = pd.Series(equity, index=pd.to_datetime(ts_ns, utc=True), name="equity")
+    res.best_equity = pd.Series(
+        equity, index=pd.to_datetime(ts_ns, unit="ns", utc=True), name="equity"
+    )
     R.overfitting(res, s1, s2, returns_nb(equity, cfg.init_cash), n, n_blocks, ppy)
     return res
