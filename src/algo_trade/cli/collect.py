@@ -222,6 +222,7 @@ def register(app: typer.Typer) -> None:
             stale_s=parse_duration_ns(stale_after) / 1e9,
         )
         cfg.validate()
+        cfg.check_local()
         for ex in exs:  # each venue's symbol mapping, before any network call
             adapter_for(ex).normalizer(syms, depth, cfg.book_interval_ns, sts)
         check_listed(cfg)

@@ -166,8 +166,10 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"unknown format {format!r}: choose one of {', '.join(FORMATS)}")
         if symbol:
             symbol = check_symbol(symbol.strip().upper())
-        if depth is not None and depth < 1:
-            raise ConfigError(f"--depth must be at least 1, got {depth}")
+        if depth is not None and not 1 <= depth <= 1000:
+            raise ConfigError(f"--depth must be between 1 and 1000, got {depth}")
+        if book_interval and not 10**6 <= parse_duration_ns(book_interval) <= 86_400 * 10**9:
+            raise ConfigError("--book-interval must be between 1ms and 1d, e.g. 1s")
         opts = ImportOptions(
             exchange=exchange,
             symbol=symbol,

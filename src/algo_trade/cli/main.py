@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import signal
 import sys
 
 import typer
@@ -85,15 +86,40 @@ def _command() -> Command:
     return _COMMAND
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered like Ctrl-C so every long loop stops the same way."""
+
+
+_TERMINATED: list[bool] = []  # Typer returns Ctrl-C as exit code 130, losing the cause
+
+
+def _on_sigterm(_signum, _frame) -> None:
+    _TERMINATED.append(True)
+    raise _Terminated
+
+
+def _interrupted(cause: BaseException | None) -> None:
+    """Ctrl-C exits 130, SIGTERM 143, each with one line; what was written stays whole."""
+    if isinstance(cause, _Terminated) or _TERMINATED:
+        print("terminated (SIGTERM)", file=sys.stderr)
+        sys.exit(143)
+    print("interrupted", file=sys.stderr)
+    sys.exit(130)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI: user errors print one line and exit 2; bugs keep their traceback."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        # (the collector installs its own graceful handler over this one)
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         rv = _command().main(args=argv, prog_name="algo-trade", standalone_mode=False)
     except typer.Exit as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # Typer turns Ctrl-C into Exit(130)
+            _interrupted(exc.__cause__)
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        print("aborted", file=sys.stderr)
-        sys.exit(130)
+    except typer.Abort as exc:
+        _interrupted(exc.__cause__)
     except _USAGE_ERRORS as exc:
         if hasattr(exc, "exit_code") and not hasattr(exc, "format_message"):
             sys.exit(exc.exit_code)  # a vendored Exit
@@ -107,9 +133,10 @@ def main(argv: list[str] | None = None) -> None:
     except AlgoTradeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
+    if rv == 130:  # Typer's answer to a KeyboardInterrupt (Ctrl-C, or our SIGTERM)
+        _interrupted(None)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

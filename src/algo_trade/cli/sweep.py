@@ -42,6 +42,10 @@ def run_sweep_cli(home: Path, db: str | None, strategy: str, exchange: str, symb
 
     check_output(report, "--report")
     axes = parse_grid_options(grid)
+    if where and where.strip():
+        from algo_trade.sweep.grid import Constraint
+
+        Constraint.parse(where)  # refused before any data is loaded or cached
     strat = get_strategy(strategy)
     stage = stages.stage if stages is not None else (lambda _n: nullcontext())
     # what the strategy reads decides what is loaded (book mode: the book is the timeline)
@@ -290,6 +294,7 @@ def register(app: typer.Typer) -> None:
 
           algo-trade sweep ... --walk-forward train=30d,test=7d
         """
+        _check_counts(top=top, workers=workers, seed=seed)
         if executor == "dask" and not json:
             err_console.print("starting Dask…" if not cluster else f"connecting to {cluster}…")
         settings = {"init_cash": init_cash, "fee_taker_bps": fee_taker_bps, "fill_at": fill_at,
@@ -307,3 +312,15 @@ def register(app: typer.Typer) -> None:
                                    stages, search=search, trials=trials, mode=mode)  # fmt: skip
         if json:
             emit_json(out)
+
+
+def _check_counts(top: int, workers: int | None, seed: int) -> None:
+    """Counts that must be positive (or sane) are refused before any data is loaded."""
+    from algo_trade.errors import ConfigError
+
+    if top < 1:
+        raise ConfigError(f"--top must be at least 1, got {top}")
+    if workers is not None and not 1 <= workers <= 1024:
+        raise ConfigError(f"--workers must be between 1 and 1024, got {workers}")
+    if not 0 <= seed < 2**63:
+        raise ConfigError(f"--seed must be between 0 and 2**63-1, got {seed}")

@@ -31,6 +31,18 @@ import pandas as pd
 
 from algo_trade.errors import ConfigError
 
+MAX_AXIS_VALUES = 1_000_000  # values of one axis
+MAX_COMBINATIONS = 50_000_000  # a full product built in memory (--random samples bigger ones)
+MAX_WHERE_CHARS = 1_000  # --where: text, AST nodes; Pow runs on floats (no huge ints)
+MAX_WHERE_NODES = 400
+
+
+def _too_many(spec: object, n: int) -> None:
+    if n > MAX_AXIS_VALUES:
+        raise ConfigError(
+            f"grid axis {spec!r} has {n:,} values, more than {MAX_AXIS_VALUES:,}; use a coarser step"
+        )
+
 
 def _num(text: str) -> int | float:
     t = text.strip()
@@ -74,6 +86,7 @@ def parse_axis(spec: object) -> list:
                 raise ConfigError(
                     f"bad log range {spec!r}: START, STOP > 0 and COUNT a positive integer"
                 )
+            _too_many(spec, n)
             vals = np.geomspace(lo, hi, n)
             if isinstance(lo, int) and isinstance(hi, int):
                 return sorted({int(round(v)) for v in vals})
@@ -88,9 +101,10 @@ def parse_axis(spec: object) -> list:
                 raise ConfigError(f"bad range {spec!r}: STEP must be positive")
             if hi < lo:
                 raise ConfigError(f"bad range {spec!r}: STOP is below START")
+            n = int(math.floor((hi - lo) / step + 1e-9)) + 1
+            _too_many(spec, n)
             if all(isinstance(x, int) for x in (lo, hi, step)):
                 return list(range(lo, hi + 1, step))
-            n = int(math.floor((hi - lo) / step + 1e-9)) + 1
             return [round(lo + i * step, 12) for i in range(n)]
         return [_value(x) for x in s.split(",") if x.strip() != ""] or _empty(spec)
     if isinstance(spec, (int, float, bool)) and not isinstance(spec, np.ndarray):
@@ -147,12 +161,24 @@ class Constraint:
 
     @classmethod
     def parse(cls, text: str) -> Constraint:
+        if len(text) > MAX_WHERE_CHARS:
+            raise ConfigError(
+                f"the constraint is {len(text):,} characters long, more than {MAX_WHERE_CHARS:,};"
+                " write a shorter condition"
+            )
         try:
             tree = ast.parse(text.strip(), mode="eval")
         except SyntaxError as exc:
             raise ConfigError(f"bad constraint {text!r}: {exc.msg}") from None
+        except (RecursionError, MemoryError, ValueError):
+            raise ConfigError(f"bad constraint {text!r}: nested too deeply") from None
+        nodes = list(ast.walk(tree))
+        if len(nodes) > MAX_WHERE_NODES:
+            raise ConfigError(
+                f"bad constraint {text!r}: {len(nodes)} terms, more than {MAX_WHERE_NODES}"
+            )
         names: set[str] = set()
-        for node in ast.walk(tree):
+        for node in nodes:
             _check_node(node, text)
             if isinstance(node, ast.Name) and node.id not in _FUNCS:
                 names.add(node.id)
@@ -166,8 +192,13 @@ class Constraint:
                 f"constraint {self.text!r} names unknown parameter(s) {', '.join(sorted(unknown))}; "
                 f"the grid has {', '.join(columns)}"
             )
-        with np.errstate(all="ignore"):
-            out = _eval(self.tree.body, columns)
+        try:
+            with np.errstate(all="ignore"):
+                out = _eval(self.tree.body, columns)
+        except (ArithmeticError, ValueError, TypeError) as exc:
+            raise ConfigError(f"constraint {self.text!r} cannot be evaluated: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"bad constraint {self.text!r}: nested too deeply") from None
         out = np.asarray(out)
         if out.dtype != bool:
             raise ConfigError(f"constraint {self.text!r} is not a true/false condition")
@@ -195,7 +226,12 @@ def _eval(node: ast.AST, env: Mapping[str, np.ndarray]):
     if isinstance(node, ast.Name):
         return env[node.id]
     if isinstance(node, ast.BinOp):
-        return _BINOPS[type(node.op)](_eval(node.left, env), _eval(node.right, env))
+        left, right = _eval(node.left, env), _eval(node.right, env)
+        if isinstance(node.op, ast.Pow):
+            # on floats: 9**9**9**9 overflows to inf at once instead of building a huge
+            # int for hours, and int ** -1 is 1.0 instead of an error
+            return np.power(np.asarray(left, dtype=float), np.asarray(right, dtype=float))
+        return _BINOPS[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp):
         v = _eval(node.operand, env)
         if isinstance(node.op, ast.Not):
@@ -257,18 +293,24 @@ class Grid:
         )
         if self.random is not None and self.random < 1:
             raise ConfigError(f"--random must be at least 1, got {self.random}")
+        if self.random is not None and self.random > MAX_COMBINATIONS:
+            raise ConfigError(f"--random must be at most {MAX_COMBINATIONS:,}, got {self.random:,}")
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"--seed must be between 0 and 2**63-1, got {self.seed}")
 
     @property
     def size(self) -> int:
-        return int(np.prod([len(v) for v in self.axes.values()]))
+        return math.prod(len(v) for v in self.axes.values())
 
     def combinations(self) -> pd.DataFrame:
         """One row per kept combination, one column per parameter (a stable order)."""
         names = list(self.axes)
         sizes = [len(self.axes[n]) for n in names]
-        total = int(np.prod(sizes))
-        if total > 50_000_000:
-            raise ConfigError(f"the grid has {total:,} combinations; narrow it or use --random")
+        total = math.prod(sizes)
+        if total > MAX_COMBINATIONS:
+            if self.random is None:
+                raise ConfigError(f"the grid has {total:,} combinations; narrow it or use --random")
+            return self._sampled(names, sizes, total)
         idx = np.indices(sizes).reshape(len(sizes), -1)
         cols = {n: np.asarray(self.axes[n])[idx[i]] for i, n in enumerate(names)}
         if self.constraint is not None:
@@ -281,6 +323,31 @@ class Grid:
         n = len(next(iter(cols.values())))
         if self.random is not None and self.random < n:
             rng = np.random.default_rng(self.seed)
+            pick = np.sort(rng.choice(n, size=self.random, replace=False))
+            cols = {k: c[pick] for k, c in cols.items()}
+        return pd.DataFrame(cols)
+
+    def _sampled(self, names: list[str], sizes: list[int], total: int) -> pd.DataFrame:
+        """--random on a product too big to build: draw distinct flat indices (8x the
+        request, to leave room for the constraint), keep those the constraint allows, then
+        pick --random of them."""
+        if total >= 2**62:
+            raise ConfigError(f"the grid has {total:.3g} combinations; narrow it")
+        assert self.random is not None
+        rng = np.random.default_rng(self.seed)
+        draw = min(total, self.random * 8)
+        flat = np.sort(rng.choice(total, size=draw, replace=False))
+        idx = np.unravel_index(flat, sizes)
+        cols = {n: np.asarray(self.axes[n])[idx[i]] for i, n in enumerate(names)}
+        if self.constraint is not None:
+            keep = self.constraint.mask(cols, draw)
+            cols = {n: c[keep] for n, c in cols.items()}
+            if not keep.any():
+                raise ConfigError(
+                    f"the constraint {self.where!r} removed every sampled combination; loosen it"
+                )
+        n = len(next(iter(cols.values())))
+        if self.random < n:
             pick = np.sort(rng.choice(n, size=self.random, replace=False))
             cols = {k: c[pick] for k, c in cols.items()}
         return pd.DataFrame(cols)
