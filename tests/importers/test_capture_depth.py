@@ -368,3 +368,40 @@ def test_garbage_frames_are_counted_not_guessed(lake, tmp_path):
     assert any(n.startswith("gaps: 1") for n in report.notes)
     n_trades = sum(1 for i in trades if i != bad_trade)
     assert summary.rows()["trade"] == n_trades
+
+
+def test_two_symbols_in_one_capture(lake, tmp_path):
+    """Two books in one file (REST snapshots named as the collector records them,
+    ``{"s":..,"lastUpdateId":..}``): each symbol's depth equals its own capture's."""
+    lines = gzip.open(DATA / USDM_2024).read().splitlines()
+
+    def named(line: bytes, venue: bytes) -> bytes:
+        ts, raw = line.split(b" ", 1)
+        if b"lastUpdateId" in raw:
+            raw = b'{"s":"' + venue + b'",' + raw.lstrip()[1:]
+        return ts + b" " + raw.replace(b"BTCUSDT", venue).replace(b"btcusdt", venue.lower())
+
+    # ETH: the same messages renamed, received 1 ns later (lines interleave).
+    eth = [
+        named(x, b"ETHUSDT").replace(
+            x.split(b" ", 1)[0], str(int(x.split(b" ", 1)[0]) + 1).encode(), 1
+        )
+        for x in lines
+    ]
+    btc = [named(x, b"BTCUSDT") for x in lines]
+    merged = [x for pair in zip(btc, eth, strict=True) for x in pair]
+    path = tmp_path / "binance" / "two.gz"
+    path.parent.mkdir()
+    with gzip.open(path, "wb") as fh:
+        fh.write(b"\n".join(merged) + b"\n")
+    summary = run_import(lake, "capture", [path], ImportOptions())
+    assert summary.files[0].dataset == "binance BTC-USDT-PERP,ETH-USDT-PERP"
+    want, _ = reference(lines)
+    key = lambda r: (r[0], r[5], -r[6], r[2], r[3])  # noqa: E731
+    want = sorted(want, key=key)
+    got_btc = depth_rows(stored(lake, "depth", "binance", "BTC-USDT-PERP"))
+    got_eth = depth_rows(stored(lake, "depth", "binance", "ETH-USDT-PERP"))
+    assert got_btc == want
+    # ETH's rows are BTC's, received 1 ns later.
+    assert [r[:1] + (r[1] - 1,) + r[2:] for r in got_eth] == want
+    assert not summary.files[0].rejected
