@@ -1,17 +1,21 @@
-"""Raw websocket captures -> book, trade, funding (and liquidation) records.
+"""Raw websocket captures -> depth, trade, funding, liquidation (and, on request, book) records.
 
 A capture is gzip (or plain) text with one message per line, ``<local receive time>
 <raw message exactly as the venue sent it>``: the layout of hftbacktest's collector and
 of our own raw recorder (`algo_trade.collect.rawlog`). A REST depth snapshot body may sit
-on its own line. The receive time may be in ms, µs or ns (read from its magnitude).
+on its own line. The receive time may be in ms, µs or ns (read from its magnitude) and
+becomes `ts_local` of the depth, trade and liquidation rows.
 
-Every line goes through the collector's own parser and book builder
-(`algo_trade.exchanges.<venue>.Normalizer`): one parser for live and recorded data.
-The venue and its symbols are read from the first lines (``{"stream":..}`` or ``"e"``
-Binance USD-M, ``{"channel":..}`` Hyperliquid, ``{"topic":..}`` Bybit), unless
---exchange names the venue. One Normalizer per (venue, symbols) lives for the whole
-import, so consecutive files (a day cut at midnight) continue the same book and the
-funding settlement that falls between them is kept.
+Lines go through the venue adapters in `algo_trade.exchanges` (one parser for live and
+recorded data): a venue with a block parser (`exchanges.frames_for`: Binance USD-M) is
+read 4 MB of lines per kernel call, read and parsed ahead on other threads; the others
+are fed line by line to their Normalizer. Every accepted book update is stored as
+`depth`; sampled `book` rows only when --book-interval is given (from the depth rows, or
+by the Normalizer). The venue and its symbols are read from the first lines
+(``{"stream":..}`` or ``"e"`` Binance USD-M, ``{"channel":..}`` Hyperliquid,
+``{"topic":..}`` Bybit), unless --exchange names the venue. One parser state per
+(venue, symbols) lives for the whole import, so consecutive files (a day cut at
+midnight) continue the same book and the funding settlement between them is kept.
 """
 
 from __future__ import annotations
