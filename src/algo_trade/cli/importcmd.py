@@ -44,16 +44,17 @@ FORMAT is one of: {", ".join(FORMATS)}.
 
 \b
   tardis          Tardis.dev CSV(.gz): book_snapshot_N, quotes, trades, liquidations,
-                  derivative_ticker, incremental_book_L2 (every update as depth, and
-                  books rebuilt at --book-interval)
+                  derivative_ticker, incremental_book_L2 (each update as
+                  depth, books at --book-interval)
   binance-vision  data.binance.vision USD-M dumps (.zip with .CHECKSUM, .csv):
                   klines, aggTrades, trades, fundingRate, bookTicker
-  capture         raw websocket captures '<recv ts> <raw msg>' (.gz), replayed through
-                  the collector's parsers (Binance USD-M, Bybit, Hyperliquid): depth
-                  (every accepted update), trades, funding, books at --book-interval
+  capture         raw captures '<recv ts> <raw msg>' (.gz) through the
+                  collector's parsers (Binance USD-M, Bybit, Hyperliquid):
+                  depth (each accepted update), trades, funding; books
+                  only with --book-interval
   ohlcv           generic bars (.csv, .csv.gz, .parquet) with --map
-  hftbacktest     hftbacktest event files (.npz): depth and trades; needs --exchange
-                  and --symbol
+  hftbacktest     hftbacktest event files (.npz): depth and trades;
+                  needs --exchange and --symbol
 
 Re-importing the same files stores nothing twice. Bad rows are reported with file, line
 and reason and skipped; --strict stops at the first one and writes nothing from that file.
