@@ -405,3 +405,41 @@ def test_two_symbols_in_one_capture(lake, tmp_path):
     # ETH's rows are BTC's, received 1 ns later.
     assert [r[:1] + (r[1] - 1,) + r[2:] for r in got_eth] == want
     assert not summary.files[0].rejected
+
+
+def test_sampled_books_skip_the_gap(lake, tmp_path):
+    """With --book-interval, no book row is invented between a sequence gap and the
+    snapshot that rebuilds the book (> 2 s later); rows go on before and after."""
+    lines = gzip.open(DATA / USDM_0404).read().splitlines()
+    snap_i = next(i for i, x in enumerate(lines) if b"lastUpdateId" in x)
+    diffs = [i for i, x in enumerate(lines) if b"depthUpdate" in x and i > snap_i]
+    ev = {i: json.loads(lines[i].split(b" ", 1)[1])["data"] for i in diffs}
+    drop = diffs[300]
+    gap_e = ev[diffs[301]]["E"]  # the first diff after the hole: the book is lost here
+    back = next(i for i in diffs[302:] if ev[i]["E"] - gap_e > 2_500)
+    rows, _ = reference(lines[: back + 1])
+    bids, asks = replay(sorted(rows, key=lambda r: (r[0], r[5], -r[6], r[2], r[3])))
+    body = {
+        "lastUpdateId": ev[back]["u"],
+        "E": ev[back]["E"],
+        "T": ev[back]["T"],
+        "bids": [[repr(p), repr(q)] for p, q in sorted(bids.items(), reverse=True)],
+        "asks": [[repr(p), repr(q)] for p, q in sorted(asks.items())],
+    }
+    recv = int(lines[back].split(b" ", 1)[0]) + 1
+    edited = lines[:drop] + lines[drop + 1 : back + 1]
+    edited += [f"{recv} {json.dumps(body)}".encode()] + lines[back + 1 :]
+    path = tmp_path / "binance" / "gap.gz"
+    path.parent.mkdir()
+    with gzip.open(path, "wb") as fh:
+        fh.write(b"\n".join(edited) + b"\n")
+    s = run_import(lake, "capture", [path], ImportOptions(book_interval_ns=10**9))
+    assert any(n == "gaps: 1" for n in s.files[0].notes)
+    ts = stored(lake, "book", "binance", "BTC-USDT-PERP").column("ts").to_pylist()
+    lost_ns, back_ns = gap_e * 10**6, ev[back]["E"] * 10**6
+    assert not [t for t in ts if lost_ns < t <= back_ns]
+    assert [t for t in ts if t <= lost_ns] and [t for t in ts if t > back_ns]
+    # Every other second of the file has its row.
+    first, last = ts[0], ts[-1]
+    hole = {g for g in range(first, last + 1, 10**9) if lost_ns < g <= back_ns}
+    assert sorted(set(range(first, last + 1, 10**9)) - hole) == ts
