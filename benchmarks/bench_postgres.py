@@ -9,6 +9,10 @@ A throwaway PostgreSQL (fsync on, synchronous_commit on) is started for the run.
   client decoding, vs a psycopg binary cursor fetchall of the same rows;
 - streamed 1-day scan (172,800 rows of one series) rows/s into NumPy, pages cached, vs a
   psycopg server-side binary cursor; and the peak RSS of a child streaming 5 days.
+- TimescaleDB (when it is installed for these binaries; a second server preloading it):
+  simulator books (1 day, 2 symbols, 20 levels: the data of issue 15) written into the
+  hypertable, rows/s, and bytes per row after compression, beside the previous layout
+  (schema 2, packed int32 levels) and plain PostgreSQL measured in the same run.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from algo_trade.schema import book_columns  # noqa: E402
 from algo_trade.store import pgcopy  # noqa: E402
 from algo_trade.store.postgres import PostgresStore  # noqa: E402
+from algo_trade.store.postgres.levels import decode_levels  # noqa: E402
 from benchmarks.bench_lake import DAY, DEPTH, SEC, T0, books  # noqa: E402
 
 ROWS_PER_DAY = 172_800  # one book every 0.5 s
@@ -80,10 +85,8 @@ def _rows(t: pa.Table) -> list[tuple]:
 def _levels(rows: list[tuple]) -> np.ndarray:
     """The baselines' decoding of fetched (ts, levels) rows: float64[4 * DEPTH, n]."""
     blob = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8)
-    out, bad = pgcopy.unpack_levels(blob, None, len(rows), DEPTH)  # rows of one layout
-    if bad >= 0:
-        lengths = np.array([len(r[1]) for r in rows], dtype=np.int64)
-        out, bad = pgcopy.unpack_levels(blob, lengths, len(rows), DEPTH)
+    lengths = np.array([len(r[1]) for r in rows], dtype=np.int64)
+    out, bad = decode_levels(blob, lengths, DEPTH)
     assert bad < 0
     return out
 
@@ -357,6 +360,96 @@ def bench_reads(url: str, days: int, quick: bool) -> list[dict]:
     return out
 
 
+def _sim_books(days: float) -> list[pa.Table]:
+    from algo_trade.simulator import simulate
+
+    return [
+        t
+        for kind, _sym, t in simulate(
+            ["BTC-USDT-PERP", "ETH-USDT-PERP"], days=days, depth=DEPTH, seed=1, chunk_ns=DAY
+        )
+        if kind == "book"
+    ]
+
+
+def _write_and_size(url: str, parts: list[pa.Table], timescale: bool, old_layout: bool) -> dict:
+    """Write `parts` through PostgresStore, then (TimescaleDB) compress: rows/s, bytes/row."""
+    from algo_trade.store.postgres import InitOptions
+    from algo_trade.store.postgres import write as pg_write
+
+    encoder = pg_write.encode_levels
+    if old_layout:  # schema 2's writer: packed int32 levels
+        pg_write.encode_levels = pgcopy.pack_levels
+    store = PostgresStore(url, init=InitOptions(timescale=timescale))
+    try:
+        assert store.backend == ("timescaledb" if timescale else "partitions")
+        store.write("book", parts[0].slice(0, 10))  # kernels compiled, partitions made
+        n = 0
+        t0 = time.perf_counter()
+        for t in parts:
+            n += store.write("book", t.slice(10) if t is parts[0] else t).written
+        spent = time.perf_counter() - t0
+        before = {r["table"]: r for r in store.table_stats()}["book"]["bytes_after"]
+        if timescale:
+            store.compress(older_than_ns=0)
+        after = {r["table"]: r for r in store.table_stats()}["book"]["bytes_after"]
+        rows = n + 10
+    finally:
+        store.close()
+        pg_write.encode_levels = encoder
+    return {"rate": _rate(n, spent), "before": before / rows, "after": after / rows, "rows": rows}
+
+
+def bench_timescale(plain_url: str, quick: bool) -> list[dict]:
+    """Issue 15's book target on TimescaleDB, beside the old layout and plain PostgreSQL."""
+    from tests.pg import create_database, start_server, timescale_installed
+
+    version = timescale_installed()
+    if not version:
+        return [
+            {
+                "name": "TimescaleDB: compressed 20-level book bytes/row and write rate",
+                "value": None,
+                "unit": "",
+                "note": "skipped: TimescaleDB is not installed for these PostgreSQL binaries"
+                " (docs/stores.md, 'TimescaleDB for developers')",
+            }
+        ]
+    parts = _sim_books(0.25 if quick else 1.0)
+    server = start_server(fsync=True, settings=SERVER_SETTINGS, timescale=True)
+    try:
+        ts_new = _write_and_size(create_database(server.url), parts, True, False)
+        ts_old = _write_and_size(create_database(server.url), parts, True, True)
+    finally:
+        server.stop()
+    plain = _write_and_size(create_database(plain_url), parts, False, False)
+    days = "6 h" if quick else "1 day"
+    data = f"simulator, {days}, 2 symbols, 20 levels, {ts_new['rows']:,} rows"
+    return [
+        {
+            "name": f"TimescaleDB {version}: bytes per compressed 20-level book row",
+            "value": round(ts_new["after"], 1),
+            "unit": "bytes/row",
+            "target": "<= 140",
+            "ok": ts_new["after"] <= 140,
+            "baseline": round(ts_old["after"], 1),
+            "note": f"{data}; hypertable_size after compress_chunk; baseline: schema 2's packed"
+            f" int32 levels, same run; before compression {ts_new['before']:.1f}"
+            f" (old {ts_old['before']:.1f}); plain PostgreSQL {plain['after']:.1f}",
+        },
+        {
+            "name": f"TimescaleDB {version}: write 20-level books into the hypertable",
+            "value": ts_new["rate"],
+            "unit": "rows/s",
+            "target": ">= 300,000",
+            "ok": ts_new["rate"] >= 300_000,
+            "baseline": ts_old["rate"],
+            "note": f"{data} in 1-day batches, PostgresStore.write; baseline: schema 2's"
+            f" packed layout, same run; plain PostgreSQL (partitions) {plain['rate']:,} rows/s",
+        },
+    ]
+
+
 def run(quick: bool) -> list[dict]:
     from tests.pg import create_database, start_server
 
@@ -378,6 +471,7 @@ def run(quick: bool) -> list[dict]:
             }
         )
         rows += bench_reads(url, days, quick)
+        rows += bench_timescale(server.url, quick)
     finally:
         server.stop()
     return rows

@@ -322,6 +322,11 @@ def pg_db(pg_url: str) -> Iterator[str]:
 def ts_db(pg_db: str, pg_url: str) -> str:
     """A fresh database on a server that preloads TimescaleDB; skipped where none does."""
     if not _server_preloads(pg_url):
+        if timescale_installed() and not os.environ.get("ALGO_TRADE_TEST_DB"):
+            pytest.skip(
+                "TimescaleDB is installed but the test server does not preload it"
+                " (ALGO_TRADE_TEST_PRELOAD=0): the not-preloaded state is under test"
+            )
         pytest.skip(NO_TIMESCALE)
     return pg_db
 
