@@ -85,3 +85,15 @@ def test_cli_imports_npz(tmp_path, capsys):
     assert code == 0, err
     code, _out, err = run([*argv, "--home", home], capsys)
     assert code == 2 and err.count("\n") == 1 and "--symbol" in err
+
+
+def test_events_without_side_flags_are_read_once(lake, tmp_path):
+    """A file written before hftbacktest's order correction (no exchange/local flags):
+    every event is read, once."""
+    ev = events()
+    exch = ev[(ev["ev"] & EXCH) != 0].copy()
+    exch["ev"] &= ~np.uint64(EXCH | (1 << 30))
+    path = tmp_path / "noflags.npz"
+    np.savez_compressed(path, data=exch)
+    s = run_import(lake, "hftbacktest", [path], OPTS)
+    assert s.rows() == {"depth": 20_323, "trade": 569}

@@ -11,7 +11,8 @@ Mapping (`exch_ts` -> `ts`, `local_ts` -> `ts_local`):
 
 - its converters may write an event twice when the exchange and local orders differ
   (once with each side flag): only rows with the exchange flag are read, so every event
-  is imported once, in the file's exchange-time order;
+  is imported once, in the file's exchange-time order (a file with neither flag on any
+  event holds each event once: all are read);
 - depth change -> a diff row (`seq` -1: the files keep no update ids); depth snapshot
   rows -> a snapshot run (they share the snapshot's time). A depth clear only marks where
   a snapshot starts: our snapshot runs clear the whole book (hftbacktest clears up to
@@ -171,6 +172,10 @@ class HftbacktestFormat:
     ) -> Iterator[Piece]:
         flags = ev["ev"]
         mine = (flags & EXCH_EVENT) != 0
+        if not mine.any() and not ((flags & LOCAL_EVENT) != 0).any():
+            # Events written without the side flags (before its order correction): each
+            # event is in the file once.
+            mine = np.ones(len(ev), dtype=bool)
         kind = (flags & 0xFF).astype(np.int64)
         buy = (flags & BUY_EVENT) != 0
         sell = (flags & SELL_EVENT) != 0
