@@ -153,7 +153,7 @@ done(seconds=s, cpu=cpu, combos=len(pairs),
 """
 
 RANDOM_GRID = '{"fast": "2:200", "slow": "10:1000:5"}'
-RSI_GRID = '{"window": "2:200", "lower": "10:45:5", "exit": "45:65:5"}'
+RSI_GRID = '{"window": "2:200", "lower": "10:45:5", "exit": "50:65:5"}'
 
 RSI_LOCAL_PROC = f"""
 from algo_trade.sweep.api import sweep
@@ -182,14 +182,26 @@ def books(n, levels, seed=5):
     rng = np.random.default_rng(seed)
     mid = 30_000 * np.exp(np.cumsum(rng.normal(0, 2e-5, n)))
     tick = np.arange(1, levels + 1) * 0.5
+    # depth that leans one way for a while (a slowly mean-reverting log ratio, as real books
+    # do), with per-level noise: imbalance crosses the thresholds now and then, not every tick
+    z = np.empty(n)
+    shocks = rng.normal(0, 0.02, n)
+    acc = 0.0
+    for i in range(0, n, 1_000_000):  # AR(1), phi = 0.9999, by chunks through lfilter-free cumsum
+        k = np.arange(min(1_000_000, n - i))
+        w = 0.9999 ** k
+        z[i : i + len(k)] = acc * w * 0.9999 + np.cumsum(shocks[i : i + len(k)] / w) * w
+        acc = z[i + len(k) - 1]
+    noise = rng.normal(0, 0.3, (n, levels))
     cols = {"bid_px": mid[:, None] - tick, "ask_px": mid[:, None] + tick,
-            "bid_sz": rng.exponential(1.0, (n, levels)), "ask_sz": rng.exponential(1.0, (n, levels))}
+            "bid_sz": np.exp(z[:, None] / 2 + noise), "ask_sz": np.exp(-z[:, None] / 2 - noise)}
+    del noise
     for c in ("open", "high", "low", "close"):
         cols[c] = mid
     ts = 1_704_067_200_000_000_000 + np.arange(n, dtype=np.int64) * 10_000_000  # 10 ms
     return MarketData(ts, cols, "book", "sim", "BTC-USDT-PERP", kinds=("book",))
 
-grid = {"levels": [1, 2, 3, 5, 10], "threshold": np.round(np.linspace(0.3, 0.95, 40), 4).tolist()}
+grid = {"levels": [1, 2, 3, 5, 10], "threshold": np.round(np.linspace(0.2, 0.8, 40), 4).tolist()}
 kw = dict(latency_ms=10.0, fee_taker_bps=1.0)
 sweep(books(20_000, LEVELS, 6), "book_imbalance", grid, **kw)  # compile/warm
 md = books(N, LEVELS)
