@@ -29,7 +29,7 @@ from algo_trade.cli.common import (
 from algo_trade.errors import ConfigError
 from algo_trade.exchanges import EXCHANGES, adapter_for
 from algo_trade.exchanges.adapter import NETWORKS, VenueSettings
-from algo_trade.schema import check_symbol
+from algo_trade.schema import check_exchange, check_symbol
 from algo_trade.timeutil import fmt_ns, parse_duration_ns
 
 
@@ -282,6 +282,7 @@ def register(app: typer.Typer) -> None:
         """
         from algo_trade.collect.coverage import coverage
 
+        check_exchange(exchange)
         rows = coverage(store_from(home, db), home, exchange, check_symbol(symbol), start, end)
         if json:
             emit_json(rows)

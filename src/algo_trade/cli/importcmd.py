@@ -35,7 +35,7 @@ from algo_trade.cli.common import (
 from algo_trade.errors import ConfigError
 from algo_trade.importers import FORMATS, ImportOptions, Summary, run_import
 from algo_trade.importers.ohlcv import parse_mapping
-from algo_trade.schema import check_symbol
+from algo_trade.schema import check_exchange, check_symbol
 from algo_trade.timeutil import fmt_ns, parse_duration_ns, parse_time_ns
 
 HELP = f"""Import history files (or whole directories, recursively) into the store.
@@ -113,6 +113,19 @@ def _print_summary(summary: Summary) -> None:
             )
 
 
+def check_zone(tz: str) -> str:
+    """--tz must name an IANA zone (Europe/Berlin) or UTC."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"--tz {tz!r} is not a known time zone: use e.g. UTC or Europe/Berlin"
+        ) from None
+    return tz
+
+
 def register(app: typer.Typer) -> None:
     @app.command("import", help=HELP)
     def import_cmd(
@@ -167,6 +180,9 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"unknown format {format!r}: choose one of {', '.join(FORMATS)}")
         if symbol:
             symbol = check_symbol(symbol.strip().upper())
+        if exchange is not None:
+            check_exchange(exchange)
+        check_zone(tz)
         if depth is not None and not 1 <= depth <= 1000:
             raise ConfigError(f"--depth must be between 1 and 1000, got {depth}")
         if book_interval and not 10**6 <= parse_duration_ns(book_interval) <= 86_400 * 10**9:

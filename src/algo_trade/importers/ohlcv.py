@@ -107,9 +107,18 @@ def times_ns(col: pa.Array, unit: str, tz: str) -> tuple[np.ndarray, np.ndarray]
             integral = pc.all(
                 pc.fill_null(pc.match_substring_regex(kept, r"^[-+]?\d+$"), True)
             ).as_py()
+            if integral:  # more than 18 digits cannot be an epoch that fits int64 ns
+                long = pc.fill_null(pc.greater(pc.utf8_length(kept), 18), False)
+                bad |= long.to_numpy(zero_copy_only=False)
+                kept = pc.if_else(long, pa.scalar(None, pa.string()), kept)
             nums = pc.cast(kept, pa.int64() if integral else pa.float64())
             return _scale(pc.fill_null(nums, 0).to_numpy(zero_copy_only=False), unit, bad)
         iso = pc.fill_null(pc.match_substring_regex(text, _ISO_RE), False)
+        # years int64 ns cannot hold (0001-01-01, 9999-12-31) are bad rows, not a crash
+        head = pc.utf8_slice_codeunits(pc.utf8_trim_whitespace(text), 0, 4)
+        year = pc.cast(pc.if_else(iso, head, pa.scalar(None, pa.string())), pa.int64())
+        fits = pc.fill_null(pc.and_(pc.greater(year, 1677), pc.less(year, 2262)), False)
+        iso = pc.and_(iso, fits)
         bad = ~iso.to_numpy(zero_copy_only=False)
         clean = pc.utf8_trim_whitespace(pc.if_else(iso, text, pa.scalar(None, pa.string())))
         zoned = pc.fill_null(pc.match_substring_regex(clean, r"(Z|[+-]\d{2}:?\d{2})$"), False)
@@ -148,6 +157,10 @@ def _scale(nums: np.ndarray, unit: str, bad: np.ndarray) -> tuple[np.ndarray, np
         mult = np.where(a < 1e11, 10**9, np.where(a < 1e14, 10**6, np.where(a < 1e17, 10**3, 1)))
     else:
         mult = np.int64(UNITS[unit])
+    # epochs whose ns do not fit int64 (or are not finite) are bad rows, not wrapped values
+    with np.errstate(invalid="ignore", over="ignore"):
+        huge = ~(np.abs(nums.astype(np.float64)) * mult < 9.2e18)
+    bad = bad | huge
     if nums.dtype.kind == "f":
         nums = np.nan_to_num(np.where(bad, 0.0, nums))
         return np.round(nums * mult).astype(np.int64), bad

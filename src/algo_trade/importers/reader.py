@@ -205,7 +205,13 @@ def read_header(path: Path, max_bytes: int = 1 << 16) -> list[str]:
             first = fh.readline(max_bytes)
     except READ_ERRORS as exc:
         raise read_error(path, exc) from None
-    return [c.strip().strip('"') for c in first.decode("utf-8", "replace").strip().split(",")]
+    return header_names(first)
+
+
+def header_names(first: bytes) -> list[str]:
+    """Column names of a CSV header line (a UTF-8 byte-order mark is not part of them)."""
+    text = first.decode("utf-8", "replace").removeprefix("\ufeff")
+    return [c.strip().strip('"') for c in text.strip().split(",")]
 
 
 @dataclass
@@ -384,10 +390,7 @@ class CsvSource:
                             break
                         rest += more
                     first, _, rest = rest.partition(b"\n")
-                    names = [
-                        c.strip().strip('"')
-                        for c in first.decode("utf-8", "replace").strip().split(",")
-                    ]
+                    names = header_names(first)
                 if not names or names == [""]:
                     raise DataError(f"{self.path}: empty file (no header row)")
                 fast = _fast_layout(names, self.column_types)
@@ -456,7 +459,18 @@ class CsvSource:
                     f"{self.path}: not a readable CSV file ({msg.splitlines()[0]})"
                 ) from None
             skipped.clear()
-            table = read({n: pa.string() for n in self.column_types})
+            try:
+                table = read({n: pa.string() for n in self.column_types})
+            except pa.ArrowInvalid as exc2:
+                if "UTF8" not in str(exc2):
+                    raise DataError(
+                        f"{self.path}: not a readable CSV file ({str(exc2).splitlines()[0]})"
+                    ) from None
+                # a cell that is not UTF-8 becomes U+FFFD: that row is then reported as
+                # bad (with its line), the others import (no line breaks are added)
+                block = block.decode("utf-8", "replace").encode("utf-8")
+                skipped.clear()
+                table = read({n: pa.string() for n in self.column_types})
             as_text = True
         ordinals = np.arange(base, base + lines)
         for number, expected, found in skipped:

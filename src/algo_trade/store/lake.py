@@ -211,6 +211,13 @@ class LakeStore:
 
     def __init__(self, home: Path | str, fsync: bool = True) -> None:
         self.home = Path(home)
+        try:
+            os.fsencode(self.home).decode("utf-8")
+        except UnicodeDecodeError:
+            raise StoreError(
+                f"the data home {str(self.home)!r} is not a UTF-8 path; choose another with"
+                " --home or ALGO_TRADE_HOME"
+            ) from None
         self.root = self.home / "lake"
         self.fsync = fsync
         try:
