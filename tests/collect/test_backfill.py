@@ -159,3 +159,20 @@ def test_resume_state_is_a_copy_the_consumer_cannot_change_later():
     n.feed(0, _trade(2, 10))
     n.feed(0, _trade(3, 11))
     assert state["BTC-USDT-PERP"]["last"] == [1, 10, [(1, 1, "0.010")]]
+
+
+def test_rows_spooled_after_the_marks_move_the_resume_point():
+    """A crash between a commit's segments and its marks: the spool holds trades the
+    marks do not know; resuming from them, the backfill does not store them again."""
+    n = binance.Normalizer(["BTC-USDT-PERP"])
+    n.feed(0, _trade(1, 10))
+    state = orjson.loads(orjson.dumps(n.resume_state()))  # the marks: up to trade 1
+    n.feed(0, _trade(2, 10, "0.004"))
+    n.feed(0, _trade(3, 12))
+    spooled = n.drain()["trade"].slice(1)  # trades 2 and 3, durable in the spool
+    again = binance.Normalizer(["BTC-USDT-PERP"])
+    again.resume(state)
+    again.resume_rows("trade", spooled)
+    assert again.resume_state()["BTC-USDT-PERP"]["last"] == [3, 12, [(3, 3, "0.01")]]
+    again.feed(0, _trade(4, 13))
+    assert again.holes["BTC-USDT-PERP"] == []  # 2 and 3 are held: nothing missed

@@ -152,6 +152,9 @@ class Collector:
         if not m:
             return
         v.norm.resume(m.get("state", {}))
+        for it in list(self.writer.backlog):  # spooled after those marks were written
+            if it.exchange == v.exchange and it.table is not None:
+                v.norm.resume_rows(it.kind, it.table)
         if prev is None:
             return
         crashed = prev.get("event") == "start"

@@ -276,6 +276,9 @@ class BaseNormalizer:
     def resume(self, state: dict) -> None:
         """Continue from a previous run's `resume_state`."""
 
+    def resume_rows(self, kind: str, table: pa.Table) -> None:
+        """Rows durable after that state (spooled after its last commit): fold them in."""
+
     def book_top(self, symbol: str) -> np.ndarray | None:
         """The current top-N of a synced book as a (4, depth) array, or None."""
         book = self.books[self.canonical(symbol)]

@@ -340,6 +340,28 @@ class Normalizer(BaseNormalizer):
                 self._tt[sym] = [int(last), int(last_T), [tuple(x) for x in tail]]
             self.holes[sym].extend(Hole.from_dict(h) for h in st.get("holes", []))
 
+    def resume_rows(self, kind: str, table) -> None:  # noqa: ANN001 - a pa.Table
+        """Trades the spool holds beyond the resumed state (a crash between a commit's
+        data and its marks): without them the backfill would store again, as ranges,
+        trades already stored one by one."""
+        if kind != "trade" or not table.num_rows:
+            return
+        d = table.select(["ts", "symbol", "qty", "trade_id"]).to_pydict()
+        rows = sorted(
+            (binance_backfill.parse_id(tid), ts // 1_000_000, sym, q)
+            for ts, sym, q, tid in zip(d["ts"], d["symbol"], d["qty"], d["trade_id"], strict=True)
+            if sym in self.holes and tid.replace("-", "").isdigit()
+        )
+        for (a, b), T, sym, q in rows:
+            st = self._tt.get(sym)
+            if st is not None and b <= st[0]:
+                continue
+            if st is None or T != st[1]:
+                self._tt[sym] = [b, T, [(a, b, repr(q))]]
+            else:
+                st[0] = b
+                st[2].append((a, b, repr(q)))
+
     # ------------------------------------------------------------ book rules
     def _snapshot(self, d: dict, symbol: str | None) -> None:
         symbol = symbol or d.get("s")
