@@ -164,7 +164,9 @@ async def drive(col: Collector, done, timeout_s: float = 60.0, read_all: bool = 
         await asyncio.sleep(0.05)
     if read_all:
         urls = {v.ws_url for v in col.cfg.venues.values()}
-        servers = [s for s in _SERVERS if s.port and s.ws_url in urls]
+        # The newest server per URL: a stopped server of an earlier test may have had
+        # the same (reused) port.
+        servers = list({s.ws_url: s for s in _SERVERS if s.port and s.ws_url in urls}.values())
         while sum(v.frames_in for v in col.venues) < sum(s.frames_out for s in servers):
             if task.done():
                 return task.result()

@@ -126,6 +126,7 @@ class ReplayServer:
         self.sent = 0
         self.frames_out = 0  # every websocket text frame sent (data, acks, pongs, snapshots)
         self.last_conn_sent: dict[str, int] = {}  # key -> frames sent on its newest connection
+        self._gen: dict[str, int] = {}  # key -> number of its newest connection
         self.drops = 0
         self.connections = 0
         self.refused = 0
@@ -308,8 +309,10 @@ class ReplayServer:
                     self.cursor[k] = now_i
         start = min((self.cursor.get(k, 0) for k in keys), default=0)
         sent_here = 0
+        gen = {}
         for k in keys:
             self.last_conn_sent[k] = 0
+            gen[k] = self._gen[k] = self._gen.get(k, 0) + 1
         i = start
         end = n * self.loops
         seen: frozenset[str] = frozenset()
@@ -364,7 +367,8 @@ class ReplayServer:
                     await self._write(transport, out)
             else:
                 await ws.send_str(raw)
-            self.last_conn_sent[key] = self.last_conn_sent.get(key, 0) + 1
+            if self._gen.get(key) == gen.get(key):  # an older connection's pump: not counted
+                self.last_conn_sent[key] = self.last_conn_sent.get(key, 0) + 1
             self.sent += 1
             self.frames_out += 1
             sent_here += 1
