@@ -129,8 +129,9 @@ def part_table(rows: pd.DataFrame, res: dict[str, np.ndarray], n_blocks: int) ->
     per-block return sums as fixed-size lists. Built column by column from arrays."""
     cols: dict[str, pa.Array] = {c: pa.array(rows[c].to_numpy()) for c in rows.columns}
     ints = set(M.integer_metrics())
-    for name in M.registry():
-        v = res[name]
+    for name, v in res.items():  # every metric, plus an events run's own stats
+        if name in ("_s1", "_s2") or name in cols:
+            continue
         cols[name] = pa.array(v.astype(np.int64) if name in ints else v)
     if n_blocks > 0:
         for k in ("_s1", "_s2"):

@@ -140,6 +140,9 @@ def sweep(
     row equals ``backtest(data, strategy, params=row's params, mode=mode, **settings).stats``.
     """
     t0 = time.perf_counter()
+    if mode == "events":
+        return _sweep_events(data, strategy, grid, where, metric, executor, workers, search, trials, random,
+                             seed, home, sweep_id, progress, n_blocks, on_batch, settings, t0)  # fmt: skip
     strat = get_strategy(strategy)
     ref = strategy if isinstance(strategy, str) else strat  # what batches get (picklable)
     if random is not None:
@@ -321,4 +324,71 @@ def _finish(parts, md, strat, mode, search, metric, cfg, lo, hi, n_blocks, input
         equity, index=pd.to_datetime(ts_ns, unit="ns", utc=True), name="equity"
     )
     R.overfitting(res, s1, s2, returns_nb(equity, cfg.init_cash), n, n_blocks, ppy)
+    return res
+
+
+def _sweep_events(data, strategy, grid, where, metric, executor, workers, search, trials, random, seed, home,
+                  sweep_id, progress, n_blocks, on_batch, settings, t0) -> R.SweepResult:  # fmt: skip
+    """mode="events": the trials through the event-driven engine (`sweep.events`)."""
+    from algo_trade.sweep import events as SE
+
+    if executor != "local":
+        raise ConfigError(
+            "an events sweep runs on the local executor (threads); its source streams from the store"
+        )
+    if random is not None:
+        search, trials = "random", random
+    if search == "optuna":
+        raise ConfigError("an events sweep runs grid or random searches")
+    source = SE.source_factory(data)
+    spec_s = SE.trial_spec(strategy, settings)
+    st = SE.settings_dict(settings)
+    combos = grid_trials(spec_s, dict(grid or {}), where, search, trials, seed)
+    workers = int(workers) if workers else (os.cpu_count() or 1)
+    spec = {"strategy": spec_s.name, "grid": {k: str(v) for k, v in (grid or {}).items()}, "where": where,
+            "search": search, "trials": trials, "seed": seed, "settings": st, "mode": "events",
+            "data": getattr(data, "__qualname__", type(data).__name__), "n_blocks": n_blocks}  # fmt: skip
+    out_dir = R.sweep_dir(home, sweep_id, spec)
+    done = R.read_parts(out_dir) if out_dir else None
+    combos = combos.copy()
+    combos.insert(0, "combo", np.arange(len(combos), dtype=np.int64))
+    todo = (
+        combos if done is None else combos[~combos["combo"].isin(done.column("combo").to_numpy())]
+    )
+    slices = _batch_slices(len(todo), workers, "local")
+    params = [c for c in todo.columns if c != "combo"]
+    batches = [
+        (source, strategy, {p: todo[p].to_numpy()[s] for p in params}, settings, n_blocks)
+        for s in slices
+    ]
+    parts: list[pa.Table] = [] if done is None else [done]
+    count = len(combos) - len(todo)
+    for i, res in run_batches(SE.run_batch, batches, "local", workers):
+        part = R.part_table(todo.iloc[slices[i]], res, n_blocks)
+        if out_dir is not None:
+            R.write_part(out_dir, part)
+        parts.append(part)
+        count += part.num_rows
+        if progress is not None:
+            progress(count, len(combos))
+        if on_batch is not None:
+            on_batch(i, part.num_rows)
+    full, s1, s2 = R.split_moments(R.by_combo(parts), n_blocks)
+    table = full.to_pandas()
+    if metric not in table.columns:
+        raise ConfigError(
+            f"unknown metric {metric!r} for an events sweep: choose one of {', '.join(table.columns[1:])}"
+        )
+    res = R.SweepResult(table, metric, list(spec_s.params), spec_s.name, st, "events", search)
+    _, eq, ts = SE.evaluate(source, strategy, res.best_params, settings)
+    n = len(eq)
+    span = float(ts[-1] - ts[0]) * n / (n - 1) if n > 1 else 0.0
+    ppy = n / (span / M.NS_PER_YEAR) if span > 0 else 0.0
+    res.extra["periods_per_year"] = ppy
+    res.best_equity = pd.Series(eq, index=pd.to_datetime(ts, unit="ns", utc=True), name="equity")
+    R.overfitting(res, s1, s2, returns_nb(eq, SE.init_cash(settings)), n, n_blocks, ppy)
+    res.sweep_id = out_dir.name if out_dir else None
+    res.path = out_dir
+    res.computed = len(todo)
+    res.seconds = time.perf_counter() - t0
     return res
