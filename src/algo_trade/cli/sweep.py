@@ -46,16 +46,26 @@ def run_sweep_cli(home: Path, db: str | None, strategy: str, exchange: str, symb
         from algo_trade.sweep.grid import Constraint
 
         Constraint.parse(where)  # refused before any data is loaded or cached
-    strat = get_strategy(strategy)
     stage = stages.stage if stages is not None else (lambda _n: nullcontext())
-    # what the strategy reads decides what is loaded (book mode: the book is the timeline)
-    timeline = "book" if (mode == "book" or "book" in strat.needs) else "bar"
-    kinds = tuple(
-        dict.fromkeys([timeline, "funding", *(k for k in strat.needs if k not in ("bar", "book"))])
-    )
-    with stage("load (cache)"):
+    if mode == "events":  # streamed from the store day by day, once per trial
+        from algo_trade.data.events import from_store
+
         store = store_from(home, db)
-        data = load_market_cached(store, exchange, symbol, start, end, home, kinds)
+
+        def data():
+            return from_store(store, exchange, symbol, start, end)
+    else:
+        strat = get_strategy(strategy)
+        # what the strategy reads decides what is loaded (book mode: the book is the timeline)
+        timeline = "book" if (mode == "book" or "book" in strat.needs) else "bar"
+        kinds = tuple(
+            dict.fromkeys(
+                [timeline, "funding", *(k for k in strat.needs if k not in ("bar", "book"))]
+            )
+        )
+        with stage("load (cache)"):
+            store = store_from(home, db)
+            data = load_market_cached(store, exchange, symbol, start, end, home, kinds)
     with stage("sweep"), _progress_bar(not json) as progress:
         res = sweep(data, strategy, axes, where=where, metric=metric, executor=executor, workers=workers,
                     random=random, search=search, trials=trials, mode=mode, seed=seed, home=home,

@@ -141,6 +141,8 @@ def sweep(
     """
     t0 = time.perf_counter()
     if mode == "events":
+        if walk_forward is not None:
+            raise ConfigError("walk-forward runs in bars or book mode, not events mode (yet)")
         return _sweep_events(data, strategy, grid, where, metric, executor, workers, search, trials, random,
                              seed, home, sweep_id, progress, n_blocks, on_batch, settings, t0)  # fmt: skip
     strat = get_strategy(strategy)
