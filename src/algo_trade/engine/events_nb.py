@@ -96,7 +96,7 @@ Ctx = namedtuple(
         # recorded latency series (empty: constant latencies)
         "lat_ts", "lat_entry", "lat_resp",
         # state, scratch, the strategy's own persistent array, an optional signal series
-        "fs", "st", "scratch", "user", "sig_ts", "sig_val",
+        "fs", "st", "scratch", "resting", "user", "sig_ts", "sig_val",
     ],
 )  # fmt: skip
 
@@ -358,7 +358,7 @@ def _fill_nb(ctx, slot, qty, px, maker, t):  # pragma: no cover - compiled
             st[I_NTAKER] += 1
         if o.leaves == 0.0:
             if o.xstatus == OPEN:
-                st[I_NREST] -= 1
+                _rest_del_nb(ctx, slot)
             o.xstatus = FILLED
         _respond_nb(ctx, t, RSP_FILL, slot, o.tick, dq, px, -(dq * px) - fee, o.xstatus, 0)
     if o.reduce_only and o.leaves > 0.0 and fs[F_POS] * side >= 0.0:
@@ -371,7 +371,7 @@ def _finish_nb(ctx, slot, status, reason, t):  # pragma: no cover - compiled
     """End an order at the exchange (canceled, expired, rejected) and answer."""
     o = ctx.orders[slot]
     if o.xstatus == OPEN:
-        ctx.st[I_NREST] -= 1
+        _rest_del_nb(ctx, slot)
     o.xstatus = status
     o.reason = reason
     o.leaves = 0.0
@@ -381,14 +381,27 @@ def _finish_nb(ctx, slot, status, reason, t):  # pragma: no cover - compiled
     _respond_nb(ctx, t, RSP_DONE, slot, o.tick, 0.0, np.nan, 0.0, status, reason)
 
 
-# ----------------------------------------------------------------------------- queues
 @njit(cache=True, nogil=True)
+def _rest_del_nb(ctx, slot):  # pragma: no cover - compiled
+    """Drop a slot from the list of orders resting at the exchange (swap with the last)."""
+    st = ctx.st
+    n = st[I_NREST]
+    for j in range(n):
+        if ctx.resting[j] == slot:
+            ctx.resting[j] = ctx.resting[n - 1]
+            st[I_NREST] = n - 1
+            return
+
+
+# ----------------------------------------------------------------------------- queues
+@njit(cache=True, nogil=True, inline="always")
 def _queue_depth_nb(ctx, side, tick, prev, new):  # pragma: no cover - compiled
     """A level holding own resting orders changed from prev to new (market qty)."""
     st = ctx.st
     model = st[I_QMODEL]
     n = ctx.fs[F_QN]
-    for k in range(st[I_HI_SLOT]):
+    for j in range(ctx.st[I_NREST] - 1, -1, -1):  # backwards: a fill may drop entry j
+        k = ctx.resting[j]
         o = ctx.orders[k]
         if o.xstatus != OPEN or o.side != side or o.tick != tick:
             continue
@@ -418,7 +431,8 @@ def _sorted_at_nb(ctx, side, tick):  # pragma: no cover - compiled
     """Own open orders at (side, tick), oldest (FIFO) first, in ctx.scratch; returns count."""
     sc = ctx.scratch
     m = 0
-    for k in range(ctx.st[I_HI_SLOT]):
+    for j in range(ctx.st[I_NREST] - 1, -1, -1):  # backwards: a fill may drop entry j
+        k = ctx.resting[j]
         o = ctx.orders[k]
         if o.xstatus == OPEN and o.side == side and o.tick == tick:
             j = m
@@ -441,7 +455,8 @@ def _trade_nb(ctx, side, tick, qty, t):  # pragma: no cover - compiled
     fs = ctx.fs
     rest_side = -side  # a buy trade meets resting sells
     tk = fs[F_TICK]
-    for k in range(st[I_HI_SLOT]):
+    for j in range(ctx.st[I_NREST] - 1, -1, -1):  # backwards: a fill may drop entry j
+        k = ctx.resting[j]
         o = ctx.orders[k]
         if o.xstatus != OPEN or o.side != rest_side:
             continue
@@ -487,7 +502,8 @@ def _cross_fill_nb(ctx, t):  # pragma: no cover - compiled
     base = st[I_BASE]
     bb = st[I_XBB] + base if st[I_XBB] >= 0 else -BIG
     ba = st[I_XBA] + base if st[I_XBA] < ctx.xbid.shape[0] else BIG
-    for k in range(st[I_HI_SLOT]):
+    for j in range(ctx.st[I_NREST] - 1, -1, -1):  # backwards: a fill may drop entry j
+        k = ctx.resting[j]
         o = ctx.orders[k]
         if o.xstatus != OPEN:
             continue
@@ -552,7 +568,8 @@ def _margin_ok_nb(ctx, slot):  # pragma: no cover - compiled
     fs = ctx.fs
     o = ctx.orders[slot]
     worst = fs[F_POS] + o.side * o.leaves
-    for k in range(ctx.st[I_HI_SLOT]):
+    for j in range(ctx.st[I_NREST] - 1, -1, -1):  # backwards: a fill may drop entry j
+        k = ctx.resting[j]
         p = ctx.orders[k]
         if k != slot and p.xstatus == OPEN and p.side == o.side and not p.reduce_only:
             worst += p.side * p.leaves
@@ -609,6 +626,7 @@ def _new_order_nb(ctx, slot, t):  # pragma: no cover - compiled
     st[I_SEQ] += 1
     o.seq = st[I_SEQ]
     o.xstatus = OPEN
+    ctx.resting[st[I_NREST]] = slot
     st[I_NREST] += 1
     _respond_nb(ctx, t, RSP_ACK, slot, o.tick, o.leaves, np.nan, 0.0, OPEN, 0)
 
@@ -675,7 +693,8 @@ def _liquidate_nb(ctx, t, p_liq):  # pragma: no cover - compiled
     """Cancel every resting order, then close the position at p_liq with the fee."""
     st = ctx.st
     fs = ctx.fs
-    for k in range(st[I_HI_SLOT]):
+    for j in range(ctx.st[I_NREST] - 1, -1, -1):  # backwards: a fill may drop entry j
+        k = ctx.resting[j]
         if ctx.orders[k].xstatus == OPEN:
             _finish_nb(ctx, k, CANCELED, R_LIQUIDATED, t)
     dq = -fs[F_POS]
@@ -688,7 +707,7 @@ def _liquidate_nb(ctx, t, p_liq):  # pragma: no cover - compiled
     _respond_nb(ctx, t, RSP_LIQ, -1, 0, dq, p_liq, -(dq * p_liq) - fee, 0, R_LIQUIDATED)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _exchange_event_nb(ctx, i):  # pragma: no cover - compiled
     """Apply input row i on the exchange side at its ts."""
     st = ctx.st
@@ -778,7 +797,8 @@ def _record_nb(ctx, t):  # pragma: no cover - compiled
     bq = np.nan
     aq = np.nan
     tk = fs[F_TICK]
-    for k in range(st[I_HI_SLOT]):
+    for j in range(ctx.st[I_NREST] - 1, -1, -1):  # backwards: a fill may drop entry j
+        k = ctx.resting[j]
         o = ctx.orders[k]
         if o.xstatus == OPEN:
             p = o.tick * tk
@@ -793,7 +813,7 @@ def _record_nb(ctx, t):  # pragma: no cover - compiled
 
 
 # ----------------------------------------------------------------------------- strategy side
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _local_event_nb(ctx, i):  # pragma: no cover - compiled
     """Apply input row i to the strategy's view (at its ts_local)."""
     st = ctx.st
