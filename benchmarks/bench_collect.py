@@ -329,8 +329,38 @@ def long_run(seconds: float, speed: float, sample_s: float = 10.0, src: Path | N
     }
 
 
+def durable_window(seconds: float, speed: float, src: Path | None = None) -> dict:
+    """The durable window where the collector keeps up (a capped rate): receipt of a
+    batch's oldest row -> fsynced in the spool, p50/p99/max over a run. `src` runs
+    another checkout's code (A/B)."""
+    work = Path(tempfile.mkdtemp(prefix="bench-collect-window-"))
+    server, port = _start_server(work, speed)
+    try:
+        env = dict(os.environ, PYTHONPATH=str(src or ROOT / "src"))
+        col = _start_collector(work / "home", port, seconds, [], env)
+        out, err = col.communicate()
+        if col.returncode != 0:
+            raise RuntimeError(f"collector exited {col.returncode}: {err.strip()[-500:]}")
+        summary = json.loads(out)
+    finally:
+        server.terminate()
+        server.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+    return {
+        "msg_per_s": round(summary["messages"] / summary["seconds"]),
+        **{k: round(v, 4) for k, v in summary.items() if k.startswith("spool_lag_")},
+        "load": round(os.getloadavg()[0], 1),
+    }
+
+
 if __name__ == "__main__":
-    if "--long" in sys.argv:
+    if "--window" in sys.argv:
+        # python benchmarks/bench_collect.py --window 30 [--speed 100] [--src OLD/src]
+        secs = float(sys.argv[sys.argv.index("--window") + 1])
+        spd = float(sys.argv[sys.argv.index("--speed") + 1]) if "--speed" in sys.argv else 100
+        src = Path(sys.argv[sys.argv.index("--src") + 1]) if "--src" in sys.argv else None
+        print(json.dumps(durable_window(secs, spd, src=src)))
+    elif "--long" in sys.argv:
         # python benchmarks/bench_collect.py --long 900 [--speed 250]
         secs = float(sys.argv[sys.argv.index("--long") + 1])
         spd = float(sys.argv[sys.argv.index("--speed") + 1]) if "--speed" in sys.argv else 250

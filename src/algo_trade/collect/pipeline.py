@@ -175,8 +175,9 @@ class Collector:
 
     async def _ticker(self) -> None:
         while True:
-            # Every half durable window: a row waits at most that long for its commit.
-            await asyncio.sleep(min(self.cfg.flush_interval_s, self.cfg.durable_window_s / 2))
+            # Every third of the durable window: a row waits at most that long to be
+            # handed to the spool, leaving the rest of the window for its commit.
+            await asyncio.sleep(min(self.cfg.flush_interval_s, self.cfg.durable_window_s / 3))
             for v in self.venues:
                 v.flush_due = True
                 if v.queue.empty():

@@ -10,7 +10,7 @@ Group commit: `GroupCommitter` runs the appends on one thread in rounds. Everyth
 handed over while a round's fsyncs run goes into the next round together (one directory
 fsync per round, however many venues and kinds), and a submission is acknowledged (its
 future resolves) only once its round is durable. With the collector handing over a
-flush every `durable_window_s / 2`, a row received is fsynced within ~the window.
+flush every `durable_window_s / 3`, a row received is fsynced within ~the window.
 
 One collector owns a spool directory at a time (an exclusive file lock).
 """

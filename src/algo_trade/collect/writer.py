@@ -70,7 +70,7 @@ class Writer(threading.Thread):
         self.store = store
         self.spool = spool
         self.max_rows = max_rows_per_write
-        # Batches reach the spool every ~50 ms (the durable window); the store gets them
+        # Batches reach the spool every ~33 ms (a third of the durable window); the store gets them
         # once the oldest waited linger_s (or max_rows are ready): fewer, larger files.
         self.linger_ns = int(linger_s * 1e9)
         self.backlog: collections.deque[SpooledBatch] = collections.deque()
