@@ -148,13 +148,19 @@ def _scrape(port: int) -> int | None:
 
 
 def _start_collector(
-    home: Path, port: int, seconds: float, extra: list[str], env: dict
+    home: Path,
+    port: int,
+    seconds: float,
+    extra: list[str],
+    env: dict,
+    streams: str = "book,depth,funding,trade",
 ) -> subprocess.Popen:
-    """The collector CLI on the replay server at `port`: Binance books, funding and trades
-    into the lake at `home` for `seconds`, JSON summary on stdout."""
+    """The collector CLI on the replay server at `port`: Binance books (sampled and every
+    depth update), funding and trades into the lake at `home` for `seconds`, JSON summary
+    on stdout."""
     return subprocess.Popen(
         [sys.executable, "-m", "algo_trade.cli.main", "collect", "--exchange", "binance",
-         "--symbols", SYM, "--streams", "book,funding,trade", "--home", str(home),
+         "--symbols", SYM, "--streams", streams, "--home", str(home),
          "--duration", f"{seconds:.0f}s", "--json", "--no-status", "--log-level", "error", *extra,
          "--binance-ws-url", f"ws://127.0.0.1:{port}", "--binance-rest-url", f"http://127.0.0.1:{port}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from algo_trade.exchanges.adapter import feed_of  # depth counts its book feed's messages
+
 if TYPE_CHECKING:
     from algo_trade.collect.pipeline import Collector
 
@@ -76,7 +78,7 @@ class _Metrics:
         for v in col.venues:
             c = v.norm.counters
             for st in v.streams:
-                msgs.add_metric([v.exchange, st], c.by_stream.get(st, 0))
+                msgs.add_metric([v.exchange, st], c.by_stream.get(feed_of(st), 0))
                 rec.add_metric([v.exchange, st], v.reconnects.get(st, 0))
             res.add_metric([v.exchange], c.resyncs)
             bad.add_metric([v.exchange], c.malformed)

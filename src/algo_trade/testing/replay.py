@@ -53,7 +53,9 @@ class Faults:
 
 
 def _binance_key(stream: str) -> str:
-    return "@".join(stream.split("@")[:2])
+    # trade and aggTrade subscriptions get the capture's trade frames, whichever it holds
+    # (clients differ in which one they ask for: the benchmark serves both the same input)
+    return "@".join(stream.split("@")[:2]).replace("@aggTrade", "@trade")
 
 
 def frame_key(exchange: str, raw: str) -> str | None:
@@ -142,6 +144,9 @@ class ReplayServer:
         app.router.add_get("/_replay/stats", self._stats)
         if self.exchange == "binance":
             app.router.add_get("/stream", self._ws_binance)
+            # Binance's newer per-kind routes (used by cryptofeed 3): same streams
+            app.router.add_get("/public/stream", self._ws_binance)
+            app.router.add_get("/market/stream", self._ws_binance)
             app.router.add_get("/fapi/v1/depth", self._depth)
             app.router.add_get("/fapi/v1/exchangeInfo", self._rest_get)
             app.router.add_get("/fapi/v1/aggTrades", self._agg_trades)
