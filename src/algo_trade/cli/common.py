@@ -20,6 +20,7 @@ from algo_trade.fileio import write_text_atomic
 from algo_trade.profiling import Stages
 from algo_trade.schema import check_symbol
 from algo_trade.store.base import Store, open_store, postgres_target
+from algo_trade.values import json_safe
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -94,7 +95,8 @@ def parse_symbols(text: str) -> list[str]:
 
 
 def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, default=str, indent=2) + "\n")
+    """Strict JSON on stdout: NaN and infinities (not JSON) are null (values.json_safe)."""
+    sys.stdout.write(json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n")
 
 
 def rich_table(title: str, rows: list[dict[str, Any]], columns: list[str] | None = None) -> Table:

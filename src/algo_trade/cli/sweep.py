@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,7 @@ from algo_trade.cli.common import (
     run_context,
     store_from,
 )
+from algo_trade.values import json_safe
 
 
 def run_sweep_cli(home: Path, db: str | None, strategy: str, exchange: str, symbol: str, start: str, end: str,
@@ -118,7 +118,7 @@ def run_sweep_cli(home: Path, db: str | None, strategy: str, exchange: str, symb
         console.print(f"{len(res.results):,} combinations ({res.computed:,} computed now) in {res.seconds:.2f} s"
                       + (f"; results in {res.path}/results.parquet" if res.path else "")
                       + (f"; report {report}" if report else ""))  # fmt: skip
-    return res, _strict(out)
+    return res, json_safe(out)
 
 
 @contextmanager
@@ -170,19 +170,6 @@ def _shown_windows(res, metric: str) -> list[str]:
     params = varied(res) or res.params
     return ["window", "test_start", "test_end", *params, f"is_{metric}", "oos_total_return", "oos_sharpe",
             "oos_max_drawdown", "oos_trades"]  # fmt: skip
-
-
-def _strict(obj):
-    """JSON without NaN/Infinity (not JSON; e.g. calmar with no drawdown): they become null."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _strict(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_strict(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):  # NumPy scalars
-        return _strict(obj.item())
-    return obj
 
 
 def register(app: typer.Typer) -> None:

@@ -30,6 +30,7 @@ from algo_trade.engine import metrics as M
 from algo_trade.errors import ConfigError, DataError
 from algo_trade.strategies import Inputs, Strategy
 from algo_trade.strategies import get as get_strategy
+from algo_trade.values import json_safe, parse_bool
 
 NS_PER_YEAR = M.NS_PER_YEAR
 MODES = ("bars", "book", "events")
@@ -73,13 +74,7 @@ class Settings:
             typ = type(f.default)
             try:
                 if typ is bool:
-                    if isinstance(v, str):
-                        if v.lower() not in ("true", "false", "1", "0"):
-                            raise ValueError
-                        v = v.lower() in ("true", "1")
-                    elif not isinstance(v, (bool, np.bool_)):
-                        raise ValueError
-                    v = bool(v)
+                    v = parse_bool(v)
                 elif typ is float:
                     if isinstance(v, bool):
                         raise ValueError
@@ -308,7 +303,7 @@ class Result:
             "symbol": self.symbol,
             "params": self.params,
             "settings": dataclasses.asdict(self.settings),
-            "stats": {k: _plain(v) for k, v in self.stats.items()},
+            "stats": {k: json_safe(v) for k, v in self.stats.items()},
             "timings": self.timings,
         }
 
@@ -318,19 +313,6 @@ class Result:
             f"Result({self.strategy} {self.params}, {self.mode}, final_equity={s['final_equity']:.2f}, "
             f"total_return={s['total_return']:.4f}, sharpe={s['sharpe']:.3f}, trades={int(s['trades'])})"
         )
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, pd.Timestamp):
-        return v.isoformat()
-    if v is pd.NaT:
-        return None
-    if isinstance(v, (np.floating, float)):
-        f = float(v)
-        return f if math.isfinite(f) else None
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
 
 
 # ----------------------------------------------------------------------------- run

@@ -28,6 +28,7 @@ import pandas as pd
 from algo_trade.engine import events_nb as E
 from algo_trade.engine import orders as O
 from algo_trade.errors import ConfigError, DataError
+from algo_trade.values import parse_bool
 
 DAY_NS = 86_400 * 10**9
 
@@ -77,11 +78,7 @@ class EventSettings:
             typ = type(names[k].default)
             try:
                 if typ is bool:
-                    if isinstance(v, str):
-                        if v.lower() not in ("true", "false", "1", "0"):
-                            raise ValueError
-                        v = v.lower() in ("true", "1")
-                    vals[k] = bool(v)
+                    vals[k] = parse_bool(v)
                 elif typ is int:
                     if isinstance(v, bool) or float(v) != int(float(v)):
                         raise ValueError

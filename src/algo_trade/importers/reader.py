@@ -33,6 +33,7 @@ import pyarrow.csv as pv
 
 from algo_trade.errors import DataError
 from algo_trade.importers import csvnb
+from algo_trade.values import FALSE_WORDS, TRUE_WORDS
 
 BLOCK_BYTES = 4 << 20  # CSV bytes per block: ~4k book rows or ~50k trade rows
 IN_FLIGHT = 3  # blocks being parsed at once: memory stays a few blocks whatever the file
@@ -520,7 +521,8 @@ class CsvSource:
                 continue
             pattern = _INT_RE if pa.types.is_integer(typ) else _NUMBER_RE
             if pa.types.is_boolean(typ):
-                ok = pc.is_in(pc.utf8_lower(col), pa.array(["true", "false", "1", "0", ""]))
+                words = [*TRUE_WORDS, *FALSE_WORDS, ""]
+                ok = pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(col)), pa.array(words))
             else:
                 ok = pc.match_substring_regex(col, pattern)
             ok_np = ok.to_numpy(zero_copy_only=False)
@@ -538,7 +540,8 @@ class CsvSource:
                 bad |= new
                 col = pc.if_else(pa.array(ok_np), col, pa.scalar(None, pa.string()))
             if pa.types.is_boolean(typ):
-                cols[name] = pc.is_in(pc.utf8_lower(col), pa.array(["true", "1"]))
+                words = list(TRUE_WORDS)
+                cols[name] = pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(col)), pa.array(words))
             else:
                 cols[name] = pc.cast(pc.utf8_trim_whitespace(col), typ)
         out = pa.table(cols)

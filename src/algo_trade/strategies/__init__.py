@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from algo_trade.errors import ConfigError
+from algo_trade.values import parse_bool
 
 _TYPES = {int: "int", float: "float", bool: "bool", str: "str"}
 
@@ -88,17 +89,13 @@ def _coerce(strategy: str, name: str, spec: Param, value: Any) -> Any:
         if isinstance(value, str) and typ is not str:
             text = value.strip().lower()
             if typ is bool:
-                if text not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError
-                value = text in ("true", "1", "yes")
+                value = parse_bool(text)
             elif typ is int:
                 value = int(text)
             else:
                 value = float(text)
         elif typ is bool:
-            if not isinstance(value, (bool, np.bool_)):
-                raise ValueError
-            value = bool(value)
+            value = parse_bool(value)
         elif typ is int:
             if isinstance(value, bool) or not float(value).is_integer():
                 raise ValueError

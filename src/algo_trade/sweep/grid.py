@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from algo_trade.errors import ConfigError
+from algo_trade.values import FALSE_WORDS, TRUE_WORDS, parse_bool
 
 MAX_AXIS_VALUES = 1_000_000  # values of one axis
 MAX_COMBINATIONS = 50_000_000  # a full product built in memory (--random samples bigger ones)
@@ -61,8 +62,8 @@ def _num(text: str) -> int | float:
 
 def _value(text: str) -> int | float | str | bool:
     t = text.strip()
-    if t.lower() in ("true", "false"):
-        return t.lower() == "true"
+    if t.lower() in TRUE_WORDS + FALSE_WORDS and not t.isdigit():
+        return parse_bool(t)
     try:
         return _num(t)
     except ConfigError:
