@@ -70,7 +70,8 @@ def _why(out: Path, exc: OSError) -> str:
     reason = exc.strerror or type(exc).__name__
     if exc.errno == errno.ENOSPC:
         return (
-            f"cannot write {out}: the disk is full; free space and run again (nothing was changed)"
+            f"cannot write {out}: the disk is full; free space and run again (every file is"
+            " written whole or not at all; stores skip rows they already hold)"
         )
     if exc.errno == errno.EISDIR:
         return f"cannot write {out}: it is a directory; give a file name"

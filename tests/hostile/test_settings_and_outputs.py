@@ -124,3 +124,22 @@ def test_read_only_lake_is_readable(tmp_path, market, capsys):
         assert r.code == 0 and json.loads(r.out)["stats"]["trades"] >= 0
         refused(inproc(["db", "compact", "--home", home], capsys), "read-only")
         refused(inproc(["generate", "--home", home, "--days", "0.01"], capsys), "read-only")
+
+
+def test_full_disk_import_keeps_whole_files_and_resumes(tmp_path):
+    """An import that fills a real small filesystem stops in one line; every named file
+    is whole; after space is freed (a bigger disk) the same import adds only the rest."""
+    csv = tmp_path / "big.csv"
+    lines = ["timestamp,open,high,low,close,volume"]
+    lines += [f"{1_704_067_200 + 60 * i},{100 + i % 7},{102 + i % 7},{99},{101},{i % 5}"
+              for i in range(120_000)]  # fmt: skip
+    csv.write_text("\n".join(lines) + "\n")
+    args = ["import", "ohlcv", str(csv), "--exchange", "x", "--symbol", "BTC-USDT-PERP"]
+    with tmpfs(tmp_path / "small", "300k") as small:
+        home = small / "h"
+        refused(cli([*args, "--home", str(home)]), "disk is full")
+        stored = sum(s.rows for s in LakeStore(home).stats())
+        assert 0 < stored < 120_000
+        shutil.copytree(home, tmp_path / "h2")
+    r = cli([*args, "--home", str(tmp_path / "h2"), "--json"])
+    assert r.code == 0 and json.loads(r.out)["written"] == {"bar": 120_000 - stored}

@@ -22,6 +22,7 @@ from algo_trade.cli.common import (
     store_from,
 )
 from algo_trade.errors import ConfigError
+from algo_trade.strategies import kinds_for
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:
@@ -33,16 +34,6 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
             raise ConfigError(f"--param {p!r} must look like NAME=VALUE, e.g. --param fast=10")
         out[name.strip()] = value.strip()
     return out
-
-
-def kinds_for(strategy: str, mode: str) -> tuple[str, ...]:
-    """The data a run loads: the timeline (bars or books), funding, and what the strategy reads."""
-    from algo_trade import strategies
-
-    strat = strategies.get(strategy)
-    kinds = ["book" if mode == "book" else "bar", "funding"]
-    kinds += [k for k in strat.needs if k in ("book", "liquidation", "trade")]
-    return tuple(dict.fromkeys(kinds))
 
 
 def write_table(df: Any, path: Path) -> Path:

@@ -16,30 +16,11 @@ from algo_trade.cli.common import (
     rich_table,
     store_from,
 )
-from algo_trade.timeutil import fmt_ns
+from algo_trade.store.base import stats_rows
 
 db_app = typer.Typer(
     help="Inspect and maintain the store (lake or PostgreSQL).", no_args_is_help=True
 )
-
-
-def stats_rows(store) -> list[dict]:
-    rows = []
-    for s in store.stats():
-        row = {
-            "kind": s.kind,
-            "exchange": s.exchange,
-            "symbol": s.symbol,
-            "rows": s.rows,
-            "first": fmt_ns(s.first_ts),
-            "last": fmt_ns(s.last_ts),
-            "bytes": s.bytes,
-            "bytes_per_row": round(s.bytes / s.rows, 1) if s.rows else None,
-            "parts": s.parts,
-        }
-        row.update(s.extra)
-        rows.append(row)
-    return rows
 
 
 def print_stats(store, json_mode: bool) -> None:

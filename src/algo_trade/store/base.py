@@ -66,6 +66,29 @@ class DatasetStats:
     extra: dict[str, object] = field(default_factory=dict)
 
 
+def stats_rows(store: Store) -> list[dict[str, object]]:
+    """One plain row per dataset of `store.stats()` (times as ISO text, bytes per row):
+    what `db stats` prints and `--json` emits."""
+    from algo_trade.timeutil import fmt_ns
+
+    rows: list[dict[str, object]] = []
+    for s in store.stats():
+        row: dict[str, object] = {
+            "kind": s.kind,
+            "exchange": s.exchange,
+            "symbol": s.symbol,
+            "rows": s.rows,
+            "first": fmt_ns(s.first_ts),
+            "last": fmt_ns(s.last_ts),
+            "bytes": s.bytes,
+            "bytes_per_row": round(s.bytes / s.rows, 1) if s.rows else None,
+            "parts": s.parts,
+        }
+        row.update(s.extra)
+        rows.append(row)
+    return rows
+
+
 @runtime_checkable
 class Store(Protocol):
     """Operations shared by the lake and the database stores."""

@@ -241,3 +241,16 @@ __all__ = [
     "register",
     "registry",
 ]
+
+
+def kinds_for(strategy: str | Strategy, mode: str) -> tuple[str, ...]:
+    """The record kinds a run loads: the timeline (bars or books), funding, and what the
+    strategy reads (e.g. trades or liquidations).
+
+    >>> kinds_for("sma_cross", "bars")
+    ('bar', 'funding')
+    """
+    strat = get(strategy)
+    kinds = ["book" if mode == "book" else "bar", "funding"]
+    kinds += [k for k in strat.needs if k in ("book", "liquidation", "trade")]
+    return tuple(dict.fromkeys(kinds))
