@@ -160,6 +160,8 @@ def test_load_and_books_from_depth_stream_from_the_lake(tmp_path):
     assert np.array_equal(md.ts, ts[sel])
     assert np.array_equal(md["bid_px"], books[sel, 0, :], equal_nan=True)
     assert np.array_equal(md["ask_sz"], books[sel, 3, :], equal_nan=True)
+    with pytest.raises(Exception, match="book_from='depth'"):
+        algo_trade.load(lake, "binance", SYM, start, end, kinds=("book", "depth"))
     # Nothing before the first snapshot run: a window before it has no book.
     first = int(min(r[0] for r in rep.rows))
     with pytest.raises(Exception, match="no book"):

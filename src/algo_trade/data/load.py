@@ -56,6 +56,11 @@ def load(
     bad = [k for k in kinds if k not in KINDS]
     if bad:
         raise ConfigError(f"unknown kind {bad[0]!r}: choose from {', '.join(KINDS)}")
+    if "depth" in kinds:
+        raise ConfigError(
+            "depth events are not a load kind: load books rebuilt from them with "
+            "kinds=('book',), book_from='depth' (and book_interval='10ms' for a grid)"
+        )
     if "book" not in kinds and "bar" not in kinds:
         raise ConfigError(
             "kinds must include 'book' or 'bar' (the timeline), e.g. kinds=('bar', 'funding')"
