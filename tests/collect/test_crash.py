@@ -4,7 +4,6 @@ collector never saw are fetched back from aggTrades), and every downtime is reco
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import signal
@@ -22,7 +21,7 @@ from tests.collect.refs import DATA
 from tests.collect.test_cli_collect import CLI, TRADES_READ, _wait, free_port, metric
 
 SYM = "BTC-USDT-PERP"
-CAPTURE = DATA / "binance_usdm_btcusdt_20240808_head12000.gz"  # 47 s, 1,920 trades
+CAPTURE = DATA / "binance_usdm_btcusdt_20240808_head12000.gz"  # 47 s, 1,920 trades a loop
 KILLS = 5
 PENDING = 'algo_trade_collect_backfill_pending{exchange="binance"}'
 BACKFILLED = 'algo_trade_collect_backfilled_trades_total{exchange="binance"}'
@@ -74,8 +73,12 @@ def test_five_kill_9s_lose_no_trade_and_record_every_downtime(tmp_path):
                 DATA / "binance_exchangeinfo_20210722_subset.json"
             ).read_bytes()
         },
-        speed=1.0,
+        speed=1.5,
         live=True,  # the venue goes on publishing while the collector is down
+        # Three loops (ids and times moved on each loop): ~94 s of trading, so trades
+        # go on after every restart however slowly a loaded machine starts them.
+        loops=3,
+        shift_loops=True,
     )
     backfilled = 0
     with ServerThread(srv):
@@ -114,7 +117,7 @@ def test_five_kill_9s_lose_no_trade_and_record_every_downtime(tmp_path):
                 and metric(port, BACKFILLED) > 0
                 and metric(port, PENDING) == 0
             ),
-            120,
+            240,
             "the last run to read everything",
         )
         backfilled += metric(port, BACKFILLED)
@@ -127,11 +130,12 @@ def test_five_kill_9s_lose_no_trade_and_record_every_downtime(tmp_path):
     # Every published trade stored once: ids (a backfilled range "f-l" covers f..l),
     # and the quantities add up exactly.
     published = [
-        json.loads(raw)["data"]
-        for line in gzip.open(CAPTURE, "rt")
-        for raw in [line.split(" ", 1)[1]]
-        if '"btcusdt@trade"' in raw
+        json.loads(raw if loop == 0 else srv.shift.frame(i, loop))["data"]
+        for loop in range(srv.loops)
+        for i, (_, key, raw) in enumerate(srv.frames)
+        if key == "btcusdt@trade"
     ]
+    assert len(published) == 3 * 1920
     by_id = {d["t"]: d for d in published}
     t = scan_all(LakeStore(tmp_path), "trade", "binance", SYM).to_pydict()
     ids = []

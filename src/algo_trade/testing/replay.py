@@ -474,13 +474,37 @@ class ReplayServer:
             self._aggs = aggs
         return self._aggs
 
+    def _aggs_passed(self, sym: str, passed: int) -> list[dict]:
+        """The aggregates of every loop the cursor passed (later loops moved forward by
+        the loop shift, like their frames; without a shift only the first loop)."""
+        base = [g for g in self.aggregates() if g["s"] == sym]
+        out = [g for g in base if g["_i"] < passed]
+        if self.shift is None or not self.n:
+            return out
+        n_aggs = len(self.aggregates())
+        span_t, span_e = self.shift.span.get("t", 0), self.shift.span.get("E", 0)
+        for k in range(1, min(passed // self.n, self.loops - 1) + 1):
+            for g in base:
+                if k * self.n + g["_i"] >= passed:
+                    break
+                out.append(
+                    {
+                        **g,
+                        "a": g["a"] + k * n_aggs,
+                        "f": g["f"] + k * span_t,
+                        "l": g["l"] + k * span_t,
+                        "T": g["T"] + k * span_e,
+                    }
+                )
+        return out
+
     async def _agg_trades(self, request: web.Request) -> web.Response:
         self.agg_requests += 1
         q = request.query
         sym = q.get("symbol", "").upper()
         limit = min(int(q.get("limit", 500)), 1000)
         passed = self.cursor.get(f"{sym.lower()}@trade", 0)
-        out = [g for g in self.aggregates() if g["s"] == sym and g["_i"] < passed]
+        out = self._aggs_passed(sym, passed)
         if "fromId" in q:
             out = [g for g in out if g["a"] >= int(q["fromId"])]
         elif "startTime" in q:
