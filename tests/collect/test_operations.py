@@ -10,6 +10,7 @@ from algo_trade.collect.pipeline import Collector
 from algo_trade.collect.status import stream_state
 from algo_trade.store.lake import LakeStore
 from tests.collect.harness import binance_server, config, drive
+from tests.collect.test_cli_collect import free_port
 
 
 class _Lines(logging.Handler):
@@ -36,7 +37,7 @@ def test_metrics_bind_loopback_unless_told_otherwise(tmp_path):
     async def main(**kw):
         srv = binance_server(speed=None)
         await srv.start()
-        cfg = config(tmp_path, {"binance": srv}, streams=("trade",), metrics_port=0, **kw)
+        cfg = config(tmp_path, {"binance": srv}, streams=("trade",), metrics_port=free_port(), **kw)
         col = Collector(cfg, LakeStore(tmp_path))
         addr = []
 

@@ -114,6 +114,14 @@ def indexes(server, key: str) -> list[int]:
     return [i for i, (_, k, _) in enumerate(server.frames) if k == key]
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run(coro):  # noqa: ANN001, ANN201
     return asyncio.run(coro)
 
@@ -130,7 +138,7 @@ def test_binance_end_to_end_books_trades_funding_liquidations(tmp_path):
             streams=("book", "funding", "liquidation", "trade"),
             book_interval_ns=IV,
             record_raw=tmp_path / "raw",
-            metrics_port=0,
+            metrics_port=_free_port(),  # 0 is refused (a fixed port is what users give)
         )
         col = Collector(cfg, store)
         scraped = []

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from algo_trade.exchanges.base import Event
 
@@ -194,7 +193,3 @@ class RestartGaps:
                 Event(self.exchange, sym, st, start, max(start, end), self.reason, self.detail)
             )
         return out
-
-
-def min_ts(table: pa.Table) -> int | None:
-    return pc.min(table.column("ts")).as_py() if table.num_rows else None

@@ -29,7 +29,7 @@ is returned as a gap, which the Normalizer records as a ``trades not backfilled`
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 
 import orjson
@@ -57,12 +57,10 @@ class Hole:
     seen_ns: int = 0  # receive time of trade hi
     hi_closed: bool = False  # a trade after hi_T arrived: hi_tail is complete
     asked: bool = False
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("asked")
-        d.pop("extra")
         return d
 
     @classmethod
