@@ -83,9 +83,10 @@ class CollectConfig:
             raise ConfigError("--queue-size and flush rows must be at most 10,000,000")
         if self.flush_interval_s > 3_600 or not 0 < self.stale_s <= 86_400:
             raise ConfigError("the flush interval must be at most 1h and --stale-after 1s..1d")
-        if self.metrics_port is not None and not 1 <= self.metrics_port <= 65_535:
+        # 0 asks the OS for a free port (the tests and embedded callers use it)
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65_535:
             raise ConfigError(
-                f"--metrics-port must be between 1 and 65535, got {self.metrics_port}"
+                f"--metrics-port must be between 0 (any free port) and 65535, got {self.metrics_port}"
             )
         for option, path in (("--spool", self.spool_dir), ("--record-raw", self.record_raw)):
             if path is not None and path.exists() and not path.is_dir():
