@@ -166,13 +166,12 @@ def encode_rows_nb(rows, d, out, offs):  # pragma: no cover - compiled
                 continue
             for g0 in range(0, cnt, GROUP):
                 g1 = min(g0 + GROUP, cnt)
+                both = np.int64(0)  # the OR of the values has the width of the largest
                 for j in range(g0, g1):
-                    vals[j - g0] = _seg_value_nb(m, px0, d, seg, j)
-                w = 0
-                for j in range(g1 - g0):
-                    bw = _bit_width_nb(vals[j])
-                    if bw > w:
-                        w = bw
+                    v = _seg_value_nb(m, px0, d, seg, j)
+                    vals[j - g0] = v
+                    both |= v
+                w = _bit_width_nb(both)
                 acc |= np.uint64(w) << np.uint64(nb)
                 nb += 6
                 while nb >= 8:
@@ -182,7 +181,7 @@ def encode_rows_nb(rows, d, out, offs):  # pragma: no cover - compiled
                     p += 1
                 for j in range(g1 - g0):
                     acc |= np.uint64(vals[j]) << np.uint64(nb)
-                    nb += w
+                    nb += w  # at most 7 + 55 bits pending: fits the 64-bit accumulator
                     while nb >= 8:
                         out[p] = acc & np.uint64(0xFF)
                         acc >>= np.uint64(8)
