@@ -237,3 +237,12 @@ def test_copy_depth_lake_to_postgres_and_back(pg_db, tmp_path, capsys):
     a = read_table(LakeStore(tmp_path / "a"), "depth", "sim", BTC, T0, T0 + DAY)
     b = read_table(LakeStore(tmp_path / "b"), "depth", "sim", BTC, T0, T0 + DAY)
     assert a.equals(b)
+
+
+def test_coverage_counts_depth_rows_stored_in_postgres(pg_db, tmp_path):
+    from algo_trade.collect.coverage import coverage
+
+    with PostgresStore(pg_db) as store:
+        store.write("depth", _depth_rows())
+        rows = coverage(store, tmp_path, "sim", BTC, T0, T0 + 3_600 * SEC)
+    assert [(r["stream"], r["rows"]) for r in rows if r["stream"] == "depth"] == [("depth", 12)]
