@@ -164,7 +164,7 @@ class Reader:
         for ts, lv_blob, n, lengths in pages:
             if k:
                 blob = np.frombuffer(lv_blob, dtype=np.uint8)
-                if lengths is None:  # every row in one fixed-width older layout
+                if any((lengths == w).all() for w in widths):  # one older fixed-width layout
                     matrix, bad = pgcopy.unpack_levels(blob, None, n, depth)
                 else:
                     matrix, bad = decode_levels(blob, lengths, depth)
@@ -181,7 +181,7 @@ class Reader:
         self, query, exchange, symbol, s, e, limit, descending, widths
     ) -> Iterator[tuple]:
         """(ts int64[n], the rows' levels joined, n, lengths) per page, by keyset pagination
-        on ts. `lengths` (int64[n]) only when the rows do not all have one of `widths`."""
+        on ts; `lengths` (int64[n]) is None when no levels were asked for."""
         import psycopg
 
         remaining = limit
@@ -194,11 +194,11 @@ class Reader:
                     n = len(rows)
                     if not n:
                         return
-                    # psycopg builds the rows in C; these two passes are the page's only Python loops.
+                    # psycopg builds the rows in C; these passes are the page's only Python loops.
                     ts = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
                     blob = b"".join(r[1] for r in rows) if len(rows[0]) > 1 else None
                     lengths = None
-                    if blob is not None and all(len(blob) != w * n for w in widths):
+                    if blob is not None:  # compact rows vary: their total alone proves nothing
                         lengths = np.fromiter((len(r[1]) for r in rows), dtype=np.int64, count=n)
                     del rows
                     yield ts, blob, n, lengths
