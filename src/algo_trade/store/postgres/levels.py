@@ -283,46 +283,50 @@ def decode_rows_nb(blob, offs, d, out, out_bits):  # pragma: no cover - compiled
             h = seg // 2
             c = cb if h == 0 else ca
             px0 = 2 * h * d
-            if seg % 2 == 0:
+            gaps = seg % 2 == 0
+            if gaps:
                 price = best_b if h == 0 else best_a
                 if c:
                     out[i, px0] = np.float64(price) / fp
                 cnt = c - 1
+                sign = -1 if h == 0 else 1
+                col = px0 + 1
             else:
                 cnt = c
-            if cnt <= 0:
-                continue
-            w = 0
-            for j in range(cnt):
-                if j % GROUP == 0:
-                    while nb < 6:
-                        if q >= end:
-                            return i
-                        acc |= np.uint64(blob[q]) << np.uint64(nb)
-                        q += 1
-                        nb += 8
-                    w = np.int64(acc & np.uint64(63))
-                    acc >>= np.uint64(6)
-                    nb -= 6
-                while nb < w:
-                    if q >= end:
-                        return i
-                    if nb > 56:  # keep the accumulator from overflowing: take what fits
-                        break
+                col = px0 + d
+            j0 = 0
+            while j0 < cnt:
+                # Refill whole bytes while they fit: at most 63 bits held.
+                while nb <= 55 and q < end:
                     acc |= np.uint64(blob[q]) << np.uint64(nb)
                     q += 1
                     nb += 8
-                if nb < w:
+                if nb < 6:
                     return i
-                v = np.int64(acc & ((np.uint64(1) << np.uint64(w)) - np.uint64(1)))
-                acc = acc >> np.uint64(w) if w < 64 else np.uint64(0)
-                nb -= w
-                if seg % 2 == 1:
-                    out[i, px0 + d + j] = np.float64(v) / fs
-                else:
-                    gap = (v >> 1) ^ -(v & 1)
-                    price = price - gap if h == 0 else price + gap
-                    out[i, px0 + j + 1] = np.float64(price) / fp
+                w = np.int64(acc & np.uint64(63))
+                acc >>= np.uint64(6)
+                nb -= 6
+                mask = (np.uint64(1) << np.uint64(w)) - np.uint64(1)
+                g1 = min(j0 + GROUP, cnt)
+                for j in range(j0, g1):
+                    if nb < w:
+                        while nb <= 55 and q < end:
+                            acc |= np.uint64(blob[q]) << np.uint64(nb)
+                            q += 1
+                            nb += 8
+                        if nb < w:
+                            return i
+                    v = np.int64(acc & mask)
+                    acc >>= np.uint64(w)
+                    nb -= w
+                    if gaps:
+                        price += sign * ((v >> 1) ^ -(v & 1))
+                        out[i, col + j] = np.float64(price) / fp
+                    else:
+                        out[i, col + j] = np.float64(v) / fs
+                j0 = g1
+        # Bytes read ahead into the accumulator were not used: step back over them.
+        q -= nb // 8
         for h in range(2):
             c = cb if h == 0 else ca
             px0 = 2 * h * d
