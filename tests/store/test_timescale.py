@@ -246,3 +246,27 @@ def test_coverage_counts_depth_rows_stored_in_postgres(pg_db, tmp_path):
         store.write("depth", _depth_rows())
         rows = coverage(store, tmp_path, "sim", BTC, T0, T0 + 3_600 * SEC)
     assert [(r["stream"], r["rows"]) for r in rows if r["stream"] == "depth"] == [("depth", 12)]
+
+
+def test_copy_keeps_depth_messages_received_out_of_exchange_order(pg_db, tmp_path):
+    from algo_trade.store.lake import LakeStore
+    from algo_trade.store.transfer import copy_between
+
+    rows = _depth_rows()
+    ts = rows.column("ts").to_numpy().copy()
+    seq = rows.column("seq").to_numpy().copy()
+    tl = rows.column("ts_local").to_numpy().copy()
+    # Two diff messages whose receipt order disagrees with the exchange's clock: the one
+    # stamped T0 + 1 s arrived after the one stamped T0 + 2 s.
+    ts[11], seq[11] = T0 + 2 * SEC, 12
+    tl[10], tl[11] = T0 + 5 * SEC, T0 + 4 * SEC
+    rows = rows.set_column(0, "ts", pa.array(ts)).set_column(1, "ts_local", pa.array(tl))
+    rows = rows.set_column(rows.schema.get_field_index("seq"), "seq", pa.array(seq))
+    lake = LakeStore(tmp_path / "a")
+    received = rows.take(pa.array([*range(10), 11, 10]))  # as the collector got them
+    assert lake.write("depth", received).written == 12
+    with PostgresStore(pg_db) as store:
+        report = copy_between(lake, store, T0, T0 + DAY)
+        assert [(r["kind"], r["copied"], r["rejected"]) for r in report] == [("depth", 12, 0)]
+        back = read_table(store, "depth", "sim", BTC, T0, T0 + DAY)
+    assert back.equals(read_table(lake, "depth", "sim", BTC, T0, T0 + DAY))

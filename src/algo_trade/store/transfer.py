@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pyarrow as pa
 
 from algo_trade.schema import check_kind
@@ -52,12 +53,12 @@ def copy_between(
             pending.append(batch)
             rows += batch.num_rows
             if rows >= COPY_BATCH_ROWS:
-                done.add(dst.write(kind, pa.Table.from_batches(pending)))
+                done.add(dst.write(kind, _as_received(kind, pa.Table.from_batches(pending))))
                 pending, rows = [], 0
                 if progress:
                     progress(kind, ex, sym, done.written + done.duplicates)
         if pending:
-            done.add(dst.write(kind, pa.Table.from_batches(pending)))
+            done.add(dst.write(kind, _as_received(kind, pa.Table.from_batches(pending))))
         report.append(
             {
                 "kind": kind,
@@ -69,3 +70,19 @@ def copy_between(
             }
         )
     return report
+
+
+def _as_received(kind: str, table: pa.Table) -> pa.Table:
+    """Depth rows in receipt order (ts_local, stable) for the destination's checks.
+
+    A store returns depth in read order (ts, seq, ...), but a write checks that ts_local
+    never goes back within a batch (there it is receipt order): a message stamped later
+    by the exchange but received earlier would be refused on the way. The destination
+    puts the rows back in read order.
+    """
+    if kind != "depth" or table.num_rows < 2:
+        return table
+    tl = table.column("ts_local").to_numpy()
+    if (tl[1:] >= tl[:-1]).all():
+        return table
+    return table.take(pa.array(np.argsort(tl, kind="stable")))
