@@ -43,7 +43,9 @@ def pg_bin_dir() -> Path | None:
     """Directory of initdb/pg_ctl: on PATH, else the newest /usr/lib/postgresql/*/bin."""
     found = shutil.which("initdb")
     if found and shutil.which("pg_ctl"):
-        return Path(found).parent
+        # /usr/local/bin/initdb may be a link into /usr/lib/postgresql/15/bin: the real
+        # directory is where pg_config (and so TimescaleDB's files) can be found.
+        return Path(found).resolve().parent
     dirs = sorted(
         glob.glob("/usr/lib/postgresql/*/bin"), key=lambda d: int(d.split("/")[-2].split(".")[0])
     )
