@@ -43,32 +43,41 @@ class IndicatorCache:
     ) -> np.ndarray:
         key = (data_id, name, column, int(window))
         with self._lock:
-            arr = self._items.get(key)
+            arr = self._hit_locked(key)
             if arr is not None:
-                self._items.move_to_end(key)
-                self.hits += 1
                 return arr
         arr = _FUNCS[name](np.asarray(x, dtype=np.float64), int(window))
         arr.setflags(write=False)
         with self._lock:
-            if key not in self._items:
-                self._items[key] = arr
-                self._bytes += arr.nbytes
-                self.computed += 1
-            while self._bytes > self.max_bytes and len(self._items) > 1:
-                _, old = self._items.popitem(last=False)
-                self._bytes -= old.nbytes
+            self._put_locked(key, arr)
         return arr
+
+    def _hit_locked(self, key: Hashable) -> np.ndarray | None:
+        """The cached array (now the most recently used), or None; the lock is held."""
+        arr = self._items.get(key)
+        if arr is not None:
+            self._items.move_to_end(key)
+            self.hits += 1
+        return arr
+
+    def _put_locked(self, key: Hashable, arr: np.ndarray) -> None:
+        """Keep `arr` (unless a racing thread stored the key first), then evict the least
+        recently used down to `max_bytes`; the lock is held."""
+        if key not in self._items:
+            self._items[key] = arr
+            self._bytes += arr.nbytes
+            self.computed += 1
+        while self._bytes > self.max_bytes and len(self._items) > 1:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= old.nbytes
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
         """The array under `key`, computed by `compute()` on a miss. A thread that misses a
         key another thread is computing waits for it: each key is computed once."""
         while True:
             with self._lock:
-                arr = self._items.get(key)
+                arr = self._hit_locked(key)
                 if arr is not None:
-                    self._items.move_to_end(key)
-                    self.hits += 1
                     return arr
                 busy = self._busy.get(key)
                 if busy is None:
@@ -78,12 +87,7 @@ class IndicatorCache:
         try:
             arr = compute()
             with self._lock:
-                self._items[key] = arr
-                self._bytes += arr.nbytes
-                self.computed += 1
-                while self._bytes > self.max_bytes and len(self._items) > 1:
-                    _, old = self._items.popitem(last=False)
-                    self._bytes -= old.nbytes
+                self._put_locked(key, arr)
         finally:
             with self._lock:
                 self._busy.pop(key).set()
