@@ -56,6 +56,12 @@ SELL_EVENT = 1 << 28
 BLOCK_EVENTS = 1 << 18  # events read per block (16 MB)
 
 
+_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
 def _member(zf: zipfile.ZipFile, path: Path) -> zipfile.ZipInfo:
     names = [i for i in zf.infolist() if i.filename.endswith(".npy")]
     if not names:
@@ -82,7 +88,11 @@ def read_blocks(
     try:
         try:
             version = np.lib.format.read_magic(fh)
-            shape, fortran, dtype = np.lib.format._read_array_header(fh, version)
+            # the public readers (the private one that takes a version is gone in NumPy 2.4)
+            read_header = _HEADER_READERS.get(version)
+            if read_header is None:
+                raise ValueError(f"format version {version} is not supported")
+            shape, fortran, dtype = read_header(fh)
         except ValueError as exc:
             raise DataError(f"{path}: not a NumPy array file ({exc})") from None
         if dtype.names is None or not {"ev", "exch_ts", "local_ts", "px", "qty"} <= set(
