@@ -28,6 +28,7 @@ COLLECT = ["collect", "--exchange", "binance", "--symbols", "BTC-USDT-PERP", "--
         ([*COLLECT, "--depth", "100000"], "--depth"),
         ([*COLLECT, "--metrics-port", "-1"], "--metrics-port"),
         ([*COLLECT, "--metrics-port", "70000"], "--metrics-port"),
+        ([*COLLECT, "--metrics-port", "-5"], "--metrics-port"),
         ([*COLLECT, "--spool", "/etc/hostname"], "--spool"),
         ([*COLLECT, "--record-raw", "/etc/hostname"], "--record-raw"),
         (["import", "ohlcv", "/etc/hostname", "--depth", "20000"], "--depth"),
