@@ -522,6 +522,17 @@ class ReplayServer:
             [[p, q] for p, q in sorted(asks.items(), key=lambda x: float(x[0]))],
         )
 
+    @staticmethod
+    def _apply_diff(bids: dict, asks: dict, d: dict) -> None:
+        """Move a price -> size book by one diff's `b`/`a` levels (size 0 deletes the level;
+        Binance and Bybit diffs share this shape)."""
+        for side, lv in ((bids, d["b"]), (asks, d["a"])):
+            for p, q in lv:
+                if float(q) == 0:
+                    side.pop(p, None)
+                else:
+                    side[p] = q
+
     async def _depth(self, request: web.Request) -> web.Response:
         sym = request.query.get("symbol", "").upper()
         snap = self.snapshots.get(sym)
@@ -543,12 +554,7 @@ class ReplayServer:
             d = orjson.loads(raw)["data"]
             if d["u"] < snap["lastUpdateId"]:
                 continue
-            for side, lv in ((bids, d["b"]), (asks, d["a"])):
-                for p, q in lv:
-                    if float(q) == 0:
-                        side.pop(p, None)
-                    else:
-                        side[p] = q
+            self._apply_diff(bids, asks, d)
             last, e, t = d["u"], d["E"], d["T"]
         if self.shift is not None:
             k = pos // self.n if self.n else 0
@@ -576,12 +582,7 @@ class ReplayServer:
             d = msg["data"]
             if msg["type"] == "snapshot":
                 bids, asks = {}, {}
-            for side, lv in ((bids, d["b"]), (asks, d["a"])):
-                for p, q in lv:
-                    if float(q) == 0:
-                        side.pop(p, None)
-                    else:
-                        side[p] = q
+            self._apply_diff(bids, asks, d)
         if msg is None:
             return '{"success":true,"op":"noop"}'
         b, a = self._levels(bids, asks)
