@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from algo_trade.errors import DataError, ExchangeError
 from algo_trade.importers.base import ImportOptions, Piece
-from algo_trade.importers.reader import CsvSource, FileReport, read_header
+from algo_trade.importers.reader import CsvSource, FileReport, read_header, source_progress
 from algo_trade.schema import book_columns, book_schema, label_array, schema_for
 
 EXCHANGE = "binance"
@@ -172,8 +172,7 @@ class BinanceVisionFormat:
         self._src: CsvSource | None = None
 
     def progress(self) -> tuple[int, int]:
-        c = self._src.counter if self._src else None
-        return (c.pos, c.size) if c else (0, 0)
+        return source_progress(self._src)
 
     def _symbol(self, path: Path, opts: ImportOptions) -> str:
         venue, _ds, _iv = parse_name(path)

@@ -237,6 +237,20 @@ def detect(path: Path, opts: ImportOptions) -> tuple[str, list[str]]:
     return venue, ours
 
 
+def _note_counters(
+    report: FileReport, norm: BaseNormalizer, before: dict[str, int], after: dict[str, int]
+) -> None:
+    """Note what the file added to the feed counters, and the normalizer's events
+    (malformed lines are already counted per line), both parse paths alike."""
+    for name in ("messages", "gaps", "resyncs", "stale_dropped"):
+        d = after[name] - before[name]
+        if d:
+            report.notes.append(f"{name}: {d}")
+    for ev in norm.drain_events():
+        if ev.reason != "malformed":
+            report.notes.append(f"{ev.reason} {ev.symbol} {ev.stream}: {ev.detail}"[:200])
+
+
 class CaptureFormat:
     name = "capture"
     suffixes = (".gz",)
@@ -316,14 +330,7 @@ class CaptureFormat:
                     )
         except READ_ERRORS as exc:
             raise read_error(path, exc) from None
-        after = frames.counters()
-        for name in ("messages", "gaps", "resyncs", "stale_dropped"):
-            d = after[name] - before[name]
-            if d:
-                report.notes.append(f"{name}: {d}")
-        for ev in norm.drain_events():
-            if ev.reason != "malformed":
-                report.notes.append(f"{ev.reason} {ev.symbol} {ev.stream}: {ev.detail}"[:200])
+        _note_counters(report, norm, before, frames.counters())
 
     def _apply(self, blk, frames, norm, sampler, report, lines_before):  # noqa: ANN001, ANN202
         got = frames.apply(blk)
@@ -425,14 +432,7 @@ class CaptureFormat:
                 since_drain = 0
                 yield from self._drain(norm)
         yield from self._drain(norm)
-        after = norm.counters.as_dict()
-        for key in ("messages", "gaps", "resyncs", "stale_dropped"):
-            d = after[key] - before[key]
-            if d:
-                report.notes.append(f"{key}: {d}")
-        for ev in norm.drain_events():
-            if ev.reason != "malformed":
-                report.notes.append(f"{ev.reason} {ev.symbol} {ev.stream}: {ev.detail}"[:200])
+        _note_counters(report, norm, before, norm.counters.as_dict())
 
     @staticmethod
     def _drain(norm: BaseNormalizer) -> Iterator[Piece]:

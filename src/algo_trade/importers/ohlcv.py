@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from algo_trade.errors import ConfigError, DataError
 from algo_trade.importers.base import ImportOptions, Piece
-from algo_trade.importers.reader import Chunk, CsvSource, FileReport, read_header
+from algo_trade.importers.reader import Chunk, CsvSource, FileReport, read_header, source_progress
 from algo_trade.schema import check_symbol, label_array, schema_for
 
 FIELDS = ("ts", "open", "high", "low", "close", "volume", "exchange", "symbol")
@@ -178,8 +178,7 @@ class OhlcvFormat:
     def progress(self) -> tuple[int, int]:
         if self._pq is not None:
             return self._pq
-        c = self._src.counter if self._src else None
-        return (c.pos, c.size) if c else (0, 0)
+        return source_progress(self._src)
 
     def pieces(self, path: Path, opts: ImportOptions, report: FileReport) -> Iterator[Piece]:
         if opts.ts_unit not in ("auto", *UNITS):

@@ -306,6 +306,12 @@ class FileReport:
         }
 
 
+def source_progress(src: CsvSource | None) -> tuple[int, int]:
+    """(bytes read, file size) of the CSV source being imported; (0, 0) before it opens."""
+    c = src.counter if src else None
+    return (c.pos, c.size) if c else (0, 0)
+
+
 @dataclass
 class Chunk:
     table: pa.Table

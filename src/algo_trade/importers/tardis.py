@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from algo_trade.errors import DataError, ExchangeError
 from algo_trade.importers.base import ImportOptions, Piece
 from algo_trade.importers.booksample import BookSampler, run_codes
-from algo_trade.importers.reader import CsvSource, FileReport, read_header
+from algo_trade.importers.reader import CsvSource, FileReport, read_header, source_progress
 from algo_trade.schema import DEFAULT_DEPTH, SYMBOL_RE, book_columns, book_schema, schema_for
 
 US = 1_000  # Tardis times are µs
@@ -163,8 +163,7 @@ class TardisFormat:
         self._src: CsvSource | None = None
 
     def progress(self) -> tuple[int, int]:
-        c = self._src.counter if self._src else None
-        return (c.pos, c.size) if c else (0, 0)
+        return source_progress(self._src)
 
     # ------------------------------------------------------------ helpers
     def _labels(self, path: Path, opts: ImportOptions, t: pa.Table) -> tuple[pa.Array, pa.Array]:
