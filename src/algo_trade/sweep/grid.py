@@ -313,20 +313,12 @@ class Grid:
                 raise ConfigError(f"the grid has {total:,} combinations; narrow it or use --random")
             return self._sampled(names, sizes, total)
         idx = np.indices(sizes).reshape(len(sizes), -1)
-        cols = {n: np.asarray(self.axes[n])[idx[i]] for i, n in enumerate(names)}
-        if self.constraint is not None:
-            keep = self.constraint.mask(cols, total)
-            cols = {n: c[keep] for n, c in cols.items()}
-            if not keep.any():
-                raise ConfigError(
-                    f"the constraint {self.where!r} removes every combination of the grid"
-                )
-        n = len(next(iter(cols.values())))
-        if self.random is not None and self.random < n:
-            rng = np.random.default_rng(self.seed)
-            pick = np.sort(rng.choice(n, size=self.random, replace=False))
-            cols = {k: c[pick] for k, c in cols.items()}
-        return pd.DataFrame(cols)
+        cols = self._constrained(
+            {n: np.asarray(self.axes[n])[idx[i]] for i, n in enumerate(names)},
+            total,
+            f"the constraint {self.where!r} removes every combination of the grid",
+        )
+        return pd.DataFrame(self._picked(cols, np.random.default_rng(self.seed)))
 
     def _sampled(self, names: list[str], sizes: list[int], total: int) -> pd.DataFrame:
         """--random on a product too big to build: draw distinct flat indices (8x the
@@ -339,16 +331,30 @@ class Grid:
         draw = min(total, self.random * 8)
         flat = np.sort(rng.choice(total, size=draw, replace=False))
         idx = np.unravel_index(flat, sizes)
-        cols = {n: np.asarray(self.axes[n])[idx[i]] for i, n in enumerate(names)}
-        if self.constraint is not None:
-            keep = self.constraint.mask(cols, draw)
-            cols = {n: c[keep] for n, c in cols.items()}
-            if not keep.any():
-                raise ConfigError(
-                    f"the constraint {self.where!r} removed every sampled combination; loosen it"
-                )
+        cols = self._constrained(
+            {n: np.asarray(self.axes[n])[idx[i]] for i, n in enumerate(names)},
+            draw,
+            f"the constraint {self.where!r} removed every sampled combination; loosen it",
+        )
+        return pd.DataFrame(self._picked(cols, rng))
+
+    def _constrained(
+        self, cols: dict[str, np.ndarray], count: int, none_left: str
+    ) -> dict[str, np.ndarray]:
+        """The combinations the constraint allows; ConfigError(none_left) if it allows none."""
+        if self.constraint is None:
+            return cols
+        keep = self.constraint.mask(cols, count)
+        if not keep.any():
+            raise ConfigError(none_left)
+        return {n: c[keep] for n, c in cols.items()}
+
+    def _picked(
+        self, cols: dict[str, np.ndarray], rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
+        """--random of the combinations (distinct, in grid order), or all when fewer."""
         n = len(next(iter(cols.values())))
-        if self.random < n:
-            pick = np.sort(rng.choice(n, size=self.random, replace=False))
-            cols = {k: c[pick] for k, c in cols.items()}
-        return pd.DataFrame(cols)
+        if self.random is None or self.random >= n:
+            return cols
+        pick = np.sort(rng.choice(n, size=self.random, replace=False))
+        return {k: c[pick] for k, c in cols.items()}
