@@ -193,9 +193,9 @@ def _hbt_run(tmp: Path, fn, partial: bool, *args):
          .roi_lb(30_000.0).roi_ub(90_000.0).last_trades_capacity(0))  # fmt: skip
     a = a.partial_fill_exchange() if partial else a.no_partial_fill_exchange()
     hbt = ROIVectorMarketDepthBacktest([a])
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU seconds: the machine is shared, wall time is not comparable
     r = fn(hbt, *args)
-    dt = time.perf_counter() - t0
+    dt = time.process_time() - t0
     sv = hbt.state_values(0)
     d = hbt.depth(0)
     mid = 0.5 * (d.best_bid + d.best_ask)
@@ -297,7 +297,7 @@ def run(quick: bool) -> list[dict]:
             h = _hbt_run(tmp, grid, False, *args)
             best_h = min(best_h, h["seconds"])
             res, dt = _ours(chunk, "grid_mm", GRID)
-            best_o = min(best_o, res.timings["simulate"])
+            best_o = min(best_o, res.timings["cpu"])
         o_fills = res.stats["fills"]
         o_pnl = res.stats["final_equity"] - 1e7
         df = abs(o_fills - h["fills"]) / max(h["fills"], 1)
@@ -310,7 +310,7 @@ def run(quick: bool) -> list[dict]:
                      "unit": "USDT", "baseline": f"hftbacktest {h['pnl']:.4f}", "target": "within 2%",
                      "ok": bool(dp <= 0.02), "note": f"difference {dp:.2%}"})  # fmt: skip
         rate_o, rate_h = n_ev / best_o, n_ev / best_h
-        rows.append({"name": "grid MM events/s (same events, best of 3)", "value": round(rate_o),
+        rows.append({"name": "grid MM events/s per CPU second (same events, best of 3)", "value": round(rate_o),
                      "unit": "events/s", "baseline": f"hftbacktest {rate_h:,.0f}/s",
                      "target": ">= 2x hftbacktest", "ok": bool(rate_o >= 2 * rate_h),
                      "note": f"ratio {rate_o / rate_h:.2f}x"})  # fmt: skip
