@@ -20,9 +20,7 @@ midnight) continue the same book and the funding settlement between them is kept
 
 from __future__ import annotations
 
-import queue
 import re
-import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -48,6 +46,7 @@ from algo_trade.importers.reader import (
     open_stream,
     read_error,
 )
+from algo_trade.prefetch import prefetch
 from algo_trade.schema import DEFAULT_DEPTH, DEPTH_SNAPSHOT, label_array, schema_for
 
 DETECT_LINES = 5_000  # lines read to find the venue and symbols
@@ -78,47 +77,6 @@ def _line_blocks(stream) -> Iterator[bytes]:  # noqa: ANN001 - a binary stream
             continue
         yield data[:cut]
         rest = data[cut:]
-
-
-def _prefetch(blocks: Iterator[bytes], depth: int = 2) -> Iterator[bytes]:
-    """`blocks` produced on a reader thread (gzip decompression releases the GIL), at most
-    `depth` ahead; its exceptions are raised here."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    end = object()
-
-    def produce() -> None:
-        try:
-            for b in blocks:
-                while not stop.is_set():
-                    try:
-                        q.put(b, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(end)
-        except BaseException as exc:  # noqa: BLE001 - raised in the consuming thread
-            q.put(exc)
-
-    t = threading.Thread(target=produce, daemon=True, name="import-capture-read")
-    t.start()
-    try:
-        while True:
-            item = q.get()
-            if item is end:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while t.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                t.join(0.05)
 
 
 def recv_ns(value: int) -> int:
@@ -312,7 +270,10 @@ class CaptureFormat:
         stream, self._progress = open_stream(path)
         lines_before = 0
         try:
-            with stream, closing(_prefetch(_line_blocks(stream))) as blocks:
+            with (
+                stream,
+                closing(prefetch(_line_blocks(stream), name="import-capture-read")) as blocks,
+            ):
                 # Blocks are read and parsed ahead on other threads (gzip and the kernel
                 # release the GIL) while this one applies the previous block and the
                 # store writes on its own; the reader stops before the file closes.
