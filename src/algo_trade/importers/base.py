@@ -15,7 +15,7 @@ reaches the store.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,24 +71,25 @@ class Format(Protocol):
     def progress(self) -> tuple[int, int]: ...
 
 
+def _summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    """Per-kind totals over the files' counts."""
+    out: dict[str, int] = {}
+    for c in counts:
+        for k, v in c.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
 @dataclass
 class Summary:
     files: list[FileReport] = field(default_factory=list)
     seconds: float = 0.0
 
     def rows(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for f in self.files:
-            for k, v in f.written.items():
-                out[k] = out.get(k, 0) + v
-        return out
+        return _summed(f.written for f in self.files)
 
     def rejected(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for f in self.files:
-            for k, v in f.rejected.items():
-                out[k] = out.get(k, 0) + v
-        return out
+        return _summed(f.rejected for f in self.files)
 
     def to_dict(self) -> dict:
         firsts = [f.first_ts for f in self.files if f.first_ts is not None]
