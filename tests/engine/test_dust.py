@@ -94,10 +94,11 @@ def test_book_mode_closes_a_ruined_position():
     ts = np.arange(n, dtype=np.int64) * 1_000_000_000
     target = np.array([1.0, 0.0, 0.0, 0.0])
     equity = np.empty(n)
-    ledger = np.empty((64, K.N_LEDGER_COLS))
+    ledger = np.empty(64, K.LEDGER_DTYPE)
     st = K.simulate_book_nb(ts, bid_px, sz, ask_px, sz, target, np.empty(0), np.empty(0), 0,
                             10_000.0, 0.0, 1.0, 0.0, 0.0, False, K.OVERFLOW_PENALTY, 0.0, equity,
                             ledger)  # fmt: skip
     assert st[K.S_NFILL] == 2
     assert st[K.S_QTY] == 0.0
     assert st[K.S_NDUST] == 0
+    assert list(ledger[:2]["kind"]) == [K.KIND_TAKER, K.KIND_TAKER]

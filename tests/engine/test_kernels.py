@@ -64,19 +64,21 @@ def test_order_deeper_than_book_penalty_or_unfilled():
 
 def test_fill_books_fee_cash_and_position():
     st = K.new_state_nb(1_000.0, 0)
-    ledger = np.empty((8, K.N_LEDGER_COLS))
-    no_trades = np.empty((0, K.N_TRADE_COLS))
+    ledger = np.empty(8, K.LEDGER_DTYPE)
+    no_trades = np.empty(0, K.TRADE_DTYPE)
     got, vwap = K.walk_book_nb(ASK_PX, ASK_SZ, 4.0, 1.0, K.OVERFLOW_PENALTY, 0.0)
     K.fill_nb(st, ledger, no_trades, 0, got, vwap, got * vwap * 5e-4, K.KIND_TAKER, 0.0)
     # notional 404, fee 5 bp = 0.202
     assert st[K.S_QTY] == 4.0
     assert st[K.S_FEES] == pytest.approx(0.202, rel=1e-12)
     assert st[K.S_CASH] == pytest.approx(1_000.0 - 404.0 - 0.202, rel=1e-12)
-    assert st[K.S_NLEDGER] == 1 and ledger[0, K.L_QTY] == 4.0 and ledger[0, K.L_PX] == 101.0
+    assert st[K.S_NLEDGER] == 1 and ledger[0]["qty"] == 4.0 and ledger[0]["px"] == 101.0
     # the replay rebuilds the same state from the ledger row
     after, trades = K.replay_ledger_nb(ledger[:1], 1_000.0, 0)
-    assert after[0, K.A_CASH] == st[K.S_CASH] and after[0, K.A_POS] == 4.0
-    assert after[0, K.A_AVG] == 101.0 and len(trades) == 0
+    assert after[0]["cash"] == st[K.S_CASH] and after[0]["pos"] == 4.0
+    assert after[0]["avg"] == 101.0 and len(trades) == 0
+    rec = K.state_record(st)  # the same state, by name
+    assert rec["qty"] == st[K.S_QTY] and rec["fees"] == st[K.S_FEES] and rec["nledger"] == 1
 
 
 def test_book_backtest_walks_levels_and_charges_taker_fee():

@@ -153,7 +153,7 @@ class Result:
     symbol: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-    _ledger: np.ndarray = field(default_factory=lambda: np.empty((0, K.N_LEDGER_COLS)), repr=False)
+    _ledger: np.ndarray = field(default_factory=lambda: np.empty(0, K.LEDGER_DTYPE), repr=False)
     _n_trades: int = 0
     _ts_unit_ns: int = 1
 
@@ -172,18 +172,19 @@ class Result:
     def _last_row(self) -> np.ndarray:
         """Per event, the last ledger row at or before it (-1: none yet)."""
         n = len(self._arrays["ts"])
-        idx = np.ascontiguousarray(self._ledger[:, K.L_IDX])
-        return np.searchsorted(idx, np.arange(n, dtype=np.float64), side="right") - 1
+        idx = np.ascontiguousarray(self._ledger["idx"])
+        return np.searchsorted(idx, np.arange(n, dtype=np.int64), side="right") - 1
 
-    def _per_event(self, col: int, before: float) -> np.ndarray:
-        """A state column (A_*) as of the end of each event (it steps at ledger rows)."""
-        vals = np.append(self._replayed[0][:, col], before)  # row -1 picks `before`
+    def _per_event(self, col: str, before: float) -> np.ndarray:
+        """A field of the account after each ledger row (AFTER_DTYPE) as of the end of each
+        event (it steps at ledger rows)."""
+        vals = np.append(self._replayed[0][col], before)  # row -1 picks `before`
         return vals[self._last_row]
 
     @cached_property
     def equity(self) -> pd.DataFrame:
         eq = self._arrays["equity"]
-        cash = self._per_event(K.A_CASH, self.settings.init_cash)
+        cash = self._per_event("cash", self.settings.init_cash)
         peak = np.maximum.accumulate(np.maximum(eq, self.settings.init_cash))
         return pd.DataFrame(
             {"equity": eq, "cash": cash, "position_value": eq - cash, "drawdown": 1.0 - eq / peak},
@@ -194,38 +195,38 @@ class Result:
     @cached_property
     def positions(self) -> pd.DataFrame:
         a = self._arrays
-        qty = self._per_event(K.A_POS, 0.0)
-        avg = self._per_event(K.A_AVG, np.nan)
+        qty = self._per_event("pos", 0.0)
+        avg = self._per_event("avg", np.nan)
         return pd.DataFrame(
             {
                 "price": a["mark"],
                 "target": a["target"].astype(np.float64),
                 "qty": qty,
                 "avg_entry": avg,
-                "realized_pnl": self._per_event(K.A_REAL, 0.0),
+                "realized_pnl": self._per_event("real", 0.0),
                 "unrealized_pnl": np.where(qty != 0.0, qty * (a["mark"] - avg), 0.0),
-                "fees": self._per_event(K.A_FEES, 0.0),
-                "funding": self._per_event(K.A_FUND, 0.0),
+                "fees": self._per_event("fees", 0.0),
+                "funding": self._per_event("fund", 0.0),
             },
             index=self._index(),
             copy=False,
         )
 
     def _ledger_frame(self, kinds: tuple[int, ...]) -> pd.DataFrame:
-        keep = np.isin(self._ledger[:, K.L_KIND], kinds)
+        keep = np.isin(self._ledger["kind"], kinds)
         led = self._ledger[keep]
         after = self._replayed[0][keep]
         return pd.DataFrame(
             {
-                "kind": _KINDS[led[:, K.L_KIND].astype(np.int64)],
-                "qty": led[:, K.L_QTY],
-                "price": led[:, K.L_PX],
-                "fee": led[:, K.L_FEE],
-                "aux": led[:, K.L_AUX],
-                "position_after": after[:, K.A_POS],
-                "cash_after": after[:, K.A_CASH],
+                "kind": _KINDS[led["kind"]],
+                "qty": led["qty"],
+                "price": led["px"],
+                "fee": led["fee"],
+                "aux": led["aux"],
+                "position_after": after["pos"],
+                "cash_after": after["cash"],
             },
-            index=self._index(led[:, K.L_IDX].astype(np.int64)),
+            index=self._index(led["idx"]),
         )
 
     @cached_property
@@ -260,21 +261,21 @@ class Result:
     @cached_property
     def trades(self) -> pd.DataFrame:
         t = self._replayed[1]
-        entry = t[:, K.T_ENTRY_IDX].astype(np.int64)
-        exit_ = t[:, K.T_EXIT_IDX].astype(np.int64)
+        entry = t["entry_idx"]
+        exit_ = t["exit_idx"]
         exit_ts = self._index(exit_)
         df = pd.DataFrame(
             {
                 "exit_time": exit_ts,
-                "side": t[:, K.T_SIDE].astype(np.int8),
-                "qty": t[:, K.T_QTY],
-                "entry_px": t[:, K.T_ENTRY_PX],
-                "exit_px": t[:, K.T_EXIT_PX],
-                "pnl": t[:, K.T_PNL],
-                "return": t[:, K.T_RETURN],
-                "fees": t[:, K.T_FEES],
-                "funding": t[:, K.T_FUNDING],
-                "liquidated": t[:, K.T_LIQUIDATED] > 0,
+                "side": t["side"].astype(np.int8),
+                "qty": t["qty"],
+                "entry_px": t["entry_px"],
+                "exit_px": t["exit_px"],
+                "pnl": t["pnl"],
+                "return": t["ret"],
+                "fees": t["fees"],
+                "funding": t["funding"],
+                "liquidated": t["liquidated"],
             },
             index=self._index(entry).rename("entry_time"),
         )
@@ -437,9 +438,9 @@ def simulate(md: MarketData, mode: str, target: np.ndarray, cfg: Settings, equit
     n = hi - lo
     cap = 1024 + n // 32  # enough for most runs; an exact count costs a pass over target
     for _ in range(2):
-        ledger = np.empty((cap, K.N_LEDGER_COLS))
+        ledger = np.empty(cap, K.LEDGER_DTYPE)
         st = _simulate(mode, ts, cols, md.ts_unit_ns, target, f_rate, f_mark, cfg, equity, ledger)
-        if not st[K.S_FULL]:
+        if not K.state_record(st)["full"]:
             break
         cap = K.ledger_capacity_nb(target, f_rate, cfg.rebalance) + K.ROWS_PER_EVENT
     if st[K.S_BAD_ROW] >= 0:

@@ -11,8 +11,8 @@ Accounting model (linear perpetuals, quote currency):
     equity   = init_cash + realized + qty * (mark - avg_entry) - fees - funding paid
 
 Outputs: equity per event (float64[n], the only per-event array), a compact ledger
-(float64[m, N_LEDGER_COLS], one row per fill, liquidation, missed order or funding
-payment) and the final state vector (S_* slots), which also carries one-pass return,
+(LEDGER_DTYPE[m], a structured record per fill, liquidation, missed or dust order or
+funding payment) and the final state vector (S_* slots), which also carries one-pass return,
 drawdown and round-trip statistics. Cash, position, average entry, realized PnL, fees and
 funding change only at ledger rows, and round trips follow from the fills, so
 `replay_ledger_nb` rebuilds them, through the same functions and so to the same bits,
@@ -28,27 +28,29 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# --- ledger columns: one row per fill, liquidation, missed order or funding payment.
-# L_QTY: signed fill qty (0 for funding and misses); L_PX: fill price or funding mark (NaN
-# for misses); L_FEE: fee paid, or the funding payment (> 0 paid); L_AUX: signed qty an
-# order wanted but did not get (fills, misses), or the funding rate.
-L_IDX, L_KIND, L_QTY, L_PX, L_FEE, L_AUX = range(6)
-N_LEDGER_COLS = 6
-# state after each ledger row, rebuilt by replay_ledger_nb
-A_CASH, A_POS, A_AVG, A_REAL, A_FEES, A_FUND = range(6)
-N_AFTER_COLS = 6
+# --- records (structured dtypes: a field per column, usable in numba as ``rec.field``)
+# LEDGER_DTYPE: one row per fill, liquidation, missed order, dust order or funding payment.
+# qty: signed fill qty (0 for funding, misses and dust); px: fill price or funding mark (NaN
+# for misses and dust); fee: fee paid, or the funding payment (> 0 paid); aux: signed qty an
+# order wanted but did not get (fills, misses, dust), or the funding rate.
+LEDGER_DTYPE = np.dtype([("idx", np.int64), ("kind", np.int64), ("qty", np.float64), ("px", np.float64),
+                         ("fee", np.float64), ("aux", np.float64)], align=True)  # fmt: skip
+# AFTER_DTYPE: the account after each ledger row, rebuilt by replay_ledger_nb
+AFTER_DTYPE = np.dtype([("cash", np.float64), ("pos", np.float64), ("avg", np.float64),
+                        ("real", np.float64), ("fees", np.float64), ("fund", np.float64)], align=True)  # fmt: skip
 KIND_TAKER, KIND_LIQUIDATION, KIND_FUNDING, KIND_MISS, KIND_DUST = 0, 1, 2, 3, 4
 # The dust rule (docs/engine.md): an order that opens, adds to or reduces a position and
 # whose notional is at most DUST_FRAC x the account's equity is float noise, not a trade:
-# it is not executed but booked as a KIND_DUST ledger row (qty 0, L_AUX = the signed qty
-# it wanted) and counted in S_NDUST. An order that closes or flips a position always
+# it is not executed but booked as a KIND_DUST ledger row (qty 0, aux = the signed qty it
+# wanted) and counted in S_NDUST. An order that closes or flips a position always
 # executes, whatever its size (equity may have shrunk to nothing: it still trades).
 DUST_FRAC = 1e-12
 
-# --- trades columns
-(T_ENTRY_IDX, T_EXIT_IDX, T_SIDE, T_QTY, T_ENTRY_PX, T_EXIT_PX, T_PNL, T_FEES, T_FUNDING,
- T_RETURN, T_LIQUIDATED) = range(11)  # fmt: skip
-N_TRADE_COLS = 11
+# TRADE_DTYPE: one closed round trip (side: +1 long, -1 short)
+TRADE_DTYPE = np.dtype([("entry_idx", np.int64), ("exit_idx", np.int64), ("side", np.int64),
+                        ("qty", np.float64), ("entry_px", np.float64), ("exit_px", np.float64),
+                        ("pnl", np.float64), ("fees", np.float64), ("funding", np.float64),
+                        ("ret", np.float64), ("liquidated", np.bool_)], align=True)  # fmt: skip
 
 # --- running state, one float64 vector (keeps helpers pure and numba-friendly)
 (S_CASH, S_QTY, S_AVG, S_REAL, S_FEES, S_FUND, S_TURN, S_NLIQ, S_NLEDGER, S_NTRADE, S_NFILL,
@@ -67,6 +69,23 @@ N_TRADE_COLS = 11
  # orders the dust rule did not execute
  S_NDUST) = range(40)  # fmt: skip
 N_STATE = 40
+# The state as a record (names in S_* order): `state_record(st)` views a kernel's final
+# vector with these fields, no copy. The kernels keep the plain vector (slots that the hot
+# loops keep in registers, written back in one place), the Python side reads names.
+STATE_DTYPE = np.dtype([(name, np.float64) for name in (
+    "cash", "qty", "avg", "real", "fees", "fund", "turnover", "nliq", "nledger", "ntrade", "nfill",
+    "t_entry", "t_peak", "t_pnl", "t_fees", "t_fund", "t_in_qty", "t_in_cost", "t_out_qty", "t_out_cost",
+    "prev_eq", "sum_r", "sum_r2", "sum_dn2", "peak", "peak_ts", "max_dd", "max_dd_ns", "exposed",
+    "wins", "gross_win", "gross_loss", "sum_tret", "full", "bad_row", "bad_col", "last", "liq_lo",
+    "liq_hi", "ndust")])  # fmt: skip
+assert len(STATE_DTYPE.names) == N_STATE
+
+
+def state_record(st: np.ndarray) -> np.void:
+    """A kernel's final state vector seen as a STATE_DTYPE record (``rec["cash"]``)."""
+    return np.ascontiguousarray(st).view(STATE_DTYPE)[0]
+
+
 ROWS_PER_EVENT = 3  # ledger rows one event can add at most (fill, funding, liquidation)
 
 # --- book overflow modes (an order larger than the displayed depth)
@@ -125,17 +144,18 @@ def _close_trade_nb(st, trades, i, side, liquidated):  # pragma: no cover - comp
     st[S_NTRADE] = nt + 1
     if trades.shape[0] == 0:
         return
-    trades[nt, T_ENTRY_IDX] = st[S_T_ENTRY]
-    trades[nt, T_EXIT_IDX] = i
-    trades[nt, T_SIDE] = side
-    trades[nt, T_QTY] = st[S_T_PEAK]
-    trades[nt, T_ENTRY_PX] = cost / st[S_T_IN_QTY] if st[S_T_IN_QTY] > 0.0 else np.nan
-    trades[nt, T_EXIT_PX] = st[S_T_OUT_COST] / st[S_T_OUT_QTY] if st[S_T_OUT_QTY] > 0.0 else np.nan
-    trades[nt, T_PNL] = pnl
-    trades[nt, T_FEES] = st[S_T_FEES]
-    trades[nt, T_FUNDING] = st[S_T_FUND]
-    trades[nt, T_RETURN] = ret
-    trades[nt, T_LIQUIDATED] = 1.0 if liquidated else 0.0
+    t = trades[nt]
+    t.entry_idx = np.int64(st[S_T_ENTRY])
+    t.exit_idx = np.int64(i)
+    t.side = np.int64(side)
+    t.qty = st[S_T_PEAK]
+    t.entry_px = cost / st[S_T_IN_QTY] if st[S_T_IN_QTY] > 0.0 else np.nan
+    t.exit_px = st[S_T_OUT_COST] / st[S_T_OUT_QTY] if st[S_T_OUT_QTY] > 0.0 else np.nan
+    t.pnl = pnl
+    t.fees = st[S_T_FEES]
+    t.funding = st[S_T_FUND]
+    t.ret = ret
+    t.liquidated = liquidated
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -209,12 +229,13 @@ def _ledger_row_nb(st, ledger, i, kind, qty, px, fee, aux):  # pragma: no cover 
     r = int(st[S_NLEDGER])
     if r == ledger.shape[0]:
         raise ValueError("ledger capacity exceeded")
-    ledger[r, L_IDX] = i
-    ledger[r, L_KIND] = kind
-    ledger[r, L_QTY] = qty
-    ledger[r, L_PX] = px
-    ledger[r, L_FEE] = fee
-    ledger[r, L_AUX] = aux
+    row = ledger[r]
+    row.idx = np.int64(i)
+    row.kind = np.int64(kind)
+    row.qty = qty
+    row.px = px
+    row.fee = fee
+    row.aux = aux
     st[S_NLEDGER] = r + 1
 
 
@@ -463,7 +484,7 @@ def simulate_bars_nb(ts, open_, high, low, close, target, fund_rate, fund_mark, 
     """
     n = close.shape[0]
     st = new_state_nb(init_cash, ts[0] if n > 0 else 0)
-    trades = np.empty((0, N_TRADE_COLS), dtype=np.float64)  # round trips: counted, not stored
+    trades = np.empty(0, dtype=TRADE_DTYPE)  # round trips: counted, not stored
     acc = _acc_init_nb(init_cash, ts[0] if n > 0 else np.int64(0))
     has_funding = fund_rate.shape[0] == n
     fee = fee_bps * 1e-4
@@ -668,7 +689,7 @@ def simulate_book_nb(ts, bid_px, bid_sz, ask_px, ask_sz, target, fund_rate, fund
     """
     n = ts.shape[0]
     st = new_state_nb(init_cash, ts[0] if n > 0 else 0)
-    trades = np.empty((0, N_TRADE_COLS), dtype=np.float64)  # round trips: counted, not stored
+    trades = np.empty(0, dtype=TRADE_DTYPE)  # round trips: counted, not stored
     acc = _acc_init_nb(init_cash, ts[0] if n > 0 else np.int64(0))
     has_funding = fund_rate.shape[0] == n
     fee = fee_bps * 1e-4
@@ -741,28 +762,28 @@ def simulate_book_nb(ts, bid_px, bid_sz, ask_px, ask_sz, target, fund_rate, fund
 def replay_ledger_nb(ledger, init_cash, n_trades):  # pragma: no cover - compiled
     """Re-apply a run's ledger: the state after each row and the round trips.
 
-    ledger: float64[m, N_LEDGER_COLS] from a kernel; n_trades: rows to allocate (the run's
-    S_NTRADE). Returns (after float64[m, N_AFTER_COLS] with A_* columns, trades
-    float64[n_trades, N_TRADE_COLS]). Same functions as the run, so the same numbers.
+    ledger: LEDGER_DTYPE[m] from a kernel; n_trades: rows to allocate (the run's S_NTRADE).
+    Returns (after AFTER_DTYPE[m], trades TRADE_DTYPE[n_trades]). Same functions as the run,
+    so the same numbers.
     """
     m = ledger.shape[0]
     st = new_state_nb(init_cash, 0)
-    none = np.empty((0, N_LEDGER_COLS), dtype=np.float64)
-    trades = np.empty((n_trades, N_TRADE_COLS), dtype=np.float64)
-    after = np.empty((m, N_AFTER_COLS), dtype=np.float64)
+    none = np.empty(0, dtype=LEDGER_DTYPE)
+    trades = np.empty(n_trades, dtype=TRADE_DTYPE)
+    after = np.empty(m, dtype=AFTER_DTYPE)
     for r in range(m):
-        kind = ledger[r, L_KIND]
-        i = ledger[r, L_IDX]
+        row = ledger[r]
+        kind = row.kind
+        i = row.idx
         if kind == KIND_TAKER or kind == KIND_LIQUIDATION:
-            fill_nb(
-                st, none, trades, i, ledger[r, L_QTY], ledger[r, L_PX], ledger[r, L_FEE], kind, 0.0
-            )
+            fill_nb(st, none, trades, i, row.qty, row.px, row.fee, kind, 0.0)
         elif kind == KIND_FUNDING:
-            pay_funding_nb(st, none, i, ledger[r, L_AUX], ledger[r, L_PX])
-        after[r, A_CASH] = st[S_CASH]
-        after[r, A_POS] = st[S_QTY]
-        after[r, A_AVG] = st[S_AVG] if st[S_QTY] != 0.0 else np.nan
-        after[r, A_REAL] = st[S_REAL]
-        after[r, A_FEES] = st[S_FEES]
-        after[r, A_FUND] = st[S_FUND]
+            pay_funding_nb(st, none, i, row.aux, row.px)
+        a = after[r]
+        a.cash = st[S_CASH]
+        a.pos = st[S_QTY]
+        a.avg = st[S_AVG] if st[S_QTY] != 0.0 else np.nan
+        a.real = st[S_REAL]
+        a.fees = st[S_FEES]
+        a.fund = st[S_FUND]
     return after, trades[: int(st[S_NTRADE])]

@@ -73,17 +73,17 @@ class Run:
         """From a kernel's final state vector; ts in units of ts_unit_ns nanoseconds."""
         n = len(equity)
         span = float(ts[-1] - ts[0]) * ts_unit_ns * n / (n - 1) if n > 1 else 0.0
+        s = K.state_record(st)
         return cls(
             events=n, span_ns=span, init_cash=float(init_cash),
             final_equity=float(equity[-1]) if n else float(init_cash),
-            sum_r=float(st[K.S_SUM_R]), sum_r2=float(st[K.S_SUM_R2]), sum_dn2=float(st[K.S_SUM_DN2]),
-            max_dd=float(st[K.S_MAX_DD]), max_dd_ns=float(st[K.S_MAX_DD_NS]) * ts_unit_ns,
-            exposed=int(st[K.S_EXPOSED]), orders=int(st[K.S_NFILL]), trades=int(st[K.S_NTRADE]),
-            wins=int(st[K.S_WINS]), gross_win=float(st[K.S_GROSS_WIN]),
-            gross_loss=float(st[K.S_GROSS_LOSS]), sum_trade_return=float(st[K.S_SUM_TRET]),
-            turnover_notional=float(st[K.S_TURN]), fees=float(st[K.S_FEES]),
-            funding_paid=float(st[K.S_FUND]), liquidations=int(st[K.S_NLIQ]),
-            dust_orders=int(st[K.S_NDUST]),
+            sum_r=float(s["sum_r"]), sum_r2=float(s["sum_r2"]), sum_dn2=float(s["sum_dn2"]),
+            max_dd=float(s["max_dd"]), max_dd_ns=float(s["max_dd_ns"]) * ts_unit_ns,
+            exposed=int(s["exposed"]), orders=int(s["nfill"]), trades=int(s["ntrade"]),
+            wins=int(s["wins"]), gross_win=float(s["gross_win"]), gross_loss=float(s["gross_loss"]),
+            sum_trade_return=float(s["sum_tret"]), turnover_notional=float(s["turnover"]),
+            fees=float(s["fees"]), funding_paid=float(s["fund"]), liquidations=int(s["nliq"]),
+            dust_orders=int(s["ndust"]),
             start_ns=int(ts[0]) * ts_unit_ns if n else None,
             end_ns=int(ts[-1]) * ts_unit_ns if n else None, equity=equity,
         )  # fmt: skip
