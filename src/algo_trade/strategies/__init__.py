@@ -85,6 +85,8 @@ class Strategy:
 def _coerce(strategy: str, name: str, spec: Param, value: Any) -> Any:
     where = f"parameter {name!r} of {strategy!r}"
     typ = spec.type
+    if isinstance(value, np.generic):  # a value read from a results frame (np.bool_, np.int64)
+        value = value.item()
     try:
         if isinstance(value, str) and typ is not str:
             text = value.strip().lower()
