@@ -14,16 +14,8 @@ from pathlib import Path
 from algo_trade.errors import StoreError
 
 
-def fsync_dir(path: str | os.PathLike[str]) -> None:
-    """Make a rename inside `path` durable (the directory entry itself is fsynced)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """fsync a file, or a directory (which makes a rename inside it durable), by its path."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -53,10 +45,10 @@ def atomic_path(
         out.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         if fsync:
-            _fsync_file(tmp)
+            fsync_path(tmp)
         os.replace(tmp, out)
         if fsync:
-            fsync_dir(out.parent)
+            fsync_path(out.parent)
     except OSError as exc:
         raise StoreError(_why(out, exc)) from None
     finally:

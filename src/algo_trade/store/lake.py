@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from algo_trade.data import depth_nb
 from algo_trade.errors import DamagedFileError, DataError, StoreError
-from algo_trade.fileio import atomic_path, fsync_dir, write_text_atomic
+from algo_trade.fileio import atomic_path, fsync_path, write_text_atomic
 from algo_trade.schema import (
     KEYS,
     KINDS,
@@ -769,7 +769,7 @@ def _finish_compaction(day_dir: Path, fsync: bool) -> bool:
             fcntl.flock(fh, fcntl.LOCK_UN)
     path.unlink(missing_ok=True)
     if fsync:
-        fsync_dir(day_dir)
+        fsync_path(day_dir)
     return True
 
 
