@@ -30,16 +30,9 @@ import orjson
 import pyarrow as pa
 
 from algo_trade.exchanges.base import Event
+from algo_trade.fileio import fsync_path
 
 SPARSE = "liquidation"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_durably(path: Path, data: bytes, fsync: bool) -> None:
@@ -51,7 +44,7 @@ def _write_durably(path: Path, data: bytes, fsync: bool) -> None:
             os.fsync(f.fileno())
     os.replace(tmp, path)
     if fsync:
-        _fsync_dir(path.parent)
+        fsync_path(path.parent)
 
 
 class RunJournal:

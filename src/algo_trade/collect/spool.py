@@ -29,16 +29,9 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from algo_trade.errors import ConfigError
+from algo_trade.fileio import fsync_path
 
 _NAME = re.compile(r"^(\d{12})-([a-z]+)\.arrow$")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Spool:
@@ -59,19 +52,7 @@ class Spool:
         self._seq = max(seqs, default=0)
 
     def append(self, kind: str, table: pa.Table) -> Path:
-        self._seq += 1
-        name = f"{self._seq:012d}-{kind}.arrow"
-        tmp = self.root / f".tmp-{name}"
-        with open(tmp, "wb") as f:
-            with ipc.new_file(f, table.schema) as w:
-                w.write_table(table)
-            if self.fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, self.root / name)
-        if self.fsync:
-            _fsync_dir(self.root)
-        return self.root / name
+        return self.append_group([(kind, table)])[0]
 
     def append_group(self, items: list[tuple[str, pa.Table]]) -> list[Path]:
         """Append several segments as one durable step: every file written and fsynced,
@@ -91,7 +72,7 @@ class Spool:
         for tmp, final in tmps:
             os.replace(tmp, final)
         if self.fsync and tmps:
-            _fsync_dir(self.root)
+            fsync_path(self.root)
         return [final for _, final in tmps]
 
     def pending(self) -> list[tuple[Path, str]]:
