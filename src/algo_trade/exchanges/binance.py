@@ -159,34 +159,24 @@ class Normalizer(BaseNormalizer):
         if e == "depthUpdate":
             self._seen("book")
             self._depth(d)
-        elif e == "trade":
+        elif e == "trade" or e == "aggTrade":
             self._seen("trade")
             sym = self.ours.get(d["s"])
             if sym is not None:
+                raw = e == "trade"  # aggTrade ids carry an "a" prefix
                 self._trade_row(
                     ms_ns(d["T"]),
                     sym,
                     -1 if d["m"] else 1,
                     float(d["p"]),
                     float(d["q"]),
-                    str(d["t"]),
+                    str(d["t"]) if raw else f"a{d['a']}",
                 )
-                self._track(sym, int(d["t"]), int(d["T"]), d["q"], recv_ts_ns)
+                if raw:  # the backfill finds gaps in raw trade ids
+                    self._track(sym, int(d["t"]), int(d["T"]), d["q"], recv_ts_ns)
         elif e == "aggTradesBackfill":
             self._seen("backfill")
             self._backfill(d)
-        elif e == "aggTrade":
-            self._seen("trade")
-            sym = self.ours.get(d["s"])
-            if sym is not None:
-                self._trade_row(
-                    ms_ns(d["T"]),
-                    sym,
-                    -1 if d["m"] else 1,
-                    float(d["p"]),
-                    float(d["q"]),
-                    f"a{d['a']}",
-                )
         elif e == "markPriceUpdate":
             self._seen("funding")
             self._mark(d)
