@@ -9,8 +9,6 @@ bulk. Memory stays bounded by the page size.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator
 from functools import lru_cache
 
@@ -18,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from algo_trade.errors import DataError, StoreError
+from algo_trade.prefetch import prefetch
 from algo_trade.schema import book_columns, label_array, schema_for
 from algo_trade.store import pgcopy
 from algo_trade.store.postgres.levels import decode_levels
@@ -160,7 +159,7 @@ class Reader:
         widths = (8 * k, pgcopy.packed_width(depth)) if k else ()
         pages = self._book_pages(query, exchange, symbol, s, e, limit, descending, widths)
         if limit is None or limit > SCAN_BLOCK_ROWS:
-            pages = _prefetch(pages)
+            pages = prefetch(pages, name="pg-scan")
         for ts, lv_blob, n, lengths in pages:
             if k:
                 blob = np.frombuffer(lv_blob, dtype=np.uint8)
@@ -249,48 +248,6 @@ def _to_batch(
             typ = schema.field(name).type
             out.append(arr if arr.type == typ else arr.cast(typ))
     return pa.RecordBatch.from_arrays(out, schema=pa.schema([schema.field(c) for c in cols]))
-
-
-def _prefetch(pages: Iterator[tuple], depth: int = 2) -> Iterator[tuple]:
-    """Run `pages` on a worker thread, at most `depth` items ahead; stops when abandoned."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def work() -> None:
-        try:
-            for item in pages:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(done)
-        except BaseException as exc:  # handed to the consumer
-            q.put(exc)
-        finally:
-            pages.close()
-
-    worker = threading.Thread(target=work, name="pg-scan", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while worker.is_alive():
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                worker.join(0.05)
 
 
 @lru_cache(maxsize=64)
