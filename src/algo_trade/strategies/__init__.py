@@ -65,21 +65,27 @@ class Strategy:
 
     def resolve(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
         """Defaults filled in, strings parsed, types and ranges checked (ConfigError)."""
-        given = dict(params or {})
-        unknown = [k for k in given if k not in self.params]
-        if unknown:
-            valid = ", ".join(f"{k}: {p.describe()}" for k, p in self.params.items()) or "none"
-            raise ConfigError(
-                f"unknown parameter {unknown[0]!r} for strategy {self.name!r}; valid: {valid}"
-            )
-        out = {}
-        for name, spec in self.params.items():
-            out[name] = _coerce(self.name, name, spec, given.get(name, spec.default))
+        out = resolve_params(self.name, self.params, params)
         if self.check is not None:
             problem = self.check(out)
             if problem:
                 raise ConfigError(f"strategy {self.name!r}: {problem}")
         return out
+
+
+def resolve_params(
+    strategy: str, specs: Mapping[str, Param], params: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """`params` checked against `specs` (ConfigError on an unknown name or a bad value),
+    defaults filled in, strings parsed: for bar and order-level strategies alike."""
+    given = dict(params or {})
+    unknown = [k for k in given if k not in specs]
+    if unknown:
+        valid = ", ".join(f"{k}: {p.describe()}" for k, p in specs.items()) or "none"
+        raise ConfigError(
+            f"unknown parameter {unknown[0]!r} for strategy {strategy!r}; valid: {valid}"
+        )
+    return {k: _coerce(strategy, k, s, given.get(k, s.default)) for k, s in specs.items()}
 
 
 def _coerce(strategy: str, name: str, spec: Param, value: Any) -> Any:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from algo_trade.errors import ConfigError
-from algo_trade.strategies import Param, _coerce
+from algo_trade.strategies import Param, resolve_params
 
 _TYPES = (int, float, bool)
 
@@ -45,16 +45,7 @@ class OrderStrategy:
     doc: str = ""
 
     def resolve(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
-        given = dict(params or {})
-        unknown = [k for k in given if k not in self.params]
-        if unknown:
-            valid = ", ".join(f"{k}: {p.describe()}" for k, p in self.params.items()) or "none"
-            raise ConfigError(
-                f"unknown parameter {unknown[0]!r} for strategy {self.name!r}; valid: {valid}"
-            )
-        return {
-            k: _coerce(self.name, k, s, given.get(k, s.default)) for k, s in self.params.items()
-        }
+        return resolve_params(self.name, self.params, params)
 
 
 _REGISTRY: dict[str, OrderStrategy] = {}
