@@ -89,7 +89,7 @@ def test_console_script_demo_runs(tmp_path):
         [exe, "demo", "--home", str(tmp_path / "demo"), "--json"],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1500,  # a fresh clone compiles every kernel once
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)
@@ -102,7 +102,12 @@ def test_console_script_demo_runs(tmp_path):
     # the backtests ran on a day of 1m bars and two hours of 1 s books, and wrote their reports
     assert summary["backtest_bars"]["stats"]["events"] == 1440
     assert summary["backtest_book"]["stats"]["events"] == 2 * 3600
-    for part in ("backtest_bars", "backtest_book", "sweep"):
+    # the market maker replayed every depth event and trade of the two hours with limit
+    # orders: only maker fills (post-only quotes), a rebate (negative fees) on that volume
+    mm = summary["market_making"]["stats"]
+    assert mm["events"] > dc["depth_rows"] and mm["fills"] == mm["maker_fills"] > 0
+    assert mm["taker_fills"] == 0 and mm["fees"] == pytest.approx(-0.5e-4 * mm["volume"])
+    for part in ("backtest_bars", "backtest_book", "market_making", "sweep"):
         assert os.path.getsize(summary[part]["report"]) > 100_000  # plotly inlined
     # the sweep covered the grid fast=5:40:5 x slow=20:200:20 with fast < slow, best by sharpe
     sw = summary["sweep"]
