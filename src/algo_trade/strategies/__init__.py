@@ -24,6 +24,7 @@ import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -179,12 +180,7 @@ def get(name: str | Callable[..., np.ndarray] | Strategy) -> Strategy:
     if name in _REGISTRY:
         return _REGISTRY[name]
     if isinstance(name, str) and ":" in name:
-        mod_name, _, attr = name.partition(":")
-        try:
-            mod = importlib.import_module(mod_name)
-            fn = getattr(mod, attr)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"cannot load strategy {name!r}: {exc}") from None
+        _mod, fn = load_module_attr(name)
         if isinstance(fn, Strategy):
             return fn
         if name in _REGISTRY:
@@ -194,6 +190,16 @@ def get(name: str | Callable[..., np.ndarray] | Strategy) -> Strategy:
     raise ConfigError(
         f"unknown strategy {name!r}: choose one of {', '.join(sorted(_REGISTRY))}, or give module:function"
     )
+
+
+def load_module_attr(name: str) -> tuple[ModuleType, Any]:
+    """(module, object) a "module:attr" strategy name points at; ConfigError if none."""
+    mod_name, _, attr = name.partition(":")
+    try:
+        mod = importlib.import_module(mod_name)
+        return mod, getattr(mod, attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot load strategy {name!r}: {exc}") from None
 
 
 def _check_strategy_signature(name: str, fn: object) -> None:

@@ -24,14 +24,13 @@ From the CLI a user strategy is ``module:function``: the module registers it wit
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from algo_trade.errors import ConfigError
-from algo_trade.strategies import Param, resolve_params
+from algo_trade.strategies import Param, load_module_attr, resolve_params
 
 _TYPES = (int, float, bool)
 
@@ -106,12 +105,7 @@ def get(name: Any) -> OrderStrategy:
         if s.fn is name:
             return s
     if isinstance(name, str) and ":" in name:
-        mod_name, _, attr = name.partition(":")
-        try:
-            mod = importlib.import_module(mod_name)
-            fn = getattr(mod, attr)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"cannot load strategy {name!r}: {exc}") from None
+        mod, fn = load_module_attr(name)
         for s in _REGISTRY.values():
             if s.fn is fn:
                 return s
